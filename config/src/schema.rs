@@ -1,0 +1,231 @@
+//! The configuration schema: one serde type per YAML section. Every struct refuses
+//! unknown keys, and every field has a default, so an empty file is a valid config.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The whole `wirespan.yaml`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub connections: ConnectionsConfig,
+    pub http: HttpConfig,
+    pub service: ServiceConfig,
+    pub export: ExportConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+/// What the kernel probes copy.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Most payload bytes copied from one syscall; the rest is counted, not copied.
+    /// At most 4194304 (4 MiB).
+    pub per_call_cap_bytes: u32,
+    /// Size of the BPF ring buffer, a power of two of at least 65536.
+    pub ring_buffer_bytes: u32,
+    /// Most sockets tracked by the probes at once (BPF hash map size).
+    pub max_sockets: u32,
+    /// Only trace these processes (empty: every process).
+    pub pids: Vec<u32>,
+    /// Only trace connections with one of these local or remote ports (empty: all).
+    pub ports: Vec<u16>,
+    /// Never trace connections with one of these local or remote ports.
+    pub exclude_ports: Vec<u16>,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            per_call_cap_bytes: 256 * 1024,
+            ring_buffer_bytes: 16 * 1024 * 1024,
+            max_sockets: 65536,
+            pids: Vec::new(),
+            ports: Vec::new(),
+            exclude_ports: Vec::new(),
+        }
+    }
+}
+
+/// Connection tracking in user space.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Most connections tracked; the idlest is evicted (and counted) beyond it.
+    pub max_connections: usize,
+    /// A connection with no traffic for this long is evicted (and counted).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Hard bound on bytes buffered by all connections' parsers together.
+    pub memory_limit_bytes: usize,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 65536,
+            idle_timeout: Duration::from_secs(300),
+            memory_limit_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// HTTP parsing limits.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request or response head (start line plus headers) parsed; a larger
+    /// one is skipped and counted.
+    pub max_header_bytes: usize,
+    /// Most requests waiting for their response on one connection (pipelining).
+    pub max_pending_requests: usize,
+    /// Route patterns for `http.route`, such as `/users/{id}`; first match wins.
+    pub routes: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16 * 1024,
+            max_pending_requests: 64,
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// How processes and peers are named.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Names for processes that set no OTEL_SERVICE_NAME; first match wins.
+    pub rules: Vec<ServiceRule>,
+    /// Names for remote peers by address; first match wins.
+    pub peers: Vec<PeerRule>,
+}
+
+/// `service.name` for processes whose executable name or path matches.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRule {
+    /// Executable name (as in /proc/PID/comm or the exec path's last part).
+    #[serde(default)]
+    pub exe_name: Option<String>,
+    /// Prefix of the executable's full path.
+    #[serde(default)]
+    pub exe_path_prefix: Option<String>,
+    /// The service name to use.
+    pub name: String,
+}
+
+/// `service.peer.name` for remote addresses.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerRule {
+    /// An IP network such as `10.1.0.0/16` or a single address.
+    #[serde(default)]
+    pub cidr: Option<String>,
+    /// A port; with `cidr`, both must match.
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub name: String,
+}
+
+/// Where spans go. The standard OTEL_EXPORTER_OTLP_* variables override these.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportConfig {
+    /// OTLP export; absent (and no OTEL_EXPORTER_OTLP_ENDPOINT): spans go to stdout.
+    pub otlp: Option<OtlpConfig>,
+    /// Print spans to stdout, one line each, even when OTLP is configured.
+    pub stdout: bool,
+    /// Spans waiting for export; beyond it new spans are dropped and counted.
+    pub queue_size: usize,
+    /// Most spans in one export request.
+    pub max_batch_size: usize,
+    /// Longest a span waits before its batch is sent.
+    #[serde(with = "humantime_serde")]
+    pub batch_timeout: Duration,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        Self {
+            otlp: None,
+            stdout: false,
+            queue_size: 8192,
+            max_batch_size: 512,
+            batch_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The OTLP transport.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    #[default]
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// OTLP exporter settings.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// `http://host:4317` for gRPC, `http://host:4318` for HTTP (the signal path
+    /// `/v1/traces` is appended for HTTP, as the OTLP exporter spec says).
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    /// Extra request headers, such as an API key.
+    pub headers: BTreeMap<String, String>,
+    /// Timeout of one export request.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: "http://localhost:4317".to_string(),
+            protocol: OtlpProtocol::Grpc,
+            headers: BTreeMap::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The agent's own HTTP endpoint (/metrics, /readyz, /healthz).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to listen on; loopback by default so it is not exposed.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".to_string(),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `wirespan=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_string(),
+        }
+    }
+}

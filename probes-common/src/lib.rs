@@ -1,0 +1,339 @@
+//! The `#[repr(C)]` records that cross from wirespan's eBPF programs to user space,
+//! and the maps' key/value layouts. Shared by `probes-ebpf` (kernel side, `no_std`)
+//! and the `wirespan` collector (user side, with the `user` feature for `aya::Pod`).
+//!
+//! This crate holds layouts and constants only: no logic that either side runs.
+//! Every struct is padding-free (explicit `_pad` fields) so `Pod` is sound and the
+//! kernel never leaks uninitialised stack bytes into the ring buffer.
+#![no_std]
+
+/// Largest payload carried by one data record. A syscall that moves more bytes is
+/// split into consecutive chunks of at most this size.
+pub const MAX_CHUNK: usize = 16 * 1024;
+
+/// Most chunks emitted for one syscall; with `MAX_CHUNK` this bounds the per-call
+/// capture cap (`MAX_CHUNK * MAX_CHUNKS_PER_CALL` = 4 MiB).
+pub const MAX_CHUNKS_PER_CALL: u32 = 256;
+
+/// Most iovec entries walked for readv/writev/sendmsg/recvmsg. Bytes in later
+/// entries are reported in `call_len` but not copied (counted as truncated).
+pub const MAX_IOV: u32 = 32;
+
+/// Bytes of the environment block copied at exec, to read OTEL_SERVICE_NAME and
+/// OTEL_RESOURCE_ATTRIBUTES for processes too short-lived to read from /proc.
+pub const EXEC_ENV_MAX: usize = 8192;
+/// Bytes of the executable's path copied at exec.
+pub const EXEC_FILENAME_MAX: usize = 256;
+/// Bytes of the argv block copied at exec.
+pub const EXEC_ARGS_MAX: usize = 512;
+
+/// Record kinds, the first field of every record.
+pub mod kind {
+    pub const DATA: u32 = 1;
+    pub const CONN_OPEN: u32 = 2;
+    pub const CONN_CLOSE: u32 = 3;
+    pub const PROC_EXEC: u32 = 4;
+    pub const PROC_EXIT: u32 = 5;
+}
+
+/// Direction of a data record, from the observed process's point of view.
+pub mod direction {
+    /// Bytes the process wrote to the socket.
+    pub const EGRESS: u32 = 0;
+    /// Bytes the process read from the socket.
+    pub const INGRESS: u32 = 1;
+}
+
+/// Which side opened a connection.
+pub mod role {
+    pub const UNKNOWN: u32 = 0;
+    /// The observed process called connect().
+    pub const CLIENT: u32 = 1;
+    /// The observed process accepted the connection.
+    pub const SERVER: u32 = 2;
+}
+
+/// How a connection became known to the probes.
+pub mod origin {
+    pub const CONNECT: u32 = 1;
+    pub const ACCEPT: u32 = 2;
+    /// Seeded by user space from /proc for sockets open before the agent started.
+    pub const SEEDED: u32 = 3;
+}
+
+/// The syscall (or library call) that produced a data record.
+pub mod source {
+    pub const READ: u32 = 1;
+    pub const WRITE: u32 = 2;
+    pub const READV: u32 = 3;
+    pub const WRITEV: u32 = 4;
+    pub const RECVFROM: u32 = 5;
+    pub const SENDTO: u32 = 6;
+    pub const RECVMSG: u32 = 7;
+    pub const SENDMSG: u32 = 8;
+}
+
+/// Indexes of the per-CPU loss and activity counters (`COUNTERS` map).
+/// Names are what user space exports as the `reason` label.
+pub mod counter {
+    /// bpf_ringbuf_output failed: the ring buffer was full.
+    pub const RINGBUF_FULL_DATA: u32 = 0;
+    /// A connection, close, exec or exit record could not be reserved.
+    pub const RINGBUF_FULL_CONTROL: u32 = 1;
+    /// The socket map was full: a new connection was not tracked.
+    pub const SOCKET_MAP_FULL: u32 = 2;
+    /// The in-flight syscall map was full: one call's data was not captured.
+    pub const INFLIGHT_MAP_FULL: u32 = 3;
+    /// bpf_probe_read_user of a payload failed.
+    pub const READ_USER_FAILED: u32 = 4;
+    /// Reading a kernel struct (socket address) failed.
+    pub const READ_KERNEL_FAILED: u32 = 5;
+    /// Syscalls whose payload was cut by the per-call cap or the iovec limit.
+    pub const TRUNCATED_CALLS: u32 = 6;
+    /// Bytes not copied because of the per-call cap or the iovec limit.
+    pub const TRUNCATED_BYTES: u32 = 7;
+    /// Bytes not copied because user space muted the connection (not HTTP).
+    pub const MUTED_BYTES: u32 = 8;
+    /// Data records emitted.
+    pub const DATA_RECORDS: u32 = 9;
+    /// Payload bytes emitted.
+    pub const DATA_BYTES: u32 = 10;
+    /// Bytes dropped because the ring buffer was full (after a failed output).
+    pub const RINGBUF_FULL_BYTES: u32 = 11;
+    pub const COUNT: u32 = 12;
+
+    /// Label for each index, in order.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "ringbuf_full_data",
+        "ringbuf_full_control",
+        "socket_map_full",
+        "inflight_map_full",
+        "read_user_failed",
+        "read_kernel_failed",
+        "truncated_calls",
+        "truncated_bytes",
+        "muted_bytes",
+        "data_records",
+        "data_bytes",
+        "ringbuf_full_bytes",
+    ];
+}
+
+/// Common prefix of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// One of [`kind`].
+    pub kind: u32,
+    /// Process id (thread group id).
+    pub tgid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// File descriptor, or -1 where none applies.
+    pub fd: i32,
+    /// CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) when the record was made.
+    pub ts_ns: u64,
+}
+
+/// A chunk of socket payload. `chunk_len` payload bytes follow this header.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataHeader {
+    pub header: RecordHeader,
+    /// Generation of the connection, unique per agent run; tells fd reuse apart.
+    pub conn_id: u64,
+    /// Offset, in this direction's byte stream, of the first byte of the call.
+    pub call_stream_offset: u64,
+    /// Bytes the syscall actually moved (its return value).
+    pub call_len: u64,
+    /// Offset of this chunk's first byte within the call.
+    pub chunk_offset: u32,
+    /// Payload bytes that follow.
+    pub chunk_len: u32,
+    /// One of [`direction`].
+    pub direction: u32,
+    /// One of [`source`].
+    pub source: u32,
+}
+
+/// A socket address as the probes report it. IPv4 is stored as IPv4-mapped IPv6.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockAddr {
+    pub addr: [u8; 16],
+    pub port: u16,
+    /// AF_INET (2) or AF_INET6 (10).
+    pub family: u16,
+    pub _pad: u32,
+}
+
+/// A connection became known (connect, accept, or seeded).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnOpenRecord {
+    pub header: RecordHeader,
+    pub conn_id: u64,
+    pub local: SockAddr,
+    pub remote: SockAddr,
+    /// One of [`role`].
+    pub role: u32,
+    /// One of [`origin`].
+    pub origin: u32,
+}
+
+/// A tracked socket was closed. The stream totals let user space see any tail
+/// of either direction that it never received.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnCloseRecord {
+    pub header: RecordHeader,
+    pub conn_id: u64,
+    pub egress_total: u64,
+    pub ingress_total: u64,
+}
+
+/// A process called exec. Carries what identifies it, read in the kernel so that a
+/// process that lives for milliseconds is still named.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProcExecRecord {
+    pub header: RecordHeader,
+    pub ppid: u32,
+    pub filename_len: u32,
+    pub args_len: u32,
+    pub env_len: u32,
+    pub comm: [u8; 16],
+    pub filename: [u8; EXEC_FILENAME_MAX],
+    pub args: [u8; EXEC_ARGS_MAX],
+    pub env: [u8; EXEC_ENV_MAX],
+}
+
+/// A process (thread group) exited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcExitRecord {
+    pub header: RecordHeader,
+    pub exit_code: i32,
+    pub _pad: u32,
+}
+
+/// Key of the socket map: which sockets are captured.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SocketKey {
+    pub tgid: u32,
+    pub fd: i32,
+}
+
+/// Flags in [`SocketState::flags`].
+pub mod socket_flag {
+    /// User space decided the connection carries nothing it parses: count its
+    /// bytes but stop copying them.
+    pub const MUTED: u32 = 1;
+}
+
+/// Value of the socket map. The stream offsets are advanced atomically by the
+/// probes, so every byte has an exact position and a lost record is a measurable gap.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketState {
+    pub conn_id: u64,
+    pub egress_offset: u64,
+    pub ingress_offset: u64,
+    pub role: u32,
+    pub flags: u32,
+}
+
+/// Byte offsets of kernel struct fields, resolved by user space from the running
+/// kernel's BTF and handed to the probes (Rust eBPF has no CO-RE relocations).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_files: u32,
+    pub task_mm: u32,
+    pub task_real_parent: u32,
+    pub task_tgid: u32,
+    pub files_fdt: u32,
+    pub fdtable_fd: u32,
+    pub fdtable_max_fds: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub sk_family: u32,
+    pub sk_daddr: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_dport: u32,
+    pub sk_num: u32,
+    pub sk_v6_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
+    pub sk_type: u32,
+    pub sk_type_bits: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub mm_env_start: u32,
+    pub mm_env_end: u32,
+}
+
+/// Runtime settings for the probes, in the one-entry `SETTINGS` array map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeSettings {
+    /// The agent's own tgid: never traced.
+    pub self_tgid: u32,
+    /// Most payload bytes copied from one syscall (the rest is counted).
+    pub per_call_cap: u32,
+    /// When 1, only processes in the `PID_FILTER` map are traced.
+    pub pid_filter_enabled: u32,
+    /// When 1, only connections with a local or remote port in `PORT_FILTER`.
+    pub port_filter_enabled: u32,
+    pub offsets: KernelOffsets,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for RecordHeader {}
+    unsafe impl aya::Pod for DataHeader {}
+    unsafe impl aya::Pod for SockAddr {}
+    unsafe impl aya::Pod for ConnOpenRecord {}
+    unsafe impl aya::Pod for ConnCloseRecord {}
+    unsafe impl aya::Pod for ProcExitRecord {}
+    unsafe impl aya::Pod for SocketKey {}
+    unsafe impl aya::Pod for SocketState {}
+    unsafe impl aya::Pod for KernelOffsets {}
+    unsafe impl aya::Pod for ProbeSettings {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    // Sizes are part of the wire format of recordings; a change must be deliberate.
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<RecordHeader>(), 24);
+        assert_eq!(size_of::<DataHeader>(), 24 + 8 * 3 + 4 * 4);
+        assert_eq!(size_of::<SockAddr>(), 24);
+        assert_eq!(size_of::<ConnOpenRecord>(), 24 + 8 + 24 * 2 + 8);
+        assert_eq!(size_of::<ConnCloseRecord>(), 24 + 8 * 3);
+        assert_eq!(size_of::<ProcExitRecord>(), 32);
+        assert_eq!(
+            size_of::<ProcExecRecord>(),
+            24 + 16 + 16 + EXEC_FILENAME_MAX + EXEC_ARGS_MAX + EXEC_ENV_MAX
+        );
+        assert_eq!(size_of::<SocketState>(), 32);
+        assert_eq!(size_of::<KernelOffsets>(), 22 * 4);
+        assert_eq!(size_of::<ProbeSettings>(), 16 + 22 * 4);
+    }
+
+    #[test]
+    fn counter_names_are_unique_and_named() {
+        assert_eq!(counter::NAMES.len(), counter::COUNT as usize);
+        for (i, a) in counter::NAMES.iter().enumerate() {
+            assert!(!a.is_empty() && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            for b in &counter::NAMES[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! What the protocol parsers produce: one request/response pair, and the issues
+//! they count. Shared by HTTP/1 and HTTP/2 so span building does not care which.
+
+/// Which half of a connection a byte stream is: the requests (client to server)
+/// or the responses (server to client). The connection tracker maps egress and
+/// ingress onto these from the connection's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    Request,
+    Response,
+}
+
+/// HTTP version seen on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpVersion {
+    Http10,
+    Http11,
+    Http2,
+}
+
+impl HttpVersion {
+    /// The value of `network.protocol.version`.
+    pub fn as_otel(&self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "1.0",
+            HttpVersion::Http11 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
+}
+
+/// The parts of a request head that spans use. Strings are copied once per
+/// message, never per byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    /// The request target as sent (origin-form path and query, or absolute-form).
+    pub target: String,
+    pub version: HttpVersion,
+    /// `Host` (HTTP/1) or `:authority` (HTTP/2).
+    pub authority: Option<String>,
+    /// `:scheme` (HTTP/2 only).
+    pub scheme: Option<String>,
+    pub user_agent: Option<String>,
+    pub content_type: Option<String>,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+}
+
+/// The parts of a response head that spans use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub version: HttpVersion,
+    pub content_type: Option<String>,
+    /// `grpc-status` from the trailers (or a trailers-only response).
+    pub grpc_status: Option<u32>,
+    pub grpc_message: Option<String>,
+}
+
+/// How an exchange ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExchangeEnd {
+    /// The whole response was seen.
+    Complete,
+    /// The connection closed before the response completed.
+    ConnectionClosed,
+    /// The stream was reset (HTTP/2 RST_STREAM) or the connection went away (GOAWAY).
+    Reset,
+    /// Bytes were lost (a gap) inside the response; the end is approximate.
+    Gap,
+}
+
+/// One request paired with its response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpExchange {
+    pub request: RequestHead,
+    /// None when the connection ended before any response head.
+    pub response: Option<ResponseHead>,
+    /// Body bytes after decoding transfer framing (chunk sizes excluded).
+    pub request_body_size: u64,
+    pub response_body_size: u64,
+    /// Timestamp (the caller's clock, ns) of the data carrying the first request byte.
+    pub request_start_ns: u64,
+    /// Timestamp of the data carrying the last request byte.
+    pub request_end_ns: u64,
+    /// Timestamp of the data carrying the first response byte (0 without a response).
+    pub response_start_ns: u64,
+    /// Timestamp of the data carrying the last response byte (or of the end event).
+    pub response_end_ns: u64,
+    /// HTTP/2 stream id; None for HTTP/1.
+    pub stream_id: Option<u32>,
+    pub end: ExchangeEnd,
+    /// HTTP/2 only: some header fields could not be decoded because the agent
+    /// joined after the HPACK dynamic table was built; those fields are absent.
+    pub headers_incomplete: bool,
+}
+
+/// A counted parser event: everything a parser skips, rejects or cannot pair.
+/// `label()` is the `reason` label in /metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParseIssue {
+    /// Bytes that could not be parsed as the expected protocol.
+    MalformedHead,
+    /// A head larger than the configured limit.
+    HeadTooLarge,
+    /// A response with no request waiting for it.
+    UnpairedResponse,
+    /// A request dropped because too many were waiting (pipelining limit).
+    PendingOverflow,
+    /// A gap forced the parser to look for the next message boundary.
+    ResyncAfterGap,
+    /// Bytes skipped while looking for a message boundary.
+    ResyncSkippedBytes(u64),
+    /// Malformed chunked body framing.
+    MalformedChunk,
+    /// A connection switched protocols (101); parsing stops for it.
+    ProtocolUpgrade,
+    /// HTTP/2 frame-level error; parsing stops for the connection.
+    Http2FrameError,
+    /// HTTP/2 HPACK decoding error.
+    HpackError,
+    /// HTTP/2 header field that referenced a dynamic-table entry from before the
+    /// agent joined the connection.
+    HpackUnknownIndex,
+    /// HTTP/2 stream limit reached; the new stream is not tracked.
+    Http2TooManyStreams,
+}
+
+impl ParseIssue {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ParseIssue::MalformedHead => "malformed_head",
+            ParseIssue::HeadTooLarge => "head_too_large",
+            ParseIssue::UnpairedResponse => "unpaired_response",
+            ParseIssue::PendingOverflow => "pending_overflow",
+            ParseIssue::ResyncAfterGap => "resync_after_gap",
+            ParseIssue::ResyncSkippedBytes(_) => "resync_skipped_bytes",
+            ParseIssue::MalformedChunk => "malformed_chunk",
+            ParseIssue::ProtocolUpgrade => "protocol_upgrade",
+            ParseIssue::Http2FrameError => "http2_frame_error",
+            ParseIssue::HpackError => "hpack_error",
+            ParseIssue::HpackUnknownIndex => "hpack_unknown_index",
+            ParseIssue::Http2TooManyStreams => "http2_too_many_streams",
+        }
+    }
+}
+
+/// Where a parser puts what it finds. Implemented by the connection tracker.
+pub trait ExchangeSink {
+    fn exchange(&mut self, exchange: HttpExchange);
+    fn issue(&mut self, issue: ParseIssue);
+}
+
+/// A sink that keeps everything, for tests and tools.
+#[derive(Debug, Default)]
+pub struct CollectingSink {
+    pub exchanges: Vec<HttpExchange>,
+    pub issues: Vec<ParseIssue>,
+}
+
+impl ExchangeSink for CollectingSink {
+    fn exchange(&mut self, exchange: HttpExchange) {
+        self.exchanges.push(exchange);
+    }
+    fn issue(&mut self, issue: ParseIssue) {
+        self.issues.push(issue);
+    }
+}
