@@ -59,6 +59,10 @@ pub mod origin {
     pub const ACCEPT: u32 = 2;
     /// Seeded by user space from /proc for sockets open before the agent started.
     pub const SEEDED: u32 = 3;
+    /// A connection of the agent itself: never captured, but reported so user
+    /// space can ignore the other end when it is a process on this host (the
+    /// collector receiving our exports), which would otherwise loop.
+    pub const AGENT_OWN: u32 = 4;
 }
 
 /// The syscall (or library call) that produced a data record.
@@ -71,6 +75,8 @@ pub mod source {
     pub const SENDTO: u32 = 6;
     pub const RECVMSG: u32 = 7;
     pub const SENDMSG: u32 = 8;
+    /// sendfile: bytes moved from a file, never copied (always a counted gap).
+    pub const SENDFILE: u32 = 9;
 }
 
 /// Indexes of the per-CPU loss and activity counters (`COUNTERS` map).
@@ -213,8 +219,6 @@ pub struct ProcExecRecord {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcExitRecord {
     pub header: RecordHeader,
-    pub exit_code: i32,
-    pub _pad: u32,
 }
 
 /// Key of the socket map: which sockets are captured.
@@ -316,7 +320,7 @@ mod tests {
         assert_eq!(size_of::<SockAddr>(), 24);
         assert_eq!(size_of::<ConnOpenRecord>(), 24 + 8 + 24 * 2 + 8);
         assert_eq!(size_of::<ConnCloseRecord>(), 24 + 8 * 3);
-        assert_eq!(size_of::<ProcExitRecord>(), 32);
+        assert_eq!(size_of::<ProcExitRecord>(), 24);
         assert_eq!(
             size_of::<ProcExecRecord>(),
             24 + 16 + 16 + EXEC_FILENAME_MAX + EXEC_ARGS_MAX + EXEC_ENV_MAX

@@ -1,0 +1,281 @@
+//! Connection lifecycle: connect (client), accept/accept4 (server), close.
+//!
+//! Kernel signatures relied on:
+//!   connect(fd, struct sockaddr *uservaddr, int addrlen)
+//!   accept(fd, struct sockaddr *upeer_sockaddr, int *upeer_addrlen)
+//!   accept4(fd, struct sockaddr *upeer_sockaddr, int *upeer_addrlen, int flags)
+//!   close(fd)
+//! The 4-tuple is read from the socket's `struct sock` (found through the task's
+//! fd table), with field offsets from the running kernel's BTF: both ends are
+//! known even when the application passes no address buffer to accept.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_task, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use probes_common::{
+    counter, kind, origin, role, ConnCloseRecord, ConnOpenRecord, KernelOffsets, ProbeSettings,
+    SockAddr, SocketKey, SocketState,
+};
+
+use super::{
+    maps::{ConnectCall, CONNECTING, CONN_SEQ, EVENTS, PID_FILTER, PORT_FILTER, SOCKETS},
+    util::{arg, count, current_ids, ret, settings},
+};
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const SOCK_STREAM: u16 = 1;
+const EINPROGRESS: i64 = 115;
+
+#[inline(always)]
+fn read_kernel<T: Copy>(addr: u64) -> Option<T> {
+    unsafe { bpf_probe_read_kernel(addr as *const T) }.ok()
+}
+
+/// The `struct sock *` behind `fd` of the current task, or None.
+#[inline(always)]
+fn sock_of_fd(off: &KernelOffsets, fd: i32) -> Option<u64> {
+    let task = unsafe { bpf_get_current_task() };
+    let files: u64 = read_kernel(task + off.task_files as u64)?;
+    let fdt: u64 = read_kernel(files + off.files_fdt as u64)?;
+    let max_fds: u32 = read_kernel(fdt + off.fdtable_max_fds as u64)?;
+    if fd < 0 || fd as u32 >= max_fds {
+        return None;
+    }
+    let fd_array: u64 = read_kernel(fdt + off.fdtable_fd as u64)?;
+    let file: u64 = read_kernel(fd_array + 8 * fd as u64)?;
+    if file == 0 {
+        return None;
+    }
+    let socket: u64 = read_kernel(file + off.file_private_data as u64)?;
+    if socket == 0 {
+        return None;
+    }
+    let sk: u64 = read_kernel(socket + off.socket_sk as u64)?;
+    if sk == 0 {
+        None
+    } else {
+        Some(sk)
+    }
+}
+
+/// Fills both endpoints from `sk`. Returns false for anything but a TCP/IP
+/// stream socket (unix sockets, UDP), which are not traced.
+#[inline(always)]
+fn read_endpoints(off: &KernelOffsets, sk: u64, local: &mut SockAddr, remote: &mut SockAddr) -> bool {
+    let family: u16 = match read_kernel(sk + off.sk_family as u64) {
+        Some(f) => f,
+        None => return false,
+    };
+    if family != AF_INET && family != AF_INET6 {
+        return false;
+    }
+    let sk_type: u16 = read_kernel(sk + off.sk_type as u64).unwrap_or(0);
+    if sk_type != SOCK_STREAM {
+        return false;
+    }
+    let dport: u16 = read_kernel(sk + off.sk_dport as u64).unwrap_or(0);
+    let num: u16 = read_kernel(sk + off.sk_num as u64).unwrap_or(0);
+    remote.port = u16::from_be(dport);
+    local.port = num;
+    remote.family = family;
+    local.family = family;
+    if family == AF_INET {
+        let d: [u8; 4] = read_kernel(sk + off.sk_daddr as u64).unwrap_or([0; 4]);
+        let s: [u8; 4] = read_kernel(sk + off.sk_rcv_saddr as u64).unwrap_or([0; 4]);
+        // IPv4-mapped IPv6, so that user space handles one address shape.
+        remote.addr = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, d[0], d[1], d[2], d[3]];
+        local.addr = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, s[0], s[1], s[2], s[3]];
+    } else {
+        remote.addr = read_kernel(sk + off.sk_v6_daddr as u64).unwrap_or([0; 16]);
+        local.addr = read_kernel(sk + off.sk_v6_rcv_saddr as u64).unwrap_or([0; 16]);
+    }
+    true
+}
+
+#[inline(always)]
+fn port_allowed(s: &ProbeSettings, a: u16, b: u16) -> bool {
+    let rule_a = unsafe { PORT_FILTER.get(&a) }.copied().unwrap_or(0);
+    let rule_b = unsafe { PORT_FILTER.get(&b) }.copied().unwrap_or(0);
+    if (rule_a | rule_b) & 2 != 0 {
+        return false;
+    }
+    if s.port_filter_enabled != 0 && (rule_a | rule_b) & 1 == 0 {
+        return false;
+    }
+    true
+}
+
+#[inline(always)]
+fn register(fd: i32, conn_role: u32, conn_origin: u32) {
+    let s = match settings() {
+        Some(s) => s,
+        None => return,
+    };
+    let (_, tgid, tid) = current_ids();
+    let own = tgid == s.self_tgid;
+    if !own && s.pid_filter_enabled != 0 && unsafe { PID_FILTER.get(&tgid) }.is_none() {
+        return;
+    }
+    let sk = match sock_of_fd(&s.offsets, fd) {
+        Some(sk) => sk,
+        None => {
+            count(counter::READ_KERNEL_FAILED, 1);
+            return;
+        }
+    };
+    // Built in place in the ring buffer: the record does not fit the BPF stack
+    // next to everything else.
+    let mut entry = match EVENTS.reserve::<ConnOpenRecord>(0) {
+        Some(e) => e,
+        None => {
+            count(counter::RINGBUF_FULL_CONTROL, 1);
+            return;
+        }
+    };
+    let rec = entry.as_mut_ptr();
+    let accepted = unsafe {
+        (*rec).local = SockAddr::default();
+        (*rec).remote = SockAddr::default();
+        read_endpoints(&s.offsets, sk, &mut (*rec).local, &mut (*rec).remote)
+            && (own || port_allowed(s, (*rec).local.port, (*rec).remote.port))
+    };
+    if !accepted {
+        entry.discard(0);
+        return;
+    }
+    let conn_id = next_conn_id();
+    if !own {
+        let key = SocketKey { tgid, fd };
+        let state = SocketState {
+            conn_id,
+            egress_offset: 0,
+            ingress_offset: 0,
+            role: conn_role,
+            flags: 0,
+        };
+        if SOCKETS.insert(&key, &state, 0).is_err() {
+            count(counter::SOCKET_MAP_FULL, 1);
+            entry.discard(0);
+            return;
+        }
+    }
+    unsafe {
+        (*rec).header = probes_common::RecordHeader {
+            kind: kind::CONN_OPEN,
+            tgid,
+            tid,
+            fd,
+            ts_ns: bpf_ktime_get_ns(),
+        };
+        (*rec).conn_id = conn_id;
+        (*rec).role = conn_role;
+        (*rec).origin = if own { origin::AGENT_OWN } else { conn_origin };
+    }
+    entry.submit(0);
+}
+
+/// A connection id unique for this load of the programs without atomics: the
+/// CPU number in the top bits, a per-CPU sequence below. User space seeds its
+/// own ids with the top bit set, so the two never collide.
+#[inline(always)]
+fn next_conn_id() -> u64 {
+    let cpu = unsafe { bpf_get_smp_processor_id() } as u64;
+    let seq = match CONN_SEQ.get_ptr_mut(0) {
+        Some(p) => unsafe {
+            *p += 1;
+            *p
+        },
+        None => 0,
+    };
+    (cpu << 48) | (seq & 0xffff_ffff_ffff)
+}
+
+#[tracepoint]
+pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
+    let (id, _, _) = current_ids();
+    let call = ConnectCall {
+        fd: arg(&ctx, 0) as i32,
+        role: role::CLIENT,
+    };
+    let _ = CONNECTING.insert(&id, &call, 0);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    let (id, _, _) = current_ids();
+    let call = match unsafe { CONNECTING.get(&id) } {
+        Some(c) => *c,
+        None => return 0,
+    };
+    let _ = CONNECTING.remove(&id);
+    let r = ret(&ctx);
+    // Non-blocking connects return EINPROGRESS with the local port already bound.
+    if r == 0 || r == -EINPROGRESS {
+        register(call.fd, role::CLIENT, origin::CONNECT);
+    }
+    0
+}
+
+/// Serves accept and accept4.
+#[tracepoint]
+pub fn sys_enter_accept(_ctx: TracePointContext) -> u32 {
+    let (id, _, _) = current_ids();
+    let call = ConnectCall {
+        fd: -1,
+        role: role::SERVER,
+    };
+    let _ = CONNECTING.insert(&id, &call, 0);
+    0
+}
+
+/// Serves accept and accept4: the new connection's fd is the return value.
+#[tracepoint]
+pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
+    let (id, _, _) = current_ids();
+    if unsafe { CONNECTING.get(&id) }.is_none() {
+        return 0;
+    }
+    let _ = CONNECTING.remove(&id);
+    let r = ret(&ctx);
+    if r >= 0 {
+        register(r as i32, role::SERVER, origin::ACCEPT);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+    let (_, tgid, tid) = current_ids();
+    let fd = arg(&ctx, 0) as i32;
+    let key = SocketKey { tgid, fd };
+    let state = match unsafe { SOCKETS.get(&key) } {
+        Some(s) => *s,
+        None => return 0,
+    };
+    let _ = SOCKETS.remove(&key);
+    match EVENTS.reserve::<ConnCloseRecord>(0) {
+        Some(mut entry) => {
+            entry.write(ConnCloseRecord {
+                header: probes_common::RecordHeader {
+                    kind: kind::CONN_CLOSE,
+                    tgid,
+                    tid,
+                    fd,
+                    ts_ns: unsafe { bpf_ktime_get_ns() },
+                },
+                conn_id: state.conn_id,
+                egress_total: state.egress_offset,
+                ingress_total: state.ingress_offset,
+            });
+            entry.submit(0);
+        }
+        None => count(counter::RINGBUF_FULL_CONTROL, 1),
+    }
+    0
+}

@@ -1,0 +1,339 @@
+//! read/write-family syscalls on tracked sockets: enter saves the arguments,
+//! exit copies the bytes the call actually moved.
+//!
+//! Kernel signatures relied on (include/linux/syscalls.h):
+//!   read(fd, buf, count)              write(fd, buf, count)
+//!   readv(fd, iov, iovcnt)            writev(fd, iov, iovcnt)
+//!   recvfrom(fd, buf, len, flags, ..) sendto(fd, buf, len, flags, ..)
+//!   recvmsg(fd, msg, flags)           sendmsg(fd, msg, flags)
+//!   sendfile64(out_fd, in_fd, offset, count)
+
+use aya_ebpf::{
+    helpers::{
+        bpf_ktime_get_ns,
+        generated::bpf_probe_read_user,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use probes_common::{
+    counter, direction, kind, socket_flag, source, DataHeader, SocketKey, MAX_CHUNK,
+    MAX_CHUNKS_PER_CALL, MAX_IOV,
+};
+
+use super::{
+    maps::{shape, DataScratch, InflightCall, DATA_SCRATCH, EVENTS, INFLIGHT, SOCKETS},
+    util::{arg, count, current_ids, fetch_add, ret, settings},
+};
+
+const MSG_PEEK: u64 = 2;
+const HEADER_LEN: u64 = core::mem::size_of::<DataHeader>() as u64;
+
+#[inline(always)]
+fn enter(fd: u64, ptr: u64, n: u64, source: u32, direction: u32, shape: u32) -> u32 {
+    let (id, tgid, _) = current_ids();
+    let key = SocketKey {
+        tgid,
+        fd: fd as i32,
+    };
+    if SOCKETS.get_ptr(&key).is_none() {
+        return 0;
+    }
+    let call = InflightCall {
+        ptr,
+        count: n,
+        fd: fd as i32,
+        source,
+        direction,
+        shape,
+    };
+    if INFLIGHT.insert(&id, &call, 0).is_err() {
+        count(counter::INFLIGHT_MAP_FULL, 1);
+    }
+    0
+}
+
+#[inline(always)]
+fn exit(ctx: &TracePointContext) -> u32 {
+    let (id, tgid, tid) = current_ids();
+    let call = match unsafe { INFLIGHT.get(&id) } {
+        Some(c) => *c,
+        None => return 0,
+    };
+    let _ = INFLIGHT.remove(&id);
+    let r = ret(ctx);
+    if r <= 0 {
+        return 0;
+    }
+    let len = r as u64;
+    let key = SocketKey { tgid, fd: call.fd };
+    let state = match SOCKETS.get_ptr_mut(&key) {
+        Some(p) => p,
+        // Closed by another thread while this call ran.
+        None => return 0,
+    };
+    let (conn_id, flags, stream_offset) = unsafe {
+        let offset = if call.direction == direction::EGRESS {
+            &raw mut (*state).egress_offset
+        } else {
+            &raw mut (*state).ingress_offset
+        };
+        ((*state).conn_id, (*state).flags, fetch_add(offset, len))
+    };
+    if flags & socket_flag::MUTED != 0 {
+        count(counter::MUTED_BYTES, len);
+        return 0;
+    }
+    let cap = match settings() {
+        Some(s) => s.per_call_cap as u64,
+        None => 0,
+    };
+
+    let mut header = DataHeader::default();
+    header.header.kind = kind::DATA;
+    header.header.tgid = tgid;
+    header.header.tid = tid;
+    header.header.fd = call.fd;
+    header.header.ts_ns = unsafe { bpf_ktime_get_ns() };
+    header.conn_id = conn_id;
+    header.call_stream_offset = stream_offset;
+    header.call_len = len;
+    header.direction = call.direction;
+    header.source = call.source;
+
+    let copied = match call.shape {
+        shape::BUFFER => copy_iov(&mut header, call.ptr, 0, len, cap),
+        shape::IOVEC => copy_iov(&mut header, 0, call.ptr, call.count, cap),
+        shape::MSGHDR => {
+            // struct user_msghdr: msg_iov at 16, msg_iovlen at 24 (stable ABI).
+            let iov = read_user_u64(call.ptr + 16);
+            let iovlen = read_user_u64(call.ptr + 24);
+            copy_iov(&mut header, 0, iov, iovlen, cap)
+        }
+        _ => 0,
+    };
+    if copied < len {
+        if call.shape != shape::NONE {
+            count(counter::TRUNCATED_CALLS, 1);
+            count(counter::TRUNCATED_BYTES, len - copied);
+        }
+        // A header-only record tells user space at once that the rest of the
+        // call, [chunk_offset, call_len), was not copied.
+        header.chunk_offset = copied as u32;
+        header.chunk_len = 0;
+        if EVENTS.output::<DataHeader>(header, 0).is_err() {
+            count(counter::RINGBUF_FULL_DATA, 1);
+        }
+    }
+    0
+}
+
+#[inline(always)]
+fn read_user_u64(addr: u64) -> u64 {
+    unsafe { aya_ebpf::helpers::bpf_probe_read_user(addr as *const u64) }.unwrap_or(0)
+}
+
+/// Copies up to `cap` bytes of the call into chunk records. The source is either
+/// one buffer (`buf`, `iov` = 0) or an iovec array of `iovcnt` entries. Returns the
+/// number of bytes delivered to the ring buffer, from the start of the call.
+#[inline(always)]
+fn copy_iov(header: &mut DataHeader, buf: u64, iov: u64, iovcnt: u64, cap: u64) -> u64 {
+    let total = header.call_len;
+    let limit = if cap < total { cap } else { total };
+    let scratch: *mut DataScratch = match DATA_SCRATCH.get_ptr_mut(0) {
+        Some(p) => p,
+        None => return 0,
+    };
+    let mut done: u64 = 0;
+    let (mut base, mut left, mut next_iov) = if iov == 0 {
+        (buf, total, MAX_IOV as u64)
+    } else {
+        (0u64, 0u64, 0u64)
+    };
+    let iov_limit = if iov == 0 {
+        MAX_IOV as u64
+    } else if iovcnt < MAX_IOV as u64 {
+        iovcnt
+    } else {
+        MAX_IOV as u64
+    };
+    let mut i: u32 = 0;
+    while i < MAX_CHUNKS_PER_CALL + MAX_IOV {
+        i += 1;
+        if done >= limit {
+            break;
+        }
+        if left == 0 {
+            if next_iov >= iov_limit {
+                break;
+            }
+            // struct iovec { void *iov_base; size_t iov_len; }
+            let entry = iov + next_iov * 16;
+            base = read_user_u64(entry);
+            left = read_user_u64(entry + 8);
+            next_iov += 1;
+            continue;
+        }
+        let mut n = limit - done;
+        if n > left {
+            n = left;
+        }
+        if n > MAX_CHUNK as u64 {
+            n = MAX_CHUNK as u64;
+        }
+        // Re-bound for the verifier: it must see n in [1, MAX_CHUNK].
+        let n32 = (n as u32) & (2 * MAX_CHUNK as u32 - 1);
+        if n32 == 0 || n32 > MAX_CHUNK as u32 {
+            break;
+        }
+        header.chunk_offset = done as u32;
+        header.chunk_len = n32;
+        unsafe {
+            (*scratch).header = *header;
+            let dst = (&raw mut (*scratch).payload) as *mut core::ffi::c_void;
+            if bpf_probe_read_user(dst, n32, base as *const core::ffi::c_void) != 0 {
+                count(counter::READ_USER_FAILED, 1);
+                break;
+            }
+            let size = HEADER_LEN + n32 as u64;
+            let record = core::slice::from_raw_parts(scratch as *const u8, size as usize);
+            if EVENTS.output::<[u8]>(record, 0).is_err() {
+                count(counter::RINGBUF_FULL_DATA, 1);
+                count(counter::RINGBUF_FULL_BYTES, total - done);
+                break;
+            }
+        }
+        count(counter::DATA_RECORDS, 1);
+        count(counter::DATA_BYTES, n32 as u64);
+        done += n32 as u64;
+        base += n32 as u64;
+        left -= n32 as u64;
+    }
+    done
+}
+
+// === read family ===
+
+#[tracepoint]
+pub fn sys_enter_read(ctx: TracePointContext) -> u32 {
+    enter(
+        arg(&ctx, 0),
+        arg(&ctx, 1),
+        0,
+        source::READ,
+        direction::INGRESS,
+        shape::BUFFER,
+    )
+}
+
+#[tracepoint]
+pub fn sys_enter_readv(ctx: TracePointContext) -> u32 {
+    enter(
+        arg(&ctx, 0),
+        arg(&ctx, 1),
+        arg(&ctx, 2),
+        source::READV,
+        direction::INGRESS,
+        shape::IOVEC,
+    )
+}
+
+#[tracepoint]
+pub fn sys_enter_recvfrom(ctx: TracePointContext) -> u32 {
+    if arg(&ctx, 3) & MSG_PEEK != 0 {
+        return 0;
+    }
+    enter(
+        arg(&ctx, 0),
+        arg(&ctx, 1),
+        0,
+        source::RECVFROM,
+        direction::INGRESS,
+        shape::BUFFER,
+    )
+}
+
+#[tracepoint]
+pub fn sys_enter_recvmsg(ctx: TracePointContext) -> u32 {
+    if arg(&ctx, 2) & MSG_PEEK != 0 {
+        return 0;
+    }
+    enter(
+        arg(&ctx, 0),
+        arg(&ctx, 1),
+        0,
+        source::RECVMSG,
+        direction::INGRESS,
+        shape::MSGHDR,
+    )
+}
+
+// === write family ===
+
+#[tracepoint]
+pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
+    enter(
+        arg(&ctx, 0),
+        arg(&ctx, 1),
+        0,
+        source::WRITE,
+        direction::EGRESS,
+        shape::BUFFER,
+    )
+}
+
+#[tracepoint]
+pub fn sys_enter_writev(ctx: TracePointContext) -> u32 {
+    enter(
+        arg(&ctx, 0),
+        arg(&ctx, 1),
+        arg(&ctx, 2),
+        source::WRITEV,
+        direction::EGRESS,
+        shape::IOVEC,
+    )
+}
+
+#[tracepoint]
+pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
+    enter(
+        arg(&ctx, 0),
+        arg(&ctx, 1),
+        0,
+        source::SENDTO,
+        direction::EGRESS,
+        shape::BUFFER,
+    )
+}
+
+#[tracepoint]
+pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
+    enter(
+        arg(&ctx, 0),
+        arg(&ctx, 1),
+        0,
+        source::SENDMSG,
+        direction::EGRESS,
+        shape::MSGHDR,
+    )
+}
+
+/// sendfile moves file bytes to the socket without a user buffer: the stream
+/// offset advances and user space sees a counted gap of exactly that size.
+#[tracepoint]
+pub fn sys_enter_sendfile64(ctx: TracePointContext) -> u32 {
+    enter(
+        arg(&ctx, 0),
+        0,
+        0,
+        source::SENDFILE,
+        direction::EGRESS,
+        shape::NONE,
+    )
+}
+
+/// One exit program serves every call above: the enter hook saved what differs.
+#[tracepoint]
+pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
+    exit(&ctx)
+}

@@ -1,0 +1,7 @@
+//! The programs and the maps they share.
+
+mod conn;
+mod data;
+mod maps;
+mod proc;
+mod util;

@@ -1,0 +1,153 @@
+//! Process lifecycle. At exec the new program's path, argv and environment are
+//! copied in the kernel, so a process that lives for milliseconds is still named
+//! (OTEL_SERVICE_NAME included) long after /proc has forgotten it.
+//!
+//! Tracepoint layouts relied on (events/sched/*/format):
+//!   sched_process_exec: __data_loc filename @8, pid @12, old_pid @16
+//!   sched_process_exit: comm[16] @8, pid @24, prio @28, group_dead @32
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use probes_common::{
+    counter, kind, ProcExecRecord, ProcExitRecord, RecordHeader, EXEC_ARGS_MAX, EXEC_ENV_MAX,
+    EXEC_FILENAME_MAX,
+};
+
+use super::{
+    maps::EVENTS,
+    util::{count, current_ids, settings},
+};
+
+#[inline(always)]
+fn read_kernel<T: Copy>(addr: u64) -> Option<T> {
+    unsafe { bpf_probe_read_kernel(addr as *const T) }.ok()
+}
+
+/// Copies the user range [start, end) into `dst`, at most `MAX` bytes. Returns
+/// the bytes copied.
+#[inline(always)]
+fn copy_user_range<const MAX: usize>(dst: *mut u8, start: u64, end: u64) -> u32 {
+    if end <= start {
+        return 0;
+    }
+    let mut n = end - start;
+    if n > MAX as u64 {
+        n = MAX as u64;
+    }
+    let n32 = (n as u32) & (2 * MAX as u32 - 1);
+    if n32 == 0 || n32 > MAX as u32 {
+        return 0;
+    }
+    let rc = unsafe { bpf_probe_read_user(dst as *mut _, n32, start as *const _) };
+    if rc != 0 {
+        return 0;
+    }
+    n32
+}
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    let (_, tgid, tid) = current_ids();
+    let mut entry = match EVENTS.reserve::<ProcExecRecord>(0) {
+        Some(e) => e,
+        None => {
+            count(counter::RINGBUF_FULL_CONTROL, 1);
+            return 0;
+        }
+    };
+    let rec = entry.as_mut_ptr();
+    unsafe {
+        (*rec).header = RecordHeader {
+            kind: kind::PROC_EXEC,
+            tgid,
+            tid,
+            fd: -1,
+            ts_ns: bpf_ktime_get_ns(),
+        };
+        (*rec).ppid = 0;
+        (*rec).filename_len = 0;
+        (*rec).args_len = 0;
+        (*rec).env_len = 0;
+        (*rec).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+
+        let loc: u32 = ctx.read_at::<u32>(8).unwrap_or(0);
+        let name_ptr = (ctx.as_ptr_u64()) + (loc & 0xffff) as u64;
+        let n = bpf_probe_read_kernel_str(
+            (&raw mut (*rec).filename) as *mut _,
+            EXEC_FILENAME_MAX as u32,
+            name_ptr as *const _,
+        );
+        if n > 0 {
+            // Without the trailing NUL.
+            (*rec).filename_len = (n - 1) as u32;
+        }
+
+        if let Some(s) = settings() {
+            let off = &s.offsets;
+            let task = bpf_get_current_task();
+            if let Some(parent) = read_kernel::<u64>(task + off.task_real_parent as u64) {
+                (*rec).ppid = read_kernel::<u32>(parent + off.task_tgid as u64).unwrap_or(0);
+            }
+            if let Some(mm) = read_kernel::<u64>(task + off.task_mm as u64) {
+                let arg_start: u64 = read_kernel(mm + off.mm_arg_start as u64).unwrap_or(0);
+                let arg_end: u64 = read_kernel(mm + off.mm_arg_end as u64).unwrap_or(0);
+                let env_start: u64 = read_kernel(mm + off.mm_env_start as u64).unwrap_or(0);
+                let env_end: u64 = read_kernel(mm + off.mm_env_end as u64).unwrap_or(0);
+                (*rec).args_len = copy_user_range::<EXEC_ARGS_MAX>(
+                    (&raw mut (*rec).args) as *mut u8,
+                    arg_start,
+                    arg_end,
+                );
+                (*rec).env_len = copy_user_range::<EXEC_ENV_MAX>(
+                    (&raw mut (*rec).env) as *mut u8,
+                    env_start,
+                    env_end,
+                );
+            }
+        }
+    }
+    entry.submit(0);
+    0
+}
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    let group_dead: u8 = unsafe { ctx.read_at::<u8>(32) }.unwrap_or(0);
+    if group_dead == 0 {
+        return 0;
+    }
+    let (_, tgid, tid) = current_ids();
+    match EVENTS.reserve::<ProcExitRecord>(0) {
+        Some(mut entry) => {
+            entry.write(ProcExitRecord {
+                header: RecordHeader {
+                    kind: kind::PROC_EXIT,
+                    tgid,
+                    tid,
+                    fd: -1,
+                    ts_ns: unsafe { bpf_ktime_get_ns() },
+                },
+            });
+            entry.submit(0);
+        }
+        None => count(counter::RINGBUF_FULL_CONTROL, 1),
+    }
+    0
+}
+
+trait CtxAddr {
+    fn as_ptr_u64(&self) -> u64;
+}
+
+impl CtxAddr for TracePointContext {
+    fn as_ptr_u64(&self) -> u64 {
+        use aya_ebpf::EbpfContext;
+        self.as_ptr() as u64
+    }
+}
