@@ -162,14 +162,61 @@ impl Default for ExportConfig {
     }
 }
 
-/// The OTLP transport.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+/// The OTLP transport: `grpc` or `http/protobuf` in the file.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub enum OtlpProtocol {
     #[default]
     #[serde(rename = "grpc")]
     Grpc,
     #[serde(rename = "http/protobuf")]
     HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    /// The names used in the file, as the OTLP exporter spec spells them.
+    pub const NAMES: &'static [&'static str] = &["grpc", "http/protobuf"];
+
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtlpProtocol::Grpc => "grpc",
+            OtlpProtocol::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+impl std::str::FromStr for OtlpProtocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "grpc" => Ok(OtlpProtocol::Grpc),
+            "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+            other => Err(format!(
+                "unknown variant \"{other}\", expected \"grpc\" or \"http/protobuf\""
+            )),
+        }
+    }
+}
+
+// By hand rather than derived: deserializing from a plain string gives serde's
+// "unknown variant" message (with the expected names) from every data format,
+// where the `config` crate's own enum support does not name them.
+impl<'de> Deserialize<'de> for OtlpProtocol {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = OtlpProtocol;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"grpc\" or \"http/protobuf\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OtlpProtocol, E> {
+                v.parse()
+                    .map_err(|_| E::unknown_variant(v, OtlpProtocol::NAMES))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 /// OTLP exporter settings.
@@ -228,4 +275,26 @@ impl Default for LogConfig {
             level: "info".to_string(),
         }
     }
+}
+
+/// Parses a `service.peers[].cidr`: an IPv4 or IPv6 network with its prefix length
+/// (`10.1.0.0/16`, `fd00::/8`) or one address (`10.1.2.3`, meaning `/32` or `/128`).
+/// Returns the address and the prefix length.
+pub fn parse_cidr(cidr: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let (addr, prefix) = match cidr.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (cidr, None),
+    };
+    let ip: std::net::IpAddr = addr.parse().map_err(|_| {
+        format!("{cidr:?} is not an IP network such as 10.1.0.0/16 or fd00::/8, nor an IP address")
+    })?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match prefix {
+        None => max,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= max => n,
+            _ => return Err(format!("{cidr:?}: the prefix length must be 0 to {max}")),
+        },
+    };
+    Ok((ip, len))
 }
