@@ -1,1 +1,12 @@
-//! HTTP/2 (being written)
+//! HTTP/2 (RFC 9113) parsing for one connection: frames, HPACK, and pairing
+//! of streams into [`HttpExchange`](crate::HttpExchange)s.
+//!
+//! Entry point: [`Http2Session`]. The lower layers ([`frame`], [`hpack`]) are
+//! public so tests, benches and tools can build and inspect fixtures.
+
+pub mod frame;
+pub mod hpack;
+mod session;
+mod streams;
+
+pub use session::{Fatal as Http2Error, Http2Limits, Http2Session};

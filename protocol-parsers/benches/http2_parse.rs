@@ -1,0 +1,2 @@
+//! HTTP/2 session throughput (being written).
+fn main() {}

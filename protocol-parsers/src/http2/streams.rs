@@ -1,0 +1,363 @@
+//! Open streams of one HTTP/2 connection and how they become
+//! [`HttpExchange`]s: which header fields are kept, trailers and gRPC status,
+//! informational responses, and every way a stream can end.
+//!
+//! Knows nothing about bytes or frames: the session hands it decoded events.
+
+use crate::{
+    ExchangeEnd, ExchangeSink, HttpExchange, HttpVersion, ParseIssue, RequestHead, ResponseHead,
+    Side,
+};
+
+/// The header fields spans use, collected while a block is decoded. Only the
+/// fields kept here allocate; everything else is dropped unseen.
+#[derive(Debug, Default)]
+pub(super) struct Fields {
+    method: Option<String>,
+    path: Option<String>,
+    authority: Option<String>,
+    scheme: Option<String>,
+    user_agent: Option<String>,
+    content_type: Option<String>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+    status: Option<u16>,
+    grpc_status: Option<u32>,
+    grpc_message: Option<String>,
+    /// Some fields referenced unknown dynamic entries (joined midway).
+    pub incomplete: bool,
+}
+
+fn text(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
+}
+
+fn first(slot: &mut Option<String>, v: &[u8]) {
+    if slot.is_none() {
+        *slot = Some(text(v));
+    }
+}
+
+fn number<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+impl Fields {
+    pub fn on_field(&mut self, name: &[u8], value: &[u8]) {
+        match name {
+            b":method" => first(&mut self.method, value),
+            b":path" => first(&mut self.path, value),
+            b":authority" => first(&mut self.authority, value),
+            b":scheme" => first(&mut self.scheme, value),
+            b"user-agent" => first(&mut self.user_agent, value),
+            b"content-type" => first(&mut self.content_type, value),
+            b"traceparent" => first(&mut self.traceparent, value),
+            // W3C trace context: several tracestate fields join with commas.
+            b"tracestate" => match &mut self.tracestate {
+                Some(s) => {
+                    s.push(',');
+                    s.push_str(&String::from_utf8_lossy(value));
+                }
+                None => self.tracestate = Some(text(value)),
+            },
+            b":status" => {
+                if self.status.is_none() {
+                    self.status = number(value);
+                }
+            }
+            b"grpc-status" => self.grpc_status = number(value),
+            b"grpc-message" => self.grpc_message = Some(text(value)),
+            _ => {}
+        }
+    }
+
+    fn into_request(self) -> RequestHead {
+        RequestHead {
+            method: self.method.unwrap_or_default(),
+            target: self.path.unwrap_or_default(),
+            version: HttpVersion::Http2,
+            authority: self.authority,
+            scheme: self.scheme,
+            user_agent: self.user_agent,
+            content_type: self.content_type,
+            traceparent: self.traceparent,
+            tracestate: self.tracestate,
+        }
+    }
+
+    fn into_response(self) -> ResponseHead {
+        ResponseHead {
+            // 0 when :status could not be decoded (or was absent).
+            status: self.status.unwrap_or(0),
+            version: HttpVersion::Http2,
+            content_type: self.content_type,
+            grpc_status: self.grpc_status,
+            grpc_message: self.grpc_message,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Stream {
+    id: u32,
+    request: RequestHead,
+    response: Option<ResponseHead>,
+    request_body: u64,
+    response_body: u64,
+    request_start_ns: u64,
+    request_end_ns: u64,
+    /// Last request-side activity, used as the request end if it never ended.
+    request_last_ns: u64,
+    request_ended: bool,
+    response_start_ns: u64,
+    response_end_ns: u64,
+    incomplete: bool,
+}
+
+/// Open streams, bounded by `max`. A `Vec` with linear search: a few open
+/// streams is the common case and 256 is the default bound.
+#[derive(Debug)]
+pub(super) struct Streams {
+    open: Vec<Stream>,
+    max: usize,
+    /// Highest client stream id opened: request HEADERS at or below it for a
+    /// stream we no longer track are trailers of a finished stream.
+    max_client_id: u32,
+}
+
+impl Streams {
+    pub fn new(max: usize) -> Self {
+        Streams {
+            open: Vec::new(),
+            max,
+            max_client_id: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    fn find(&mut self, id: u32) -> Option<&mut Stream> {
+        self.open.iter_mut().find(|s| s.id == id)
+    }
+
+    fn insert(&mut self, s: Stream, sink: &mut impl ExchangeSink) {
+        if self.open.len() >= self.max {
+            sink.issue(ParseIssue::Http2TooManyStreams);
+            return;
+        }
+        self.open.push(s);
+    }
+
+    /// Stream 1 after an h2c upgrade: the HTTP/1.1 request, already complete.
+    pub fn open_upgraded(&mut self, request: RequestHead, ts: u64) {
+        self.max_client_id = 1;
+        self.open.push(new_stream(1, request, ts, ts, true));
+    }
+
+    /// A complete header block on `id`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_headers(
+        &mut self,
+        side: Side,
+        id: u32,
+        fields: Fields,
+        end_stream: bool,
+        start_ts: u64,
+        ts: u64,
+        sink: &mut impl ExchangeSink,
+    ) {
+        match side {
+            Side::Request => {
+                if let Some(s) = self.find(id) {
+                    // Request trailers: nothing kept but the timing.
+                    s.incomplete |= fields.incomplete;
+                    s.request_last_ns = ts;
+                    if end_stream {
+                        s.request_ended = true;
+                        s.request_end_ns = ts;
+                    }
+                    return;
+                }
+                if id <= self.max_client_id {
+                    return; // trailers of a stream that already finished
+                }
+                self.max_client_id = id;
+                let incomplete = fields.incomplete;
+                let mut s = new_stream(id, fields.into_request(), start_ts, ts, end_stream);
+                s.incomplete = incomplete;
+                self.insert(s, sink);
+            }
+            Side::Response => {
+                let Some(s) = self.find(id) else {
+                    sink.issue(ParseIssue::UnpairedResponse);
+                    return;
+                };
+                s.incomplete |= fields.incomplete;
+                match &mut s.response {
+                    Some(r) => {
+                        // Trailers (gRPC puts its status here).
+                        if fields.grpc_status.is_some() {
+                            r.grpc_status = fields.grpc_status;
+                        }
+                        if fields.grpc_message.is_some() {
+                            r.grpc_message = fields.grpc_message;
+                        }
+                    }
+                    None => {
+                        let informational =
+                            fields.status.is_some_and(|st| (100..200).contains(&st));
+                        // 1xx heads are not the response; the final one follows.
+                        if !informational || end_stream {
+                            s.response = Some(fields.into_response());
+                            s.response_start_ns = start_ts;
+                        }
+                    }
+                }
+                if end_stream {
+                    s.response_end_ns = ts;
+                    self.finish(id, ExchangeEnd::Complete, ts, sink);
+                }
+            }
+        }
+    }
+
+    /// PUSH_PROMISE: the server opens `promised` with a request it made up.
+    pub fn on_push_promise(
+        &mut self,
+        promised: u32,
+        fields: Fields,
+        start_ts: u64,
+        ts: u64,
+        sink: &mut impl ExchangeSink,
+    ) {
+        if promised == 0 || self.find(promised).is_some() {
+            return;
+        }
+        let incomplete = fields.incomplete;
+        let mut s = new_stream(promised, fields.into_request(), start_ts, ts, true);
+        s.incomplete = incomplete;
+        self.insert(s, sink);
+    }
+
+    /// A DATA frame of `size` body bytes (padding excluded).
+    pub fn on_data(
+        &mut self,
+        side: Side,
+        id: u32,
+        size: u64,
+        end_stream: bool,
+        ts: u64,
+        sink: &mut impl ExchangeSink,
+    ) {
+        let Some(s) = self.find(id) else { return };
+        match side {
+            Side::Request => {
+                s.request_body += size;
+                s.request_last_ns = ts;
+                if end_stream {
+                    s.request_ended = true;
+                    s.request_end_ns = ts;
+                }
+            }
+            Side::Response => {
+                s.response_body += size;
+                if end_stream {
+                    s.response_end_ns = ts;
+                    self.finish(id, ExchangeEnd::Complete, ts, sink);
+                }
+            }
+        }
+    }
+
+    /// Emits stream `id` (if open) with `end`.
+    pub fn finish(&mut self, id: u32, end: ExchangeEnd, ts: u64, sink: &mut impl ExchangeSink) {
+        if let Some(pos) = self.open.iter().position(|s| s.id == id) {
+            let s = self.open.swap_remove(pos);
+            sink.exchange(into_exchange(s, end, ts));
+        }
+    }
+
+    /// GOAWAY sent by `side`: streams the *other* peer opened above
+    /// `last_stream_id` were not (and will not be) processed.
+    pub fn on_goaway(&mut self, side: Side, last: u32, ts: u64, sink: &mut impl ExchangeSink) {
+        // Client-initiated ids are odd, server-initiated (push) even.
+        let peer_parity = match side {
+            Side::Response => 1,
+            Side::Request => 0,
+        };
+        self.finish_where(
+            |s| s.id > last && s.id % 2 == peer_parity,
+            ExchangeEnd::Reset,
+            ts,
+            sink,
+        );
+    }
+
+    /// Emits every open stream with `end`, in stream id order.
+    pub fn close_all(&mut self, end: ExchangeEnd, ts: u64, sink: &mut impl ExchangeSink) {
+        self.finish_where(|_| true, end, ts, sink);
+    }
+
+    fn finish_where(
+        &mut self,
+        pred: impl Fn(&Stream) -> bool,
+        end: ExchangeEnd,
+        ts: u64,
+        sink: &mut impl ExchangeSink,
+    ) {
+        self.open.sort_unstable_by_key(|s| s.id);
+        let mut i = 0;
+        while i < self.open.len() {
+            if pred(&self.open[i]) {
+                let s = self.open.remove(i);
+                sink.exchange(into_exchange(s, end, ts));
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+fn new_stream(id: u32, request: RequestHead, start: u64, ts: u64, ended: bool) -> Stream {
+    Stream {
+        id,
+        request,
+        response: None,
+        request_body: 0,
+        response_body: 0,
+        request_start_ns: start,
+        request_end_ns: if ended { ts } else { 0 },
+        request_last_ns: ts,
+        request_ended: ended,
+        response_start_ns: 0,
+        response_end_ns: 0,
+        incomplete: false,
+    }
+}
+
+fn into_exchange(s: Stream, end: ExchangeEnd, ts: u64) -> HttpExchange {
+    HttpExchange {
+        request: s.request,
+        response: s.response,
+        request_body_size: s.request_body,
+        response_body_size: s.response_body,
+        request_start_ns: s.request_start_ns,
+        request_end_ns: if s.request_ended {
+            s.request_end_ns
+        } else {
+            s.request_last_ns
+        },
+        response_start_ns: s.response_start_ns,
+        // Complete: the END_STREAM data; otherwise the event that ended it.
+        response_end_ns: if end == ExchangeEnd::Complete {
+            s.response_end_ns
+        } else {
+            ts
+        },
+        stream_id: Some(s.id),
+        end,
+        headers_incomplete: s.incomplete,
+    }
+}
