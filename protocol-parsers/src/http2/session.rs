@@ -497,6 +497,7 @@ impl Http2Session {
             _ => {}
         }
         let d = &mut self.dirs[i];
+        d.payload.clear();
         if d.payload.capacity() > SHRINK_ABOVE {
             d.payload = Vec::new();
         }
