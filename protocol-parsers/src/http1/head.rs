@@ -1,0 +1,354 @@
+//! Parsing one complete HTTP/1 head with `httparse` and extracting what spans
+//! and body framing need.
+//!
+//! Input is a whole head (start line through the empty line); the reader in
+//! `reader.rs` finds its end first, so each head is parsed once. Output is the
+//! shared [`RequestHead`]/[`ResponseHead`] plus the framing headers
+//! (Content-Length, Transfer-Encoding) and the few flags pairing needs.
+//! This module does not decide body framing for responses (that needs the
+//! request method; see `session.rs`) and does not keep any state.
+
+use crate::exchange::{HttpVersion, RequestHead, ResponseHead};
+use httparse::{Header, ParserConfig, Status, EMPTY_HEADER};
+
+/// Headers parsed on the stack; a head with more is retried with a heap array
+/// sized from its length (rare, once per such message).
+const STACK_HEADERS: usize = 64;
+
+/// The framing-relevant headers of a message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Framing {
+    /// Content-Length, when present and valid.
+    pub content_length: Option<u64>,
+    /// A Transfer-Encoding header was present.
+    pub transfer_encoding: bool,
+    /// ... and its final coding is `chunked`.
+    pub chunked: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct ParsedRequest {
+    pub head: RequestHead,
+    pub framing: Framing,
+    /// `Upgrade: h2c` was asked for.
+    pub wants_h2c: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct ParsedResponse {
+    pub head: ResponseHead,
+    pub framing: Framing,
+}
+
+/// The head could not be used (httparse error, or contradictory framing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Malformed;
+
+/// Tolerant like a browser or proxy: we observe traffic, we do not enforce.
+fn config() -> ParserConfig {
+    let mut c = ParserConfig::default();
+    c.allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .ignore_invalid_headers_in_responses(true)
+        .ignore_invalid_headers_in_requests(true);
+    c
+}
+
+fn version(v: Option<u8>) -> HttpVersion {
+    match v {
+        Some(0) => HttpVersion::Http10,
+        _ => HttpVersion::Http11,
+    }
+}
+
+/// Whether `line` (a start line including its LF) is a valid request or status
+/// line. httparse reports Partial for a valid line followed by nothing.
+pub(crate) fn first_line_ok(request: bool, line: &[u8]) -> bool {
+    let cfg = config();
+    let mut headers = [EMPTY_HEADER; 1];
+    let res = if request {
+        cfg.parse_request(&mut httparse::Request::new(&mut headers), line)
+    } else {
+        cfg.parse_response(&mut httparse::Response::new(&mut headers), line)
+    };
+    // Complete is possible only for a start line followed by an empty line,
+    // which `line` (one line) cannot contain; either way the line is valid.
+    res.is_ok()
+}
+
+/// Parses a complete request head.
+pub(crate) fn parse_request(buf: &[u8]) -> Result<ParsedRequest, Malformed> {
+    let mut stack = [EMPTY_HEADER; STACK_HEADERS];
+    match parse_request_with(buf, &mut stack) {
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut heap = vec![EMPTY_HEADER; buf.len() / 3 + 1];
+            parse_request_with(buf, &mut heap).map_err(|_| Malformed)?
+        }
+        other => other.map_err(|_| Malformed)?,
+    }
+}
+
+fn parse_request_with<'b>(
+    buf: &'b [u8],
+    headers: &mut [Header<'b>],
+) -> Result<Result<ParsedRequest, Malformed>, httparse::Error> {
+    let mut req = httparse::Request::new(headers);
+    match config().parse_request(&mut req, buf)? {
+        Status::Complete(n) if n == buf.len() => {}
+        // The caller found the empty line, so anything else means httparse saw
+        // the head differently (e.g. a lone CR): not usable.
+        _ => return Ok(Err(Malformed)),
+    }
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        return Ok(Err(Malformed));
+    };
+    let mut head = RequestHead {
+        method: method.to_owned(),
+        target: target.to_owned(),
+        version: version(req.version),
+        authority: None,
+        scheme: None,
+        user_agent: None,
+        content_type: None,
+        traceparent: None,
+        tracestate: None,
+    };
+    let mut framing = FramingBuilder::default();
+    let mut wants_h2c = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if framing.take(name, h.value) {
+            continue;
+        }
+        let slot = if name.eq_ignore_ascii_case(b"host") {
+            &mut head.authority
+        } else if name.eq_ignore_ascii_case(b"user-agent") {
+            &mut head.user_agent
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            &mut head.content_type
+        } else if name.eq_ignore_ascii_case(b"traceparent") {
+            &mut head.traceparent
+        } else if name.eq_ignore_ascii_case(b"tracestate") {
+            &mut head.tracestate
+        } else {
+            if name.eq_ignore_ascii_case(b"upgrade") {
+                wants_h2c |= list_has(h.value, b"h2c");
+            }
+            continue;
+        };
+        // First occurrence wins (a repeated Host is malformed anyway).
+        if slot.is_none() {
+            *slot = Some(text(h.value));
+        }
+    }
+    Ok(framing.finish().map(|framing| ParsedRequest {
+        head,
+        framing,
+        wants_h2c,
+    }))
+}
+
+/// Parses a complete response head.
+pub(crate) fn parse_response(buf: &[u8]) -> Result<ParsedResponse, Malformed> {
+    let mut stack = [EMPTY_HEADER; STACK_HEADERS];
+    match parse_response_with(buf, &mut stack) {
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut heap = vec![EMPTY_HEADER; buf.len() / 3 + 1];
+            parse_response_with(buf, &mut heap).map_err(|_| Malformed)?
+        }
+        other => other.map_err(|_| Malformed)?,
+    }
+}
+
+fn parse_response_with<'b>(
+    buf: &'b [u8],
+    headers: &mut [Header<'b>],
+) -> Result<Result<ParsedResponse, Malformed>, httparse::Error> {
+    let mut resp = httparse::Response::new(headers);
+    match config().parse_response(&mut resp, buf)? {
+        Status::Complete(n) if n == buf.len() => {}
+        _ => return Ok(Err(Malformed)),
+    }
+    let Some(status) = resp.code else {
+        return Ok(Err(Malformed));
+    };
+    let mut head = ResponseHead {
+        status,
+        version: version(resp.version),
+        content_type: None,
+        grpc_status: None,
+        grpc_message: None,
+    };
+    let mut framing = FramingBuilder::default();
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        if framing.take(name, h.value) {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"content-type") && head.content_type.is_none() {
+            head.content_type = Some(text(h.value));
+        }
+    }
+    Ok(framing.finish().map(|framing| ParsedResponse { head, framing }))
+}
+
+/// A header value as text: trimmed, invalid UTF-8 replaced (never fails).
+fn text(v: &[u8]) -> String {
+    String::from_utf8_lossy(v.trim_ascii()).into_owned()
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+fn list_has(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+#[derive(Default)]
+struct FramingBuilder {
+    framing: Framing,
+    bad_length: bool,
+}
+
+impl FramingBuilder {
+    /// Consumes a framing header; false if `name` is not one.
+    fn take(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match (parse_content_length(value), self.framing.content_length) {
+                (Some(n), None) => self.framing.content_length = Some(n),
+                (Some(n), Some(m)) if n == m => {}
+                // Unparsable, or two different lengths: the body end is unknowable.
+                _ => self.bad_length = true,
+            }
+            true
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.framing.transfer_encoding = true;
+            // The final coding of the last Transfer-Encoding field decides.
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or(value);
+            self.framing.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            true
+        } else {
+            false
+        }
+    }
+
+    fn finish(self) -> Result<Framing, Malformed> {
+        // With Transfer-Encoding, Content-Length is ignored (RFC 9112 6.3), so
+        // a bad one does not matter then.
+        if self.bad_length && !self.framing.transfer_encoding {
+            Err(Malformed)
+        } else {
+            Ok(self.framing)
+        }
+    }
+}
+
+/// `1234` or a list of identical values (`5, 5`); None when invalid.
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    let mut result: Option<u64> = None;
+    for part in value.split(|&b| b == b',') {
+        let digits = part.trim_ascii();
+        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = digits
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        match result {
+            Some(prev) if prev != n => return None,
+            _ => result = Some(n),
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_fields_are_extracted_case_insensitively() {
+        let head = b"POST /a?b=1 HTTP/1.0\r\nhOsT: example.com\r\nUSER-AGENT: curl/8\r\n\
+content-type:  application/json \r\nTraceParent: 00-aa-bb-01\r\ntracestate: k=v\r\n\
+Content-Length: 12\r\n\r\n";
+        let p = parse_request(head).unwrap();
+        assert_eq!(p.head.method, "POST");
+        assert_eq!(p.head.target, "/a?b=1");
+        assert_eq!(p.head.version, HttpVersion::Http10);
+        assert_eq!(p.head.authority.as_deref(), Some("example.com"));
+        assert_eq!(p.head.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(p.head.content_type.as_deref(), Some("application/json"));
+        assert_eq!(p.head.traceparent.as_deref(), Some("00-aa-bb-01"));
+        assert_eq!(p.head.tracestate.as_deref(), Some("k=v"));
+        assert_eq!(p.head.scheme, None);
+        assert_eq!(p.framing.content_length, Some(12));
+        assert!(!p.framing.chunked);
+        assert!(!p.wants_h2c);
+    }
+
+    #[test]
+    fn invalid_utf8_values_are_kept_lossily() {
+        let head = b"GET / HTTP/1.1\r\nUser-Agent: a\xff\xfeb\r\n\r\n";
+        let p = parse_request(head).unwrap();
+        assert_eq!(p.head.user_agent.as_deref(), Some("a\u{fffd}\u{fffd}b"));
+    }
+
+    #[test]
+    fn upgrade_h2c_is_seen_in_a_list() {
+        let head = b"GET / HTTP/1.1\r\nUpgrade: websocket, H2C\r\n\r\n";
+        assert!(parse_request(head).unwrap().wants_h2c);
+    }
+
+    #[test]
+    fn framing_rules() {
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert!(r.unwrap().framing.chunked);
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+        let f = r.unwrap().framing;
+        assert!(f.transfer_encoding && !f.chunked);
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n");
+        assert_eq!(r.unwrap().framing.content_length, Some(5));
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
+        assert_eq!(r.unwrap_err(), Malformed);
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n");
+        assert_eq!(r.unwrap_err(), Malformed);
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n");
+        assert_eq!(r.unwrap_err(), Malformed);
+    }
+
+    #[test]
+    fn response_fields() {
+        let r = parse_response(b"HTTP/1.0 404 Not Found\r\nContent-Type: text/html\r\n\r\n").unwrap();
+        assert_eq!(r.head.status, 404);
+        assert_eq!(r.head.version, HttpVersion::Http10);
+        assert_eq!(r.head.content_type.as_deref(), Some("text/html"));
+        assert_eq!(r.head.grpc_status, None);
+        assert_eq!(r.head.grpc_message, None);
+    }
+
+    #[test]
+    fn many_headers_fall_back_to_the_heap() {
+        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..200 {
+            head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"Host: h\r\n\r\n");
+        assert_eq!(parse_request(&head).unwrap().head.authority.as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn first_line_check() {
+        assert!(first_line_ok(true, b"GET / HTTP/1.1\r\n"));
+        assert!(!first_line_ok(true, b"GET / HTTP/2.0\r\n"));
+        assert!(first_line_ok(false, b"HTTP/1.1 200 OK\r\n"));
+        assert!(!first_line_ok(false, b"HTTP/1.1 2x0 OK\r\n"));
+    }
+
+    #[test]
+    fn incomplete_or_garbage_is_malformed() {
+        assert_eq!(parse_request(b"GET / HTTP/1.1\r\n").unwrap_err(), Malformed);
+        assert_eq!(parse_request(b"\x16\x03\x01\r\n\r\n").unwrap_err(), Malformed);
+    }
+}
