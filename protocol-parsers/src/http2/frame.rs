@@ -162,7 +162,7 @@ impl FrameHeader {
             FrameType::PushPromise => len >= u32::from(padded) + 4,
             FrameType::Priority => len == 5,
             FrameType::RstStream | FrameType::WindowUpdate => len == 4,
-            FrameType::Settings => len % 6 == 0 && (!self.has(flags::ACK) || len == 0),
+            FrameType::Settings => len.is_multiple_of(6) && (!self.has(flags::ACK) || len == 0),
             FrameType::Ping => len == 8,
             FrameType::GoAway => len >= 8,
             FrameType::Continuation | FrameType::Unknown(_) => true,

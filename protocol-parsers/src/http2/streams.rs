@@ -60,11 +60,7 @@ impl Fields {
                 }
                 None => self.tracestate = Some(text(value)),
             },
-            b":status" => {
-                if self.status.is_none() {
-                    self.status = number(value);
-                }
-            }
+            b":status" if self.status.is_none() => self.status = number(value),
             b"grpc-status" => self.grpc_status = number(value),
             b"grpc-message" => self.grpc_message = Some(text(value)),
             _ => {}
@@ -182,6 +178,10 @@ impl Streams {
                 }
                 if id <= self.max_client_id {
                     return; // trailers of a stream that already finished
+                }
+                if fields.method.is_none() && fields.path.is_none() {
+                    // Trailers of a stream opened before we joined midway.
+                    return;
                 }
                 self.max_client_id = id;
                 let incomplete = fields.incomplete;

@@ -212,7 +212,8 @@ fn lookup(table: &DynamicTable, idx: usize) -> Result<Resolved<'_>, DecoderError
 
 /// §5.1 integer with an N-bit prefix, starting at `block[*pos]`.
 pub fn decode_int(block: &[u8], pos: &mut usize, prefix: u8) -> Result<usize, DecoderError> {
-    let mask = (1u8 << prefix) - 1;
+    // prefix is 1..=8 (8 only in RFC 7541 C.1.3); computed in u16 so 8 cannot overflow.
+    let mask = ((1u16 << prefix.clamp(1, 8)) - 1) as u8;
     let first = *block.get(*pos).ok_or(DecoderError::NeedMore)? & mask;
     *pos += 1;
     if first < mask {
