@@ -6,6 +6,7 @@
 
 pub mod frame;
 pub mod hpack;
+mod hunt;
 mod session;
 mod streams;
 

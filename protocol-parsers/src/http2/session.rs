@@ -26,6 +26,7 @@ use super::frame::{
     MAX_FRAME_SIZE_LIMIT, PREFACE,
 };
 use super::hpack::{Decoder, DecoderError};
+use super::hunt::{find_boundary, Boundary, HUNT_WINDOW};
 use super::streams::{Fields, Streams};
 use crate::{ExchangeEnd, ExchangeSink, ParseIssue, RequestHead, Side};
 
@@ -52,8 +53,6 @@ impl Default for Http2Limits {
 
 /// Most SETTINGS payload bytes kept (a 2730-setting frame is not worth more).
 const SETTINGS_KEEP: usize = 16 * 1024;
-/// Bytes kept while hunting for a frame boundary midstream.
-const HUNT_WINDOW: usize = 64 * 1024;
 /// Payload buffers above this are released after use.
 const SHRINK_ABOVE: usize = 32 * 1024;
 
@@ -650,53 +649,4 @@ impl Http2Session {
 fn clamp(mut l: Http2Limits) -> Http2Limits {
     l.max_frame_size = l.max_frame_size.min(MAX_FRAME_SIZE_LIMIT);
     l
-}
-
-enum Boundary {
-    /// Frames start at this offset.
-    At(usize),
-    /// No boundary before this offset; more bytes needed to decide the rest.
-    Undecided(usize),
-}
-
-/// Plausible as the first frame seen midway: a stricter [`FrameHeader::plausible`]
-/// that also rejects frames a real peer would not send (empty DATA without
-/// END_STREAM, empty header blocks) and CONTINUATION (its HEADERS is missing).
-fn plausible_start(h: &FrameHeader, max: u32) -> bool {
-    h.plausible(max)
-        && match h.kind {
-            FrameType::Data => h.length > 0 || h.has(flags::END_STREAM),
-            FrameType::Headers => h.length > 0,
-            FrameType::Continuation => false,
-            _ => true,
-        }
-}
-
-fn find_boundary(buf: &[u8], max: u32) -> Boundary {
-    for off in 0..buf.len() {
-        let Some(h) = buf.get(off..).and_then(FrameHeader::parse) else {
-            return Boundary::Undecided(off);
-        };
-        if !plausible_start(&h, max) {
-            continue;
-        }
-        let span = FRAME_HEADER_LEN + h.length as usize;
-        let Some(h2) = buf.get(off + span..).and_then(FrameHeader::parse) else {
-            if span + FRAME_HEADER_LEN > HUNT_WINDOW {
-                continue; // cannot be confirmed within the window
-            }
-            return Boundary::Undecided(off);
-        };
-        let open_block = matches!(h.kind, FrameType::Headers | FrameType::PushPromise)
-            && !h.has(flags::END_HEADERS);
-        let chained = if open_block {
-            h2.kind == FrameType::Continuation && h2.stream_id == h.stream_id && h2.plausible(max)
-        } else {
-            plausible_start(&h2, max)
-        };
-        if chained {
-            return Boundary::At(off);
-        }
-    }
-    Boundary::Undecided(buf.len())
 }
