@@ -1,0 +1,156 @@
+//! The exporter's counters in the shared registry, plus this exporter's own
+//! tallies for the shutdown report (the registry may be shared).
+
+use self_metrics::{Counter, Gauge, Registry};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Why a span was not exported; the `reason` label of
+/// `wirespan_spans_dropped_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The queue was full when the span was offered.
+    QueueFull,
+    /// The receiver answered with a non-retryable error.
+    ExportFailed,
+    /// Retryable failures went on for longer than the retry budget.
+    RetryExhausted,
+    /// The receiver accepted the request but rejected these spans (partial success).
+    RejectedByReceiver,
+    /// Still queued (or offered) when the exporter stopped or its deadline passed.
+    Shutdown,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 5] = [
+        DropReason::QueueFull,
+        DropReason::ExportFailed,
+        DropReason::RetryExhausted,
+        DropReason::RejectedByReceiver,
+        DropReason::Shutdown,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::ExportFailed => "export_failed",
+            DropReason::RetryExhausted => "retry_exhausted",
+            DropReason::RejectedByReceiver => "rejected_by_receiver",
+            DropReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The `result` label of `wirespan_export_requests_total`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RequestResult {
+    Ok,
+    Retryable,
+    Error,
+}
+
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    exported: Counter,
+    dropped: [Counter; 5],
+    requests: [Counter; 3],
+    queue: Gauge,
+    /// Spans accepted and not yet exported or dropped. Raised before a span
+    /// enters the channel, so it never under-counts what is in flight.
+    outstanding: AtomicI64,
+    local_exported: AtomicU64,
+    local_dropped: AtomicU64,
+    local_dropped_shutdown: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn new(r: &Registry) -> Self {
+        let dropped = DropReason::ALL.map(|reason| {
+            r.counter(
+                "wirespan_spans_dropped_total",
+                "Spans not exported, by reason.",
+                &[("reason", reason.label())],
+            )
+        });
+        let requests = ["ok", "retryable_error", "error"].map(|result| {
+            r.counter(
+                "wirespan_export_requests_total",
+                "OTLP export requests (attempts), by result.",
+                &[("result", result)],
+            )
+        });
+        Self {
+            exported: r.counter(
+                "wirespan_spans_exported_total",
+                "Spans accepted by the OTLP receiver (or printed, without OTLP).",
+                &[],
+            ),
+            dropped,
+            requests,
+            queue: r.gauge(
+                "wirespan_export_queue_spans",
+                "Spans waiting for export: queued, or in a batch being sent or retried.",
+                &[],
+            ),
+            outstanding: AtomicI64::new(0),
+            local_exported: AtomicU64::new(0),
+            local_dropped: AtomicU64::new(0),
+            local_dropped_shutdown: AtomicU64::new(0),
+        }
+    }
+
+    /// A span is about to enter the queue.
+    pub(crate) fn enter(&self) {
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        self.queue.add(1);
+    }
+
+    /// A span that `enter` counted is done (exported or dropped).
+    fn leave(&self, n: u64) {
+        self.outstanding.fetch_sub(n as i64, Ordering::Relaxed);
+        self.queue.add(-(n as i64));
+    }
+
+    pub(crate) fn exported(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.leave(n);
+        self.exported.add(n);
+        self.local_exported.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `n` spans that had entered the queue were dropped.
+    pub(crate) fn dropped(&self, reason: DropReason, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.leave(n);
+        self.dropped_unqueued(reason, n);
+    }
+
+    /// `n` spans were dropped without ever entering the queue.
+    pub(crate) fn dropped_unqueued(&self, reason: DropReason, n: u64) {
+        self.dropped[reason as usize].add(n);
+        self.local_dropped.fetch_add(n, Ordering::Relaxed);
+        if reason == DropReason::Shutdown {
+            self.local_dropped_shutdown.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn request(&self, result: RequestResult) {
+        self.requests[result as usize].inc();
+    }
+
+    /// Spans still counted as outstanding (used if the task had to be aborted).
+    pub(crate) fn outstanding(&self) -> u64 {
+        self.outstanding.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub(crate) fn totals(&self) -> (u64, u64, u64) {
+        (
+            self.local_exported.load(Ordering::Relaxed),
+            self.local_dropped.load(Ordering::Relaxed),
+            self.local_dropped_shutdown.load(Ordering::Relaxed),
+        )
+    }
+}
