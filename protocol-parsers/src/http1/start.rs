@@ -303,3 +303,64 @@ pub(crate) fn find_head_end(tail: &[u8], data: &[u8]) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(request: bool, bytes: &[u8]) -> (Verdict, usize) {
+        let mut c = Candidate::new(request);
+        for &b in bytes {
+            match c.push(b) {
+                Verdict::NeedMore => {}
+                v => return (v, c.len()),
+            }
+        }
+        (Verdict::NeedMore, c.len())
+    }
+
+    #[test]
+    fn strict_request_candidates() {
+        assert_eq!(run(true, b"GET /a?b HTTP/1.1\r\nHost"), (Verdict::Yes, 19));
+        assert_eq!(run(true, b"OPTIONS * HTTP/1.0\n"), (Verdict::Yes, 19));
+        assert_eq!(run(true, b"PATCH /x HTTP/1.1\r\r\n").0, Verdict::No);
+        assert_eq!(run(true, b"GET  / HTTP/1.1\r\n").0, Verdict::No);
+        assert_eq!(run(true, b"GET / HTTP/2.0\r\n"), (Verdict::No, 12));
+        assert_eq!(run(true, b"GETX / HTTP/1.1\r\n"), (Verdict::No, 3));
+        assert_eq!(run(true, b"PUT /a b HTTP/1.1\r\n").0, Verdict::No);
+        assert_eq!(run(true, b"POST /a HTTP/1."), (Verdict::NeedMore, 15));
+    }
+
+    #[test]
+    fn strict_response_candidates() {
+        assert_eq!(run(false, b"HTTP/1.1 200 OK"), (Verdict::Yes, 13));
+        assert_eq!(run(false, b"HTTP/1.0 404\r\n"), (Verdict::Yes, 13));
+        assert_eq!(run(false, b"HTTP/1.1 2000"), (Verdict::No, 12));
+        assert_eq!(run(false, b"HTTP/2 200 "), (Verdict::No, 5));
+        assert_eq!(run(false, b"HTTP/1.1 20"), (Verdict::NeedMore, 11));
+    }
+
+    #[test]
+    fn lenient_starts() {
+        let mut from = 0;
+        assert_eq!(lenient_request_start(b"PROPF", &mut from), Verdict::NeedMore);
+        assert_eq!(from, 5);
+        assert_eq!(lenient_request_start(b"PROPFIND /", &mut from), Verdict::Yes);
+        assert_eq!(lenient_request_start(b" GET", &mut 0), Verdict::No);
+        assert_eq!(lenient_request_start(b"G\x00T", &mut 0), Verdict::No);
+        assert_eq!(lenient_response_start(b"HTTP/"), Verdict::NeedMore);
+        assert_eq!(lenient_response_start(b"HTTP/1.1"), Verdict::Yes);
+        assert_eq!(lenient_response_start(b"HTTPS"), Verdict::No);
+    }
+
+    #[test]
+    fn head_end_across_chunks() {
+        assert_eq!(find_head_end(b"", b"GET / HTTP/1.1\r\n\r\nbody"), Some(18));
+        assert_eq!(find_head_end(b"", b"GET / HTTP/1.1\n\nbody"), Some(16));
+        assert_eq!(find_head_end(b"\r\n", b"\r\nX"), Some(2));
+        assert_eq!(find_head_end(b"\n\r", b"\nX"), Some(1));
+        assert_eq!(find_head_end(b"\n", b"\n"), Some(1));
+        assert_eq!(find_head_end(b"a\r", b"\n\r"), None);
+        assert_eq!(find_head_end(b"", b"\n"), None);
+    }
+}
