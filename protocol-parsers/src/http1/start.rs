@@ -325,7 +325,7 @@ mod tests {
         assert_eq!(run(true, b"OPTIONS * HTTP/1.0\n"), (Verdict::Yes, 19));
         assert_eq!(run(true, b"PATCH /x HTTP/1.1\r\r\n").0, Verdict::No);
         assert_eq!(run(true, b"GET  / HTTP/1.1\r\n").0, Verdict::No);
-        assert_eq!(run(true, b"GET / HTTP/2.0\r\n"), (Verdict::No, 12));
+        assert_eq!(run(true, b"GET / HTTP/2.0\r\n"), (Verdict::No, 11));
         assert_eq!(run(true, b"GETX / HTTP/1.1\r\n"), (Verdict::No, 3));
         assert_eq!(run(true, b"PUT /a b HTTP/1.1\r\n").0, Verdict::No);
         assert_eq!(run(true, b"POST /a HTTP/1."), (Verdict::NeedMore, 15));
