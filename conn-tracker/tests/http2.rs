@@ -1,0 +1,195 @@
+//! HTTP/2 through the table: with the preface, after an h2c upgrade (the
+//! hand-off from the HTTP/1 parser), and joined midway.
+
+mod common;
+
+use common::*;
+use conn_tracker::*;
+use protocol_parsers::http2::frame::{FrameHeader, PREFACE};
+use protocol_parsers::ExchangeEnd;
+
+use Direction::{Egress, Ingress};
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = FrameHeader::encode(payload.len() as u32, kind, flags, stream).to_vec();
+    v.extend_from_slice(payload);
+    v
+}
+
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const SETTINGS: u8 = 4;
+const END_STREAM: u8 = 1;
+const END_HEADERS: u8 = 4;
+/// :method GET, :path /, :scheme http (static table).
+const GET_ROOT: &[u8] = &[0x82, 0x84, 0x86];
+/// :status 200 (static table).
+const STATUS_200: &[u8] = &[0x88];
+
+fn client_start() -> Vec<u8> {
+    [PREFACE.as_slice(), &frame(SETTINGS, 0, 0, &[])].concat()
+}
+
+#[test]
+fn http2_with_preface() {
+    let mut t = ConnectionTable::new(limits());
+    let mut sink = Rec::default();
+    let k = key(5, 5);
+    t.open(info(k, 1, Role::Unknown, 1), &mut sink);
+    let mut f = Feeder::new(k, 1);
+    let req = [
+        client_start(),
+        frame(HEADERS, END_STREAM | END_HEADERS, 1, GET_ROOT),
+    ]
+    .concat();
+    f.send(&mut t, &mut sink, Egress, &req[..10]); // preface split across chunks
+    f.send(&mut t, &mut sink, Egress, &req[10..]);
+    let resp = [
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_HEADERS, 1, STATUS_200),
+        frame(DATA, END_STREAM, 1, b"hi"),
+    ]
+    .concat();
+    f.send(&mut t, &mut sink, Ingress, &resp);
+    assert_eq!(
+        t.get(k).map(|i| (i.protocol, i.role)),
+        Some((Protocol::Http2, Role::Client))
+    );
+    assert_eq!(sink.summary(), vec![("GET".into(), "/".into(), Some(200))]);
+    let e = &sink.exchanges[0].1;
+    assert_eq!(e.stream_id, Some(1));
+    assert_eq!(e.response_body_size, 2);
+    assert_eq!(e.end, ExchangeEnd::Complete);
+    assert!(sink.issues.is_empty(), "{:?}", sink.issues);
+}
+
+#[test]
+fn h2c_upgrade_hands_off_to_http2() {
+    let mut t = ConnectionTable::new(limits());
+    let mut sink = Rec::default();
+    let k = key(5, 6);
+    t.open(info(k, 1, Role::Client, 1), &mut sink);
+    let mut f = Feeder::new(k, 1);
+    f.send(
+        &mut t,
+        &mut sink,
+        Egress,
+        b"GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+    );
+    // The 101 and the server's first HTTP/2 frames in one chunk.
+    let resp = [
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+            .as_slice(),
+        &frame(SETTINGS, 0, 0, &[]),
+        &frame(HEADERS, END_HEADERS, 1, STATUS_200),
+    ]
+    .concat();
+    f.send(&mut t, &mut sink, Ingress, &resp);
+    assert_eq!(sink.count("h2c_upgrade"), 1);
+    assert_eq!(t.get(k).map(|i| i.protocol), Some(Protocol::Http2));
+    f.send(&mut t, &mut sink, Egress, &client_start());
+    f.send(
+        &mut t,
+        &mut sink,
+        Ingress,
+        &frame(DATA, END_STREAM, 1, b"hello"),
+    );
+    // A second request on stream 3, over HTTP/2 proper.
+    f.send(
+        &mut t,
+        &mut sink,
+        Egress,
+        &frame(HEADERS, END_STREAM | END_HEADERS, 3, GET_ROOT),
+    );
+    f.send(
+        &mut t,
+        &mut sink,
+        Ingress,
+        &frame(HEADERS, END_STREAM | END_HEADERS, 3, STATUS_200),
+    );
+    // The HTTP/1 parser reports the upgrade request with its 101 as an
+    // exchange of its own; HTTP/2 stream 1 then carries the real response.
+    assert_eq!(
+        sink.summary(),
+        vec![
+            ("GET".into(), "/up".into(), Some(101)),
+            ("GET".into(), "/up".into(), Some(200)),
+            ("GET".into(), "/".into(), Some(200))
+        ]
+    );
+    let up = &sink.exchanges[1].1;
+    assert_eq!(up.stream_id, Some(1));
+    assert_eq!(up.response_body_size, 5);
+    assert_eq!(up.request_start_ns, 2_000);
+    assert!(sink.muted.is_empty());
+}
+
+#[test]
+fn websocket_upgrade_is_muted() {
+    let mut t = ConnectionTable::new(limits());
+    let mut sink = Rec::default();
+    let k = key(5, 7);
+    t.open(info(k, 1, Role::Server, 1), &mut sink);
+    let mut f = Feeder::new(k, 1);
+    f.send(
+        &mut t,
+        &mut sink,
+        Ingress,
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
+    f.send(&mut t, &mut sink, Egress, b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello");
+    f.send(&mut t, &mut sink, Ingress, b"\x81\x85abcdxxxxx");
+    assert_eq!(sink.count("upgrade_to_unparsed"), 1);
+    assert_eq!(sink.muted.len(), 1);
+    assert_eq!(t.buffered_bytes(), 0);
+    assert_eq!(sink.count("undetected_bytes"), 11);
+}
+
+#[test]
+fn http2_joined_midway() {
+    let mut t = ConnectionTable::new(limits());
+    let mut sink = Rec::default();
+    let k = key(5, 8);
+    let mut i = info(k, 1, Role::Client, 1);
+    i.joined_midway = true;
+    t.open(i, &mut sink);
+    let mut f = Feeder::new(k, 1);
+    f.off = [5_000, 9_000];
+    // The midstream parser confirms a frame boundary with two consecutive
+    // plausible frames, so the first chunk carries two requests.
+    let reqs = [
+        frame(HEADERS, END_STREAM | END_HEADERS, 7, GET_ROOT),
+        frame(HEADERS, END_STREAM | END_HEADERS, 9, GET_ROOT),
+    ]
+    .concat();
+    f.send(&mut t, &mut sink, Egress, &reqs);
+    assert_eq!(t.get(k).map(|i| i.protocol), Some(Protocol::Http2));
+    f.send(
+        &mut t,
+        &mut sink,
+        Ingress,
+        &[
+            frame(HEADERS, END_HEADERS, 7, STATUS_200),
+            frame(DATA, END_STREAM, 7, b"abc"),
+        ]
+        .concat(),
+    );
+    assert_eq!(sink.summary(), vec![("GET".into(), "/".into(), Some(200))]);
+    assert_eq!(sink.exchanges[0].1.stream_id, Some(7));
+    assert_eq!(sink.count("gap_bytes"), 0);
+    f.close(&mut t, &mut sink);
+    assert_eq!(sink.exchanges.len(), 2);
+    assert_eq!(sink.exchanges[1].1.stream_id, Some(9));
+    assert_eq!(sink.exchanges[1].1.end, ExchangeEnd::ConnectionClosed);
+}
+
+#[test]
+fn frames_without_preface_on_a_fresh_connection_are_not_http2() {
+    let mut t = ConnectionTable::new(limits());
+    let mut sink = Rec::default();
+    let k = key(5, 9);
+    t.open(info(k, 1, Role::Client, 1), &mut sink);
+    t.data(k, 1, Egress, 0, 5, &frame(SETTINGS, 0, 0, &[]), &mut sink);
+    assert_eq!(t.get(k).map(|i| i.protocol), Some(Protocol::Unknown));
+    assert_eq!(sink.muted.len(), 1);
+}
