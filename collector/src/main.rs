@@ -1,1 +1,110 @@
-fn main() {}
+//! The `wirespan` command line.
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wirespan::agent::{self, Mode};
+
+#[derive(Parser)]
+#[command(
+    name = "wirespan",
+    version,
+    about = "HTTP/1, HTTP/2 and gRPC spans from eBPF socket capture, exported over OTLP"
+)]
+struct Cli {
+    /// The YAML configuration file (WIRESPAN_* environment variables override it).
+    #[arg(long, short, global = true, env = "WIRESPAN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture traffic and export spans until SIGINT/SIGTERM (needs root or CAP_BPF+CAP_PERFMON).
+    Run,
+    /// Capture raw probe records into a file for `wirespan replay`.
+    Record {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run the user-space pipeline on a recording (no root, no eBPF).
+    Replay { file: PathBuf },
+    /// Print a recording's records, one line each (payloads escaped, cut at 80 bytes).
+    Dump { file: PathBuf },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file (and the WIRESPAN_* environment).
+    Check { file: PathBuf },
+    /// Print the full default configuration, commented.
+    Default,
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr: stdout carries spans when no exporter is configured.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable message with its causes, not a backtrace.
+            eprintln!("wirespan: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Command::Config { command } = &cli.command {
+        return match command {
+            ConfigCommand::Default => {
+                print!("{}", wirespan_config::default_yaml());
+                Ok(())
+            }
+            ConfigCommand::Check { file } => {
+                wirespan_config::load(Some(file))?;
+                println!("{}: ok", file.display());
+                Ok(())
+            }
+        };
+    }
+    if let Command::Dump { file } = &cli.command {
+        return wirespan::dump::dump(file, &mut std::io::stdout().lock());
+    }
+    let config = wirespan_config::load(cli.config.as_deref())?;
+    init_logging(&config.log.level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run => agent::run(config, Mode::Spans).await,
+            Command::Record { out } => agent::run(config, Mode::Record(out)).await,
+            Command::Replay { file } => {
+                let summary = agent::replay(config, &file).await?;
+                tracing::info!(records = summary.records, "replay finished");
+                Ok(())
+            }
+            Command::Config { .. } | Command::Dump { .. } => unreachable!("handled above"),
+        }
+    })
+}

@@ -66,7 +66,12 @@ fn sock_of_fd(off: &KernelOffsets, fd: i32) -> Option<u64> {
 /// Fills both endpoints from `sk`. Returns false for anything but a TCP/IP
 /// stream socket (unix sockets, UDP), which are not traced.
 #[inline(always)]
-fn read_endpoints(off: &KernelOffsets, sk: u64, local: &mut SockAddr, remote: &mut SockAddr) -> bool {
+fn read_endpoints(
+    off: &KernelOffsets,
+    sk: u64,
+    local: &mut SockAddr,
+    remote: &mut SockAddr,
+) -> bool {
     let family: u16 = match read_kernel(sk + off.sk_family as u64) {
         Some(f) => f,
         None => return false,
@@ -88,8 +93,12 @@ fn read_endpoints(off: &KernelOffsets, sk: u64, local: &mut SockAddr, remote: &m
         let d: [u8; 4] = read_kernel(sk + off.sk_daddr as u64).unwrap_or([0; 4]);
         let s: [u8; 4] = read_kernel(sk + off.sk_rcv_saddr as u64).unwrap_or([0; 4]);
         // IPv4-mapped IPv6, so that user space handles one address shape.
-        remote.addr = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, d[0], d[1], d[2], d[3]];
-        local.addr = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, s[0], s[1], s[2], s[3]];
+        remote.addr = [
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, d[0], d[1], d[2], d[3],
+        ];
+        local.addr = [
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, s[0], s[1], s[2], s[3],
+        ];
     } else {
         remote.addr = read_kernel(sk + off.sk_v6_daddr as u64).unwrap_or([0; 16]);
         local.addr = read_kernel(sk + off.sk_v6_rcv_saddr as u64).unwrap_or([0; 16]);

@@ -11,7 +11,7 @@
 use aya_ebpf::{
     helpers::{
         bpf_ktime_get_ns,
-        generated::bpf_probe_read_user,
+        generated::{bpf_loop, bpf_probe_read_user},
     },
     macros::tracepoint,
     programs::TracePointContext,
@@ -133,83 +133,123 @@ fn read_user_u64(addr: u64) -> u64 {
     unsafe { aya_ebpf::helpers::bpf_probe_read_user(addr as *const u64) }.unwrap_or(0)
 }
 
+/// The state of one call's copy, shared with the `bpf_loop` callback. The loop
+/// body is verified once this way; an unrolled or bounded loop of a few hundred
+/// iterations makes the verifier take seconds.
+#[repr(C)]
+struct CopyState {
+    header: DataHeader,
+    /// Next iovec entry to read, and the count to stop at.
+    iov: u64,
+    next_iov: u64,
+    iov_limit: u64,
+    /// Current contiguous source and its bytes left.
+    base: u64,
+    left: u64,
+    /// Bytes of the call delivered so far, and the most to deliver.
+    done: u64,
+    limit: u64,
+}
+
 /// Copies up to `cap` bytes of the call into chunk records. The source is either
 /// one buffer (`buf`, `iov` = 0) or an iovec array of `iovcnt` entries. Returns the
 /// number of bytes delivered to the ring buffer, from the start of the call.
 #[inline(always)]
 fn copy_iov(header: &mut DataHeader, buf: u64, iov: u64, iovcnt: u64, cap: u64) -> u64 {
     let total = header.call_len;
-    let limit = if cap < total { cap } else { total };
+    let mut state = CopyState {
+        header: *header,
+        iov,
+        next_iov: 0,
+        iov_limit: if iovcnt < MAX_IOV as u64 {
+            iovcnt
+        } else {
+            MAX_IOV as u64
+        },
+        base: buf,
+        left: if iov == 0 { total } else { 0 },
+        done: 0,
+        limit: if cap < total { cap } else { total },
+    };
+    if iov == 0 {
+        state.iov_limit = 0;
+    }
+    unsafe {
+        bpf_loop(
+            MAX_CHUNKS_PER_CALL + MAX_IOV,
+            copy_step as *mut core::ffi::c_void,
+            (&raw mut state) as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    state.done
+}
+
+/// One step of `copy_iov`: read the next iovec entry, or copy one chunk.
+/// Returns 0 to continue, 1 to stop.
+#[inline(never)]
+extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    let st = ctx as *mut CopyState;
     let scratch: *mut DataScratch = match DATA_SCRATCH.get_ptr_mut(0) {
         Some(p) => p,
-        None => return 0,
+        None => return 1,
     };
-    let mut done: u64 = 0;
-    let (mut base, mut left, mut next_iov) = if iov == 0 {
-        (buf, total, MAX_IOV as u64)
-    } else {
-        (0u64, 0u64, 0u64)
-    };
-    let iov_limit = if iov == 0 {
-        MAX_IOV as u64
-    } else if iovcnt < MAX_IOV as u64 {
-        iovcnt
-    } else {
-        MAX_IOV as u64
-    };
-    let mut i: u32 = 0;
-    while i < MAX_CHUNKS_PER_CALL + MAX_IOV {
-        i += 1;
-        if done >= limit {
-            break;
+    unsafe {
+        if (*st).done >= (*st).limit {
+            return 1;
         }
-        if left == 0 {
-            if next_iov >= iov_limit {
-                break;
+        if (*st).left == 0 {
+            if (*st).next_iov >= (*st).iov_limit {
+                return 1;
             }
             // struct iovec { void *iov_base; size_t iov_len; }
-            let entry = iov + next_iov * 16;
-            base = read_user_u64(entry);
-            left = read_user_u64(entry + 8);
-            next_iov += 1;
-            continue;
+            let entry = (*st).iov + (*st).next_iov * 16;
+            (*st).base = read_user_u64(entry);
+            (*st).left = read_user_u64(entry + 8);
+            (*st).next_iov += 1;
+            return 0;
         }
-        let mut n = limit - done;
-        if n > left {
-            n = left;
+        let mut n = (*st).limit - (*st).done;
+        if n > (*st).left {
+            n = (*st).left;
         }
         if n > MAX_CHUNK as u64 {
             n = MAX_CHUNK as u64;
         }
-        // Re-bound for the verifier: it must see n in [1, MAX_CHUNK].
-        let n32 = (n as u32) & (2 * MAX_CHUNK as u32 - 1);
+        // The length goes through map memory on its way to the helper: a value
+        // loaded from a map is an unknown scalar to the verifier, so bounding it
+        // does not make `done`/`left`/`limit` precise. Were they precise, no two
+        // iterations' states would match and verification would explode.
+        (*st).header.chunk_offset = (*st).done as u32;
+        (*st).header.chunk_len = n as u32;
+        (*scratch).header = (*st).header;
+        let laundered = core::ptr::read_volatile(&raw const (*scratch).header.chunk_len);
+        let n32 = laundered & (2 * MAX_CHUNK as u32 - 1);
         if n32 == 0 || n32 > MAX_CHUNK as u32 {
-            break;
+            return 1;
         }
-        header.chunk_offset = done as u32;
-        header.chunk_len = n32;
-        unsafe {
-            (*scratch).header = *header;
-            let dst = (&raw mut (*scratch).payload) as *mut core::ffi::c_void;
-            if bpf_probe_read_user(dst, n32, base as *const core::ffi::c_void) != 0 {
-                count(counter::READ_USER_FAILED, 1);
-                break;
-            }
-            let size = HEADER_LEN + n32 as u64;
-            let record = core::slice::from_raw_parts(scratch as *const u8, size as usize);
-            if EVENTS.output::<[u8]>(record, 0).is_err() {
-                count(counter::RINGBUF_FULL_DATA, 1);
-                count(counter::RINGBUF_FULL_BYTES, total - done);
-                break;
-            }
+        let dst = (&raw mut (*scratch).payload) as *mut core::ffi::c_void;
+        if bpf_probe_read_user(dst, n32, (*st).base as *const core::ffi::c_void) != 0 {
+            count(counter::READ_USER_FAILED, 1);
+            return 1;
+        }
+        let size = HEADER_LEN as usize + n32 as usize;
+        let record = core::slice::from_raw_parts(scratch as *const u8, size);
+        if EVENTS.output::<[u8]>(record, 0).is_err() {
+            count(counter::RINGBUF_FULL_DATA, 1);
+            count(
+                counter::RINGBUF_FULL_BYTES,
+                (*st).header.call_len - (*st).done,
+            );
+            return 1;
         }
         count(counter::DATA_RECORDS, 1);
         count(counter::DATA_BYTES, n32 as u64);
-        done += n32 as u64;
-        base += n32 as u64;
-        left -= n32 as u64;
+        (*st).done += n32 as u64;
+        (*st).base += n32 as u64;
+        (*st).left -= n32 as u64;
     }
-    done
+    0
 }
 
 // === read family ===

@@ -1,0 +1,444 @@
+//! `wirespan run` and `wirespan record`: load the probes, drain the ring buffer
+//! into the pipeline (or a recording), serve /metrics, and stop cleanly on
+//! SIGINT/SIGTERM. Also `wirespan replay`, which feeds a recording through the
+//! same pipeline without root or eBPF.
+
+use anyhow::{Context as _, Result};
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use probes_common::{counter, socket_flag, SocketKey, SocketState};
+use self_metrics::{Counter, Registry};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{signal, SignalKind};
+use wirespan_config::Config;
+
+use crate::admin_server::{self, Readiness};
+use crate::pipeline::{KernelAction, Pipeline, PipelineSettings, SpanOutput};
+use crate::probes::{self, KernelCounters, ProbeOptions, Probes};
+use crate::recording::{RecordingHeader, RecordingReader, RecordingWriter};
+
+/// What `run` does with each record.
+pub enum Mode {
+    /// Build and export spans.
+    Spans,
+    /// Write raw records to a file (and build no spans).
+    Record(PathBuf),
+}
+
+/// Wall-clock minus monotonic, to turn kernel timestamps into Unix time.
+pub fn clock_offset_ns() -> i64 {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid pointer to a timespec.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    };
+    let mono = read(libc::CLOCK_MONOTONIC);
+    let real = read(libc::CLOCK_REALTIME);
+    real - mono
+}
+
+/// Monotonic now, on the probes' clock.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSettings {
+    let c = &config.connections;
+    let h = &config.http;
+    let mut tracker = conn_tracker::TrackerLimits::default();
+    tracker.max_connections = c.max_connections;
+    tracker.idle_timeout_ns = c.idle_timeout.as_nanos() as u64;
+    tracker.memory_limit_bytes = c.memory_limit_bytes;
+    tracker.http1.max_head_bytes = h.max_header_bytes;
+    tracker.http1.max_pending_requests = h.max_pending_requests;
+    PipelineSettings {
+        tracker,
+        clock_offset_ns,
+        peers: crate::peers::PeerNames::new(&config.service.peers),
+        service_rules: config.service.rules.clone(),
+        host_name: crate::process_table::host_name(),
+        span_builder: crate::span_builder::SpanBuilder::new(
+            crate::span_builder::IdGenerator::new(),
+            crate::routes::RouteTable::new(&config.http.routes),
+        ),
+    }
+}
+
+/// The probes' counters as Prometheus series.
+struct KernelCounterMetrics {
+    series: Vec<(usize, Counter)>,
+}
+
+impl KernelCounterMetrics {
+    fn new(registry: &Registry) -> Self {
+        let mut series = Vec::new();
+        for (i, name) in counter::NAMES.iter().enumerate() {
+            let c = match i as u32 {
+                counter::DATA_RECORDS => registry.counter(
+                    "wirespan_kernel_data_records_total",
+                    "Data records the probes emitted.",
+                    &[],
+                ),
+                counter::DATA_BYTES => registry.counter(
+                    "wirespan_kernel_data_bytes_total",
+                    "Payload bytes the probes copied into the ring buffer.",
+                    &[],
+                ),
+                counter::TRUNCATED_CALLS => registry.counter(
+                    "wirespan_kernel_truncated_calls_total",
+                    "Syscalls whose payload was cut by the per-call cap or the iovec limit.",
+                    &[],
+                ),
+                counter::TRUNCATED_BYTES | counter::MUTED_BYTES | counter::RINGBUF_FULL_BYTES => {
+                    let reason = match i as u32 {
+                        counter::TRUNCATED_BYTES => "per_call_cap",
+                        counter::MUTED_BYTES => "muted_connection",
+                        _ => "ringbuf_full",
+                    };
+                    registry.counter(
+                        "wirespan_kernel_bytes_not_copied_total",
+                        "Socket bytes the probes counted but did not copy, by reason.",
+                        &[("reason", reason)],
+                    )
+                }
+                _ => registry.counter(
+                    "wirespan_kernel_records_lost_total",
+                    "Records or captures the probes could not make, by reason.",
+                    &[("reason", name)],
+                ),
+            };
+            series.push((i, c));
+        }
+        Self { series }
+    }
+
+    fn update(&self, counters: &KernelCounters) {
+        if let Ok(totals) = counters.read() {
+            for (i, c) in &self.series {
+                c.set_total(totals[*i]);
+            }
+        }
+    }
+}
+
+fn apply_actions(
+    actions: Vec<KernelAction>,
+    sockets: &mut BpfHashMap<MapData, SocketKey, SocketState>,
+) {
+    for action in actions {
+        match action {
+            KernelAction::Mute(key) => {
+                let k = SocketKey {
+                    tgid: key.tgid,
+                    fd: key.fd,
+                };
+                // Read-modify-write races with the probes advancing the offsets;
+                // harmless: a muted connection's offsets are no longer used.
+                if let Ok(mut state) = sockets.get(&k, 0) {
+                    state.flags |= socket_flag::MUTED;
+                    let _ = sockets.insert(k, state, 0);
+                }
+            }
+            KernelAction::Forget(key) => {
+                let _ = sockets.remove(&SocketKey {
+                    tgid: key.tgid,
+                    fd: key.fd,
+                });
+            }
+        }
+    }
+}
+
+/// Seeds connections open before start into the kernel map and the pipeline.
+fn seed_existing(
+    sockets: &mut BpfHashMap<MapData, SocketKey, SocketState>,
+    mut sink: impl FnMut(&[u8]),
+) -> usize {
+    const BPF_NOEXIST: u64 = 1;
+    let mut seeded = 0;
+    for (n, s) in crate::seed::established_sockets(std::process::id())
+        .into_iter()
+        .enumerate()
+    {
+        // User-space ids have the top bit set; the probes' never do.
+        let conn_id = (1u64 << 63) | n as u64;
+        let key = SocketKey {
+            tgid: s.tgid,
+            fd: s.fd,
+        };
+        let state = SocketState {
+            conn_id,
+            role: s.role,
+            ..Default::default()
+        };
+        // NOEXIST: a connection the probes registered since attaching wins.
+        if sockets.insert(key, state, BPF_NOEXIST).is_err() {
+            continue;
+        }
+        let (la, lf) = crate::seed::raw_addr(s.local.0);
+        let (ra, rf) = crate::seed::raw_addr(s.remote.0);
+        let rec = probes_common::ConnOpenRecord {
+            header: probes_common::RecordHeader {
+                kind: probes_common::kind::CONN_OPEN,
+                tgid: s.tgid,
+                tid: s.tgid,
+                fd: s.fd,
+                ts_ns: monotonic_ns(),
+            },
+            conn_id,
+            local: probes_common::SockAddr {
+                addr: la,
+                port: s.local.1,
+                family: lf,
+                _pad: 0,
+            },
+            remote: probes_common::SockAddr {
+                addr: ra,
+                port: s.remote.1,
+                family: rf,
+                _pad: 0,
+            },
+            role: s.role,
+            origin: probes_common::origin::SEEDED,
+        };
+        let mut buf = Vec::with_capacity(128);
+        crate::records::encode::conn_open(&rec, &mut buf);
+        sink(&buf);
+        seeded += 1;
+    }
+    seeded
+}
+
+async fn shutdown_signal() -> Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+/// Runs the agent until SIGINT/SIGTERM.
+pub async fn run(config: Config, mode: Mode) -> Result<()> {
+    probes::preflight()?;
+    let registry = Registry::new();
+    let ready = Readiness::default();
+    let listener = admin_server::bind(&config.metrics.listen).await?;
+    tokio::spawn(admin_server::serve(
+        listener,
+        registry.clone(),
+        ready.clone(),
+    ));
+
+    let opts = ProbeOptions::from(&config.capture);
+    let mut probes = Probes::load(&opts)?;
+    // SAFETY: the ring buffer owns its map fd, which stays open and unchanged
+    // for as long as the AsyncFd owns the ring buffer.
+    let mut ring = unsafe {
+        AsyncFd::register_with_interest(probes.take_ring()?, tokio::io::Interest::READABLE)
+    }
+    .map_err(std::io::Error::from)
+    .context("polling the ring buffer")?;
+    let mut sockets = probes.take_sockets()?;
+    let kernel_counters = probes.take_counters()?;
+    let kernel_metrics = KernelCounterMetrics::new(&registry);
+    let clock_offset = clock_offset_ns();
+    tracing::info!(
+        programs = probes.attached,
+        ring_buffer_bytes = opts.ring_buffer_bytes,
+        per_call_cap_bytes = opts.per_call_cap_bytes,
+        "probes attached"
+    );
+
+    let mut handler: Box<dyn RecordHandler> = match &mode {
+        Mode::Spans => {
+            let settings =
+                span_export::ExportSettings::resolve(&config.export, &|k| std::env::var(k).ok())
+                    .context("export settings")?;
+            let (queue, handle) = span_export::start(settings, &registry);
+            let pipeline =
+                Pipeline::new(pipeline_settings(&config, clock_offset), queue, &registry);
+            Box::new(SpanHandler {
+                pipeline,
+                exporter: Some(handle),
+            })
+        }
+        Mode::Record(path) => Box::new(RecordingSink::create(path, clock_offset)?),
+    };
+
+    let seeded = seed_existing(&mut sockets, |bytes| handler.handle(bytes));
+    tracing::info!(seeded, "connections open before start are now traced");
+    ready.set_ready(true);
+
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("waiting on the ring buffer")?;
+                let rb = guard.get_inner_mut();
+                while let Some(item) = rb.next() {
+                    handler.handle(&item);
+                }
+                guard.clear_ready();
+                apply_actions(handler.take_actions(), &mut sockets);
+            }
+            _ = tick.tick() => {
+                kernel_metrics.update(&kernel_counters);
+                handler.tick(monotonic_ns());
+                apply_actions(handler.take_actions(), &mut sockets);
+            }
+            r = &mut shutdown => {
+                r?;
+                break;
+            }
+        }
+    }
+    ready.set_ready(false);
+    tracing::info!("stopping: draining the ring buffer and flushing spans");
+    {
+        let rb = ring.get_mut();
+        while let Some(item) = rb.next() {
+            handler.handle(&item);
+        }
+    }
+    kernel_metrics.update(&kernel_counters);
+    handler.finish().await?;
+    drop(probes);
+    tracing::info!("probes detached");
+    Ok(())
+}
+
+/// Live records go either to the pipeline or to a recording.
+trait RecordHandler {
+    fn handle(&mut self, bytes: &[u8]);
+    fn tick(&mut self, _now_ns: u64) {}
+    fn take_actions(&mut self) -> Vec<KernelAction> {
+        Vec::new()
+    }
+    fn finish(self: Box<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>>>>;
+}
+
+struct SpanHandler {
+    pipeline: Pipeline<span_export::SpanQueue>,
+    exporter: Option<span_export::ExporterHandle>,
+}
+
+impl RecordHandler for SpanHandler {
+    fn handle(&mut self, bytes: &[u8]) {
+        self.pipeline.handle_bytes(bytes);
+    }
+    fn tick(&mut self, now_ns: u64) {
+        self.pipeline.tick(now_ns);
+    }
+    fn take_actions(&mut self) -> Vec<KernelAction> {
+        self.pipeline.take_actions()
+    }
+    fn finish(
+        mut self: Box<Self>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>>>> {
+        Box::pin(async move {
+            self.pipeline.flush();
+            if let Some(h) = self.exporter.take() {
+                let report = h.shutdown(Duration::from_secs(10)).await;
+                tracing::info!(?report, "exporter stopped");
+            }
+            Ok(())
+        })
+    }
+}
+
+struct RecordingSink {
+    writer: RecordingWriter<BufWriter<std::fs::File>>,
+    errors: u64,
+}
+
+impl RecordingSink {
+    fn create(path: &Path, clock_offset_ns: i64) -> Result<Self> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create the recording {}", path.display()))?;
+        let writer = RecordingWriter::new(
+            BufWriter::with_capacity(1 << 20, file),
+            RecordingHeader { clock_offset_ns },
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        Ok(Self { writer, errors: 0 })
+    }
+}
+
+impl RecordHandler for RecordingSink {
+    fn handle(&mut self, bytes: &[u8]) {
+        if self.writer.write_record(bytes).is_err() {
+            self.errors += 1;
+        }
+    }
+    fn finish(self: Box<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>>>> {
+        Box::pin(async move {
+            let records = self.writer.records();
+            let errors = self.errors;
+            self.writer.finish().context("flushing the recording")?;
+            tracing::info!(records, write_errors = errors, "recording written");
+            if errors > 0 {
+                anyhow::bail!("{errors} records could not be written to the recording");
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Runs the pipeline over a recording and exports what it builds.
+pub async fn replay(config: Config, path: &Path) -> Result<ReplaySummary> {
+    let registry = Registry::new();
+    let settings = span_export::ExportSettings::resolve(&config.export, &|k| std::env::var(k).ok())
+        .context("export settings")?;
+    let (queue, handle) = span_export::start(settings, &registry);
+    let (summary, _) = replay_into(&config, path, queue, &registry)?;
+    let report = handle.shutdown(Duration::from_secs(30)).await;
+    tracing::info!(?report, "exporter stopped");
+    Ok(summary)
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReplaySummary {
+    pub records: u64,
+}
+
+/// Feeds a recording through a pipeline writing to `output`.
+pub fn replay_into<O: SpanOutput>(
+    config: &Config,
+    path: &Path,
+    output: O,
+    registry: &Registry,
+) -> Result<(ReplaySummary, O)> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader = RecordingReader::new(std::io::BufReader::new(file))
+        .with_context(|| format!("reading {}", path.display()))?;
+    let settings = pipeline_settings(config, reader.header().clock_offset_ns);
+    let mut pipeline = Pipeline::new(settings, output, registry);
+    let mut summary = ReplaySummary::default();
+    while let Some(bytes) = reader
+        .next_record()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        pipeline.handle_bytes(bytes);
+        summary.records += 1;
+    }
+    pipeline.flush();
+    Ok((summary, pipeline.into_output()))
+}

@@ -1,0 +1,271 @@
+//! Loading and attaching the embedded eBPF programs, writing their settings,
+//! and the checks that turn a missing privilege or kernel feature into one
+//! clear sentence. Dropping [`Probes`] detaches everything.
+
+use anyhow::{anyhow, Context as _, Result};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::TracePoint;
+use aya::{Ebpf, EbpfLoader};
+use probes_common::{counter, ProbeSettings, SocketKey, SocketState};
+use std::path::Path;
+
+/// The compiled programs, built by build.rs (aya-build) and embedded.
+static PROBES_ELF: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/wirespan-probes"));
+
+/// Tracepoint programs and where each is attached.
+const ATTACHMENTS: &[(&str, &str, &str)] = &[
+    ("sys_enter_read", "syscalls", "sys_enter_read"),
+    ("sys_enter_readv", "syscalls", "sys_enter_readv"),
+    ("sys_enter_recvfrom", "syscalls", "sys_enter_recvfrom"),
+    ("sys_enter_recvmsg", "syscalls", "sys_enter_recvmsg"),
+    ("sys_enter_write", "syscalls", "sys_enter_write"),
+    ("sys_enter_writev", "syscalls", "sys_enter_writev"),
+    ("sys_enter_sendto", "syscalls", "sys_enter_sendto"),
+    ("sys_enter_sendmsg", "syscalls", "sys_enter_sendmsg"),
+    ("sys_enter_sendfile64", "syscalls", "sys_enter_sendfile64"),
+    ("sys_exit_data", "syscalls", "sys_exit_read"),
+    ("sys_exit_data", "syscalls", "sys_exit_readv"),
+    ("sys_exit_data", "syscalls", "sys_exit_recvfrom"),
+    ("sys_exit_data", "syscalls", "sys_exit_recvmsg"),
+    ("sys_exit_data", "syscalls", "sys_exit_write"),
+    ("sys_exit_data", "syscalls", "sys_exit_writev"),
+    ("sys_exit_data", "syscalls", "sys_exit_sendto"),
+    ("sys_exit_data", "syscalls", "sys_exit_sendmsg"),
+    ("sys_exit_data", "syscalls", "sys_exit_sendfile64"),
+    ("sys_enter_connect", "syscalls", "sys_enter_connect"),
+    ("sys_exit_connect", "syscalls", "sys_exit_connect"),
+    ("sys_enter_accept", "syscalls", "sys_enter_accept"),
+    ("sys_enter_accept", "syscalls", "sys_enter_accept4"),
+    ("sys_exit_accept", "syscalls", "sys_exit_accept"),
+    ("sys_exit_accept", "syscalls", "sys_exit_accept4"),
+    ("sys_enter_close", "syscalls", "sys_enter_close"),
+    ("sched_process_exec", "sched", "sched_process_exec"),
+    ("sched_process_exit", "sched", "sched_process_exit"),
+];
+
+/// What the probes capture, from the `capture` section of the config.
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    pub per_call_cap_bytes: u32,
+    pub ring_buffer_bytes: u32,
+    pub max_sockets: u32,
+    pub pids: Vec<u32>,
+    pub ports: Vec<u16>,
+    pub exclude_ports: Vec<u16>,
+}
+
+impl From<&wirespan_config::CaptureConfig> for ProbeOptions {
+    fn from(c: &wirespan_config::CaptureConfig) -> Self {
+        Self {
+            per_call_cap_bytes: c.per_call_cap_bytes,
+            ring_buffer_bytes: c.ring_buffer_bytes,
+            max_sockets: c.max_sockets,
+            pids: c.pids.clone(),
+            ports: c.ports.clone(),
+            exclude_ports: c.exclude_ports.clone(),
+        }
+    }
+}
+
+/// Loaded and attached programs. Dropping it detaches them all.
+pub struct Probes {
+    ebpf: Ebpf,
+    /// Attached program count, for /readyz and the start-up log.
+    pub attached: usize,
+}
+
+/// Checks made before loading, each failing with one sentence a person can act on.
+pub fn preflight() -> Result<()> {
+    let caps = effective_capabilities().unwrap_or(0);
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
+        return Err(anyhow!(
+            "wirespan needs CAP_BPF and CAP_PERFMON (or root) to load its eBPF probes: run it as root or grant those capabilities"
+        ));
+    }
+    if !Path::new(kernel_btf::SYS_FS_VMLINUX).exists() {
+        return Err(anyhow!(
+            "this kernel exposes no BTF at {} (CONFIG_DEBUG_INFO_BTF is off): wirespan needs it to find socket addresses",
+            kernel_btf::SYS_FS_VMLINUX
+        ));
+    }
+    ensure_tracefs()?;
+    // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones use
+    // memcg and ignore it. Raising it is harmless either way.
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid pointer.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    Ok(())
+}
+
+fn effective_capabilities() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+    u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+}
+
+/// aya finds tracepoint ids under tracefs; mount it when it is missing.
+fn ensure_tracefs() -> Result<()> {
+    let tracing = Path::new("/sys/kernel/tracing");
+    if tracing.join("events").exists() || Path::new("/sys/kernel/debug/tracing/events").exists() {
+        return Ok(());
+    }
+    let src = c"nodev";
+    let target = c"/sys/kernel/tracing";
+    let fstype = c"tracefs";
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(anyhow!(
+            "tracefs is not mounted at /sys/kernel/tracing and mounting it failed ({err}): mount it with `mount -t tracefs nodev /sys/kernel/tracing`"
+        ));
+    }
+    Ok(())
+}
+
+impl Probes {
+    /// Loads the programs with the configured map sizes, writes their settings
+    /// (including kernel struct offsets from BTF) and attaches every tracepoint.
+    pub fn load(opts: &ProbeOptions) -> Result<Self> {
+        let btf = kernel_btf::Btf::from_sys_fs().context("reading the kernel's BTF")?;
+        let offsets = kernel_btf::resolve_kernel_offsets(&btf)
+            .context("resolving kernel struct offsets from BTF")?;
+
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", opts.ring_buffer_bytes)
+            .map_max_entries("SOCKETS", opts.max_sockets)
+            .load(PROBES_ELF)
+            .map_err(|e| anyhow!("loading the eBPF programs failed: {e}"))?;
+
+        let settings = ProbeSettings {
+            self_tgid: std::process::id(),
+            per_call_cap: opts.per_call_cap_bytes,
+            pid_filter_enabled: u32::from(!opts.pids.is_empty()),
+            port_filter_enabled: u32::from(!opts.ports.is_empty()),
+            offsets,
+        };
+        let mut settings_map: Array<_, ProbeSettings> =
+            Array::try_from(ebpf.map_mut("SETTINGS").context("map SETTINGS missing")?)?;
+        settings_map.set(0, settings, 0)?;
+
+        if !opts.pids.is_empty() {
+            let mut pids: BpfHashMap<_, u32, u8> = BpfHashMap::try_from(
+                ebpf.map_mut("PID_FILTER")
+                    .context("map PID_FILTER missing")?,
+            )?;
+            for pid in &opts.pids {
+                pids.insert(pid, 1u8, 0)?;
+            }
+        }
+        if !opts.ports.is_empty() || !opts.exclude_ports.is_empty() {
+            let mut ports: BpfHashMap<_, u16, u8> = BpfHashMap::try_from(
+                ebpf.map_mut("PORT_FILTER")
+                    .context("map PORT_FILTER missing")?,
+            )?;
+            let mut rules: std::collections::BTreeMap<u16, u8> = Default::default();
+            for p in &opts.ports {
+                *rules.entry(*p).or_default() |= 1;
+            }
+            for p in &opts.exclude_ports {
+                *rules.entry(*p).or_default() |= 2;
+            }
+            for (port, rule) in rules {
+                ports.insert(port, rule, 0)?;
+            }
+        }
+
+        let mut attached = 0;
+        for (program, category, name) in ATTACHMENTS {
+            let prog: &mut TracePoint = ebpf
+                .program_mut(program)
+                .with_context(|| format!("program {program} missing from the eBPF object"))?
+                .try_into()?;
+            if prog.fd().is_err() {
+                let started = std::time::Instant::now();
+                tracing::debug!(program, "loading");
+                let loaded = prog.load();
+                tracing::debug!(program, elapsed = ?started.elapsed(), "verified");
+                loaded.map_err(|e| {
+                    anyhow!(
+                        "the kernel refused eBPF program {program}: {}",
+                        verifier_summary(&e)
+                    )
+                })?;
+            }
+            prog.attach(category, name)
+                .map_err(|e| anyhow!("attaching to tracepoint {category}:{name} failed: {e}"))?;
+            attached += 1;
+        }
+        Ok(Self { ebpf, attached })
+    }
+
+    /// The ring buffer; can be taken once.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .context("ring buffer already taken")?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// A handle on the socket map, for seeding and muting.
+    pub fn take_sockets(&mut self) -> Result<BpfHashMap<MapData, SocketKey, SocketState>> {
+        let map = self
+            .ebpf
+            .take_map("SOCKETS")
+            .context("socket map already taken")?;
+        Ok(BpfHashMap::try_from(map)?)
+    }
+
+    /// A handle on the per-CPU counters.
+    pub fn take_counters(&mut self) -> Result<KernelCounters> {
+        let map = self
+            .ebpf
+            .take_map("COUNTERS")
+            .context("counter map already taken")?;
+        Ok(KernelCounters {
+            map: PerCpuArray::try_from(map)?,
+        })
+    }
+}
+
+/// The verifier log is long; its last lines say what failed.
+fn verifier_summary(e: &aya::programs::ProgramError) -> String {
+    let text = format!("{e:#}");
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines.len().saturating_sub(6);
+    lines[tail..].join(" | ")
+}
+
+/// The probes' per-CPU counters, summed over CPUs.
+pub struct KernelCounters {
+    map: PerCpuArray<MapData, u64>,
+}
+
+impl KernelCounters {
+    /// Current totals, indexed like `probes_common::counter`.
+    pub fn read(&self) -> Result<[u64; counter::COUNT as usize]> {
+        let mut totals = [0u64; counter::COUNT as usize];
+        for (i, total) in totals.iter_mut().enumerate() {
+            let values = self.map.get(&(i as u32), 0)?;
+            *total = values.iter().sum();
+        }
+        Ok(totals)
+    }
+}

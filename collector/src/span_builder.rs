@@ -1,0 +1,389 @@
+//! Turning one request/response pair into one OTLP span, with the stable HTTP
+//! semantic conventions (https://opentelemetry.io/docs/specs/semconv/http/http-spans/).
+//!
+//! It does not decide which process a span belongs to (the pipeline does) and
+//! does not export (span-export does).
+
+use conn_tracker::{ConnInfo, Endpoint, Role};
+use protocol_parsers::{ExchangeEnd, HttpExchange};
+use span_export::{span, status, ExportSpan, KeyValue, Span, Status};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::process_table::{kv, ProcessIdentity};
+use crate::routes::RouteTable;
+
+/// Methods the conventions know; anything else is reported as `_OTHER`.
+const KNOWN_METHODS: &[&str] = &[
+    "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY",
+];
+
+/// Random trace and span ids (xorshift, seeded from the kernel's entropy):
+/// ids must be unique, not unpredictable.
+pub struct IdGenerator {
+    state: u64,
+}
+
+impl IdGenerator {
+    pub fn new() -> Self {
+        let mut seed = [0u8; 8];
+        let ok = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+            .is_ok();
+        let mut state = u64::from_ne_bytes(seed);
+        if !ok || state == 0 {
+            state = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0x9e37_79b9_7f4a_7c15)
+                | 1;
+        }
+        Self { state }
+    }
+
+    /// Deterministic ids, for replay tests.
+    pub fn with_seed(seed: u64) -> Self {
+        Self { state: seed | 1 }
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn span_id(&mut self) -> [u8; 8] {
+        loop {
+            let v = self.next();
+            if v != 0 {
+                return v.to_be_bytes();
+            }
+        }
+    }
+
+    pub fn trace_id(&mut self) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&self.next().to_be_bytes());
+        id[8..].copy_from_slice(&self.span_id());
+        id
+    }
+}
+
+impl Default for IdGenerator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A parsed W3C `traceparent`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: [u8; 16],
+    pub parent_id: [u8; 8],
+    pub flags: u8,
+}
+
+/// Parses `00-<32 hex>-<16 hex>-<2 hex>`; anything else (or all-zero ids) is None.
+pub fn parse_traceparent(value: &str) -> Option<TraceParent> {
+    let v = value.trim();
+    let parts: Vec<&str> = v.split('-').collect();
+    if parts.len() < 4 || parts[0].len() != 2 || parts[0] == "ff" {
+        return None;
+    }
+    if parts[0] == "00" && parts.len() != 4 {
+        return None;
+    }
+    let trace_id: [u8; 16] = hex_bytes(parts[1])?;
+    let parent_id: [u8; 8] = hex_bytes(parts[2])?;
+    let flags: [u8; 1] = hex_bytes(parts[3])?;
+    if trace_id == [0; 16] || parent_id == [0; 8] {
+        return None;
+    }
+    Some(TraceParent {
+        trace_id,
+        parent_id,
+        flags: flags[0],
+    })
+}
+
+fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        let pair = s.get(2 * i..2 * i + 2)?;
+        if !pair
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        *o = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Everything besides the exchange that a span needs.
+pub struct SpanContext<'a> {
+    pub conn: &'a ConnInfo,
+    pub process: &'a Arc<ProcessIdentity>,
+    /// The other side's service, when known.
+    pub peer_service: Option<&'a str>,
+    /// Added to kernel monotonic timestamps to get Unix-epoch nanoseconds.
+    pub clock_offset_ns: i64,
+    /// "https" once TLS capture marks the connection.
+    pub scheme: &'a str,
+}
+
+/// Builds spans; holds the id generator and the route table.
+pub struct SpanBuilder {
+    ids: IdGenerator,
+    routes: RouteTable,
+}
+
+fn ip_string(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+/// Splits `Host`/`:authority` into host and port.
+fn split_authority(authority: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = authority.strip_prefix('[') {
+        // [v6]:port
+        if let Some((host, after)) = rest.split_once(']') {
+            let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (host, port);
+        }
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => match p.parse() {
+            Ok(port) => (h, Some(port)),
+            Err(_) => (authority, None),
+        },
+        _ => (authority, None),
+    }
+}
+
+impl SpanBuilder {
+    pub fn new(ids: IdGenerator, routes: RouteTable) -> Self {
+        Self { ids, routes }
+    }
+
+    pub fn build(&mut self, ctx: &SpanContext<'_>, ex: &HttpExchange) -> ExportSpan {
+        let is_server = ctx.conn.role == Role::Server;
+        let req = &ex.request;
+        let method_known = KNOWN_METHODS.contains(&req.method.as_str());
+        let method = if method_known {
+            req.method.as_str()
+        } else {
+            "_OTHER"
+        };
+
+        // origin-form "/p?q", or absolute-form "http://h/p?q" from proxies.
+        let target = req.target.as_str();
+        let path_and_query = match target.find("://") {
+            Some(i) => target[i + 3..]
+                .find('/')
+                .map(|j| &target[i + 3 + j..])
+                .unwrap_or("/"),
+            None => target,
+        };
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        let route = self.routes.match_path(path);
+
+        let mut attrs: Vec<KeyValue> = Vec::with_capacity(20);
+        attrs.push(kv("http.request.method", method));
+        if !method_known {
+            attrs.push(kv("http.request.method_original", req.method.as_str()));
+        }
+        attrs.push(kv("url.path", path));
+        if let Some(q) = query {
+            attrs.push(kv("url.query", q));
+        }
+        let scheme = req.scheme.as_deref().unwrap_or(ctx.scheme);
+        attrs.push(kv("url.scheme", scheme));
+        if let Some(r) = route {
+            attrs.push(kv("http.route", r));
+        }
+        attrs.push(kv("network.protocol.name", "http"));
+        attrs.push(kv("network.protocol.version", req.version.as_otel()));
+        attrs.push(kv("network.transport", "tcp"));
+
+        let server_end: &Endpoint = if is_server {
+            &ctx.conn.local
+        } else {
+            &ctx.conn.remote
+        };
+        let (server_address, server_port) = match req.authority.as_deref() {
+            Some(a) if !a.is_empty() => {
+                let (h, p) = split_authority(a);
+                (h.to_string(), p.unwrap_or(server_end.port))
+            }
+            _ => (ip_string(server_end.ip), server_end.port),
+        };
+        attrs.push(kv("server.address", server_address.as_str()));
+        attrs.push(kv("server.port", server_port as i64));
+        if is_server {
+            attrs.push(kv("client.address", ip_string(ctx.conn.remote.ip)));
+            attrs.push(kv("client.port", ctx.conn.remote.port as i64));
+        } else {
+            let default_port = if scheme == "https" { 443 } else { 80 };
+            let host_port = if server_port == default_port {
+                server_address.clone()
+            } else if server_address.contains(':') {
+                format!("[{server_address}]:{server_port}")
+            } else {
+                format!("{server_address}:{server_port}")
+            };
+            attrs.push(kv(
+                "url.full",
+                format!("{scheme}://{host_port}{path_and_query}"),
+            ));
+        }
+        attrs.push(kv("network.peer.address", ip_string(ctx.conn.remote.ip)));
+        attrs.push(kv("network.peer.port", ctx.conn.remote.port as i64));
+        attrs.push(kv("network.local.address", ip_string(ctx.conn.local.ip)));
+        attrs.push(kv("network.local.port", ctx.conn.local.port as i64));
+        if let Some(ua) = &req.user_agent {
+            attrs.push(kv("user_agent.original", ua.as_str()));
+        }
+        attrs.push(kv("http.request.body.size", ex.request_body_size as i64));
+        if let Some(peer) = ctx.peer_service {
+            attrs.push(kv("service.peer.name", peer));
+        }
+
+        let mut status = Status::default();
+        let mut error_type: Option<String> = None;
+        match &ex.response {
+            Some(resp) => {
+                attrs.push(kv("http.response.status_code", resp.status as i64));
+                attrs.push(kv("http.response.body.size", ex.response_body_size as i64));
+                let threshold = if is_server { 500 } else { 400 };
+                if resp.status >= threshold {
+                    error_type = Some(resp.status.to_string());
+                }
+            }
+            None => error_type = Some("no_response".to_string()),
+        }
+        match ex.end {
+            ExchangeEnd::Complete => {}
+            ExchangeEnd::ConnectionClosed if ex.response.is_none() => {
+                error_type = Some("connection_closed".to_string())
+            }
+            ExchangeEnd::ConnectionClosed => {}
+            ExchangeEnd::Reset => error_type = Some("stream_reset".to_string()),
+            ExchangeEnd::Gap => attrs.push(kv("wirespan.capture.incomplete", "gap")),
+        }
+        if ex.headers_incomplete {
+            attrs.push(kv("wirespan.capture.incomplete", "hpack_state_unknown"));
+        }
+        if let Some(e) = &error_type {
+            attrs.push(kv("error.type", e.as_str()));
+            status.code = status::StatusCode::Error as i32;
+        }
+
+        // Trace context: a traceparent on the request makes this span part of
+        // that trace (server: its parent is the caller's span).
+        let parent = req.traceparent.as_deref().and_then(parse_traceparent);
+        let (trace_id, parent_span_id) = match parent {
+            Some(tp) => (tp.trace_id.to_vec(), tp.parent_id.to_vec()),
+            None => (self.ids.trace_id().to_vec(), Vec::new()),
+        };
+        let trace_state = match (&parent, &req.tracestate) {
+            (Some(_), Some(ts)) => ts.clone(),
+            _ => String::new(),
+        };
+
+        let name = match route {
+            Some(r) => format!("{method} {r}"),
+            None => method.to_string(),
+        };
+        let start = ex.request_start_ns;
+        let end = if ex.response_end_ns >= start {
+            ex.response_end_ns
+        } else {
+            ex.request_end_ns.max(start)
+        };
+        let to_unix = |ns: u64| (ns as i64).saturating_add(ctx.clock_offset_ns).max(0) as u64;
+        let span = Span {
+            trace_id,
+            span_id: self.ids.span_id().to_vec(),
+            trace_state,
+            parent_span_id,
+            name,
+            kind: if is_server {
+                span::SpanKind::Server as i32
+            } else {
+                span::SpanKind::Client as i32
+            },
+            start_time_unix_nano: to_unix(start),
+            end_time_unix_nano: to_unix(end),
+            attributes: attrs,
+            status: Some(status),
+            ..Default::default()
+        };
+        ExportSpan {
+            resource: ctx.process.resource.clone(),
+            span,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_parsing() {
+        let tp =
+            parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(tp.trace_id[0], 0x4b);
+        assert_eq!(tp.parent_id[7], 0xb7);
+        assert_eq!(tp.flags, 1);
+        assert!(
+            parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none()
+        );
+        assert!(
+            parse_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none()
+        );
+        assert!(
+            parse_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_none()
+        );
+        assert!(parse_traceparent("garbage").is_none());
+        assert!(parse_traceparent("00-4bf9-00f0-01").is_none());
+    }
+
+    #[test]
+    fn authority_split() {
+        assert_eq!(
+            split_authority("example.com:8080"),
+            ("example.com", Some(8080))
+        );
+        assert_eq!(split_authority("example.com"), ("example.com", None));
+        assert_eq!(split_authority("[::1]:443"), ("::1", Some(443)));
+        assert_eq!(split_authority("::1"), ("::1", None));
+        assert_eq!(split_authority("h:notaport"), ("h:notaport", None));
+    }
+
+    #[test]
+    fn ids_are_nonzero_and_distinct() {
+        let mut g = IdGenerator::with_seed(7);
+        let a = g.span_id();
+        let b = g.span_id();
+        assert_ne!(a, b);
+        assert_ne!(a, [0; 8]);
+        assert_ne!(g.trace_id(), g.trace_id());
+    }
+}
