@@ -26,8 +26,14 @@ pub enum Detected {
 /// Look at the first bytes of one direction of a connection.
 pub fn detect(first_bytes: &[u8]) -> Detected {
     let checks = [
-        (prefix_verdict(HTTP2_PREFACE, first_bytes), Detected::Http2Preface),
-        (prefix_verdict(b"HTTP/1.", first_bytes), Detected::Http1Response),
+        (
+            prefix_verdict(HTTP2_PREFACE, first_bytes),
+            Detected::Http2Preface,
+        ),
+        (
+            prefix_verdict(b"HTTP/1.", first_bytes),
+            Detected::Http1Response,
+        ),
         (known_method_sp(first_bytes), Detected::Http1Request),
     ];
     let mut need_more = false;
@@ -56,7 +62,11 @@ mod tests {
         more.extend_from_slice(b"\x00\x00\x12\x04\x00");
         assert_eq!(detect(&more), Detected::Http2Preface);
         for n in 1..HTTP2_PREFACE.len() {
-            assert_eq!(detect(&HTTP2_PREFACE[..n]), Detected::NeedMore, "prefix {n}");
+            assert_eq!(
+                detect(&HTTP2_PREFACE[..n]),
+                Detected::NeedMore,
+                "prefix {n}"
+            );
         }
         // Diverges from the preface after a matching start.
         assert_eq!(detect(b"PRI * HTTP/1.1\r\n"), Detected::Unknown);
@@ -64,10 +74,16 @@ mod tests {
 
     #[test]
     fn http1_requests() {
-        for m in ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"] {
+        for m in [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        ] {
             let line = format!("{m} / HTTP/1.1\r\n");
             assert_eq!(detect(line.as_bytes()), Detected::Http1Request, "{m}");
-            assert_eq!(detect(format!("{m} ").as_bytes()), Detected::Http1Request, "{m}");
+            assert_eq!(
+                detect(format!("{m} ").as_bytes()),
+                Detected::Http1Request,
+                "{m}"
+            );
             assert_eq!(detect(m.as_bytes()), Detected::NeedMore, "{m}");
         }
         assert_eq!(detect(b"P"), Detected::NeedMore);

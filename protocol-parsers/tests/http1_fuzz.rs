@@ -15,7 +15,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     // Biased towards HTTP-ish bytes so that the parser gets deep, not just
     // rejected at the first byte.
-    let http_byte = prop::sample::select(b"GET /HTTP1.0 2\r\n:;Content-Length:5chunked0aF\x00\xff".to_vec());
+    let http_byte =
+        prop::sample::select(b"GET /HTTP1.0 2\r\n:;Content-Length:5chunked0aF\x00\xff".to_vec());
     prop_oneof![
         4 => (any::<bool>(), prop::collection::vec(any::<u8>(), 0..300)).prop_map(|(s, d)| Op::Data(s, d)),
         4 => (any::<bool>(), prop::collection::vec(http_byte, 0..300)).prop_map(|(s, d)| Op::Data(s, d)),
@@ -72,7 +73,11 @@ fn random_megabytes_are_cheap() {
             x ^= x << 17;
             *b = x as u8;
         }
-        let side = if i % 2 == 0 { Side::Request } else { Side::Response };
+        let side = if i % 2 == 0 {
+            Side::Request
+        } else {
+            Side::Response
+        };
         s.on_data(side, i, &chunk, &mut sink);
         assert!(s.buffered_bytes() <= 2 * limits.max_head_bytes);
     }

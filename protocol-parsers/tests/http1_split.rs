@@ -43,7 +43,11 @@ fn body(n: usize) -> String {
 }
 
 fn ok(n: usize) -> Vec<u8> {
-    format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {n}\r\n\r\n{}", body(n)).into_bytes()
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {n}\r\n\r\n{}",
+        body(n)
+    )
+    .into_bytes()
 }
 
 fn chunked(chunks: &[usize], trailer: bool) -> String {
@@ -55,7 +59,11 @@ fn chunked(chunks: &[usize], trailer: bool) -> String {
             s.push_str(&format!("{c:X};ext=\"q\"\r\n{}\r\n", body(c)));
         }
     }
-    s.push_str(if trailer { "0\r\nX-Sum: 1\r\n\r\n" } else { "0\r\n\r\n" });
+    s.push_str(if trailer {
+        "0\r\nX-Sum: 1\r\n\r\n"
+    } else {
+        "0\r\n\r\n"
+    });
     s
 }
 
@@ -67,27 +75,61 @@ fn events(msgs: &[Msg]) -> Vec<Ev> {
     for m in msgs {
         match m {
             Msg::Get { path, resp_body } => {
-                out.push(Data(req, format!("GET /p/{path} HTTP/1.1\r\nHost: h\r\nUser-Agent: t\r\n\r\n").into_bytes()));
+                out.push(Data(
+                    req,
+                    format!("GET /p/{path} HTTP/1.1\r\nHost: h\r\nUser-Agent: t\r\n\r\n")
+                        .into_bytes(),
+                ));
                 out.push(Data(resp, ok(*resp_body)));
             }
             Msg::PostLen { len, resp_body } => {
-                out.push(Data(req, format!("POST /post HTTP/1.1\r\nContent-Length: {len}\r\n\r\n{}", body(*len)).into_bytes()));
+                out.push(Data(
+                    req,
+                    format!(
+                        "POST /post HTTP/1.1\r\nContent-Length: {len}\r\n\r\n{}",
+                        body(*len)
+                    )
+                    .into_bytes(),
+                ));
                 out.push(Data(resp, ok(*resp_body)));
             }
             Msg::PostChunked { chunks } => {
-                out.push(Data(req, format!("POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{}", chunked(chunks, false)).into_bytes()));
+                out.push(Data(
+                    req,
+                    format!(
+                        "POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+                        chunked(chunks, false)
+                    )
+                    .into_bytes(),
+                ));
                 out.push(Data(resp, ok(1)));
             }
             Msg::ChunkedResp { chunks, trailer } => {
                 out.push(Data(req, b"GET /stream HTTP/1.1\r\n\r\n".to_vec()));
-                out.push(Data(resp, format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{}", chunked(chunks, *trailer)).into_bytes()));
+                out.push(Data(
+                    resp,
+                    format!(
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+                        chunked(chunks, *trailer)
+                    )
+                    .into_bytes(),
+                ));
             }
             Msg::Head { len } => {
                 out.push(Data(req, b"HEAD /h HTTP/1.1\r\n\r\n".to_vec()));
-                out.push(Data(resp, format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes()));
+                out.push(Data(
+                    resp,
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes(),
+                ));
             }
             Msg::Continue { len } => {
-                out.push(Data(req, format!("PUT /c HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {len}\r\n\r\n").into_bytes()));
+                out.push(Data(
+                    req,
+                    format!(
+                        "PUT /c HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {len}\r\n\r\n"
+                    )
+                    .into_bytes(),
+                ));
                 out.push(Data(resp, b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()));
                 out.push(Data(req, body(*len).into_bytes()));
                 out.push(Data(resp, ok(2)));
@@ -109,7 +151,11 @@ fn events(msgs: &[Msg]) -> Vec<Ev> {
             Msg::Garbage { side_req, bytes } => out.push(Data(side(*side_req), bytes.clone())),
             Msg::Gap { side_req, len } => out.push(Gap(side(*side_req), *len)),
             Msg::HugeHead => {
-                out.push(Data(req, format!("GET /huge HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(300)).into_bytes()));
+                out.push(Data(
+                    req,
+                    format!("GET /huge HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(300))
+                        .into_bytes(),
+                ));
                 out.push(Data(resp, ok(3)));
             }
         }
@@ -137,7 +183,11 @@ fn msg() -> impl Strategy<Value = Msg> {
 }
 
 /// Feeds the conversation; `split` cuts each data segment into pieces.
-fn run(evs: &[Ev], close_delimited_tail: bool, split: impl Fn(usize, &[u8]) -> Vec<usize>) -> CollectingSink {
+fn run(
+    evs: &[Ev],
+    close_delimited_tail: bool,
+    split: impl Fn(usize, &[u8]) -> Vec<usize>,
+) -> CollectingSink {
     let limits = Http1Limits {
         max_head_bytes: 256,
         max_pending_requests: 8,
@@ -146,8 +196,14 @@ fn run(evs: &[Ev], close_delimited_tail: bool, split: impl Fn(usize, &[u8]) -> V
     let mut sink = CollectingSink::default();
     let mut tail = Vec::new();
     if close_delimited_tail {
-        tail.push(Ev::Data(Side::Request, b"GET /last HTTP/1.0\r\n\r\n".to_vec()));
-        tail.push(Ev::Data(Side::Response, b"HTTP/1.0 200 OK\r\n\r\nuntil close".to_vec()));
+        tail.push(Ev::Data(
+            Side::Request,
+            b"GET /last HTTP/1.0\r\n\r\n".to_vec(),
+        ));
+        tail.push(Ev::Data(
+            Side::Response,
+            b"HTTP/1.0 200 OK\r\n\r\nuntil close".to_vec(),
+        ));
     }
     for (i, ev) in evs.iter().chain(tail.iter()).enumerate() {
         let ts = 1000 + 10 * i as u64;
@@ -228,10 +284,21 @@ proptest! {
 #[test]
 fn clean_conversation_pairs_everything() {
     let msgs = vec![
-        Msg::Get { path: 1, resp_body: 3 },
-        Msg::PostLen { len: 12, resp_body: 0 },
-        Msg::PostChunked { chunks: vec![3, 17] },
-        Msg::ChunkedResp { chunks: vec![5, 1], trailer: true },
+        Msg::Get {
+            path: 1,
+            resp_body: 3,
+        },
+        Msg::PostLen {
+            len: 12,
+            resp_body: 0,
+        },
+        Msg::PostChunked {
+            chunks: vec![3, 17],
+        },
+        Msg::ChunkedResp {
+            chunks: vec![5, 1],
+            trailer: true,
+        },
         Msg::Head { len: 50 },
         Msg::Continue { len: 9 },
         Msg::NoContent,
@@ -242,7 +309,14 @@ fn clean_conversation_pairs_everything() {
     let got: Vec<_> = sink
         .exchanges
         .iter()
-        .map(|e| (e.request.target.as_str(), e.response.as_ref().map(|r| r.status), e.request_body_size, e.response_body_size))
+        .map(|e| {
+            (
+                e.request.target.as_str(),
+                e.response.as_ref().map(|r| r.status),
+                e.request_body_size,
+                e.response_body_size,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -260,5 +334,8 @@ fn clean_conversation_pairs_everything() {
             ("/last", Some(200), 0, 11),
         ]
     );
-    assert!(sink.exchanges.iter().all(|e| e.end == protocol_parsers::ExchangeEnd::Complete));
+    assert!(sink
+        .exchanges
+        .iter()
+        .all(|e| e.end == protocol_parsers::ExchangeEnd::Complete));
 }

@@ -23,13 +23,22 @@ const MAX_SIZE_DIGITS: u8 = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    Length { remaining: u64 },
+    Length {
+        remaining: u64,
+    },
     UntilClose,
     /// Hex digits of a chunk size.
-    Size { value: u64, digits: u8 },
+    Size {
+        value: u64,
+        digits: u8,
+    },
     /// After the digits: whitespace, `;extensions`, CR; up to LF.
-    SizeRest { value: u64 },
-    Data { remaining: u64 },
+    SizeRest {
+        value: u64,
+    },
+    Data {
+        remaining: u64,
+    },
     /// The CRLF after chunk data (`bool`: CR seen).
     DataEnd(bool),
     /// Trailer fields after the last chunk; `bool`: the current line is empty so far.
@@ -298,8 +307,14 @@ mod tests {
 
     #[test]
     fn content_length_stops_at_its_end() {
-        assert_eq!(run(BodyKind::Length(5), b"helloGET", 64), (5, Progress::Done, 5));
-        assert_eq!(run(BodyKind::Length(5), b"helloGET", 1), (5, Progress::Done, 5));
+        assert_eq!(
+            run(BodyKind::Length(5), b"helloGET", 64),
+            (5, Progress::Done, 5)
+        );
+        assert_eq!(
+            run(BodyKind::Length(5), b"helloGET", 1),
+            (5, Progress::Done, 5)
+        );
         assert!(BodyDecoder::new(BodyKind::Length(0), 10).is_none());
     }
 
@@ -318,18 +333,27 @@ mod tests {
     #[test]
     fn chunked_tolerates_bare_lf() {
         let body = b"3\nabc\n0\n\n";
-        assert_eq!(run(BodyKind::Chunked, body, 1), (body.len(), Progress::Done, 3));
+        assert_eq!(
+            run(BodyKind::Chunked, body, 1),
+            (body.len(), Progress::Done, 3)
+        );
     }
 
     #[test]
     fn malformed_chunks() {
         assert_eq!(run(BodyKind::Chunked, b"zz\r\n", 1).1, Progress::Malformed);
-        assert_eq!(run(BodyKind::Chunked, b"3\r\nabcX", 1), (6, Progress::Malformed, 3));
+        assert_eq!(
+            run(BodyKind::Chunked, b"3\r\nabcX", 1),
+            (6, Progress::Malformed, 3)
+        );
         let huge = b"11111111111111111\r\n";
         assert_eq!(run(BodyKind::Chunked, huge, 4).1, Progress::Malformed);
         let mut long_ext = b"1;".to_vec();
         long_ext.resize(MAX_CHUNK_LINE + 10, b'a');
-        assert_eq!(run(BodyKind::Chunked, &long_ext, 100).1, Progress::Malformed);
+        assert_eq!(
+            run(BodyKind::Chunked, &long_ext, 100).1,
+            Progress::Malformed
+        );
     }
 
     #[test]

@@ -191,7 +191,9 @@ fn parse_response_with<'b>(
             head.content_type = Some(text(h.value));
         }
     }
-    Ok(framing.finish().map(|framing| ParsedResponse { head, framing }))
+    Ok(framing
+        .finish()
+        .map(|framing| ParsedResponse { head, framing }))
 }
 
 /// A header value as text: trimmed, invalid UTF-8 replaced (never fails).
@@ -310,7 +312,8 @@ Content-Length: 12\r\n\r\n";
         assert!(f.transfer_encoding && !f.chunked);
         let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n");
         assert_eq!(r.unwrap().framing.content_length, Some(5));
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
+        let r =
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
         assert_eq!(r.unwrap_err(), Malformed);
         let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n");
         assert_eq!(r.unwrap_err(), Malformed);
@@ -320,7 +323,8 @@ Content-Length: 12\r\n\r\n";
 
     #[test]
     fn response_fields() {
-        let r = parse_response(b"HTTP/1.0 404 Not Found\r\nContent-Type: text/html\r\n\r\n").unwrap();
+        let r =
+            parse_response(b"HTTP/1.0 404 Not Found\r\nContent-Type: text/html\r\n\r\n").unwrap();
         assert_eq!(r.head.status, 404);
         assert_eq!(r.head.version, HttpVersion::Http10);
         assert_eq!(r.head.content_type.as_deref(), Some("text/html"));
@@ -335,7 +339,10 @@ Content-Length: 12\r\n\r\n";
             head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
         }
         head.extend_from_slice(b"Host: h\r\n\r\n");
-        assert_eq!(parse_request(&head).unwrap().head.authority.as_deref(), Some("h"));
+        assert_eq!(
+            parse_request(&head).unwrap().head.authority.as_deref(),
+            Some("h")
+        );
     }
 
     #[test]
@@ -349,6 +356,9 @@ Content-Length: 12\r\n\r\n";
     #[test]
     fn incomplete_or_garbage_is_malformed() {
         assert_eq!(parse_request(b"GET / HTTP/1.1\r\n").unwrap_err(), Malformed);
-        assert_eq!(parse_request(b"\x16\x03\x01\r\n\r\n").unwrap_err(), Malformed);
+        assert_eq!(
+            parse_request(b"\x16\x03\x01\r\n\r\n").unwrap_err(),
+            Malformed
+        );
     }
 }

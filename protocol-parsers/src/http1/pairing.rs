@@ -79,11 +79,16 @@ impl PendingRequest {
     }
 }
 
+// Most entries are requests; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Entry {
     Req(PendingRequest),
     /// `count` requests dropped by the pending limit, the first started at `first_start_ns`.
-    Overflowed { count: u64, first_start_ns: u64 },
+    Overflowed {
+        count: u64,
+        first_start_ns: u64,
+    },
     /// An unknown number of requests lost.
     Lost,
 }
@@ -100,6 +105,7 @@ impl Entry {
 }
 
 /// Who a final response answers.
+#[allow(clippy::large_enum_variant)] // returned once per response, never stored
 #[derive(Debug)]
 pub(crate) enum Assigned {
     Request(PendingRequest),
@@ -219,7 +225,12 @@ impl Pairing {
         }
 
         let n = self.queue.iter().take_while(|e| e.candidate(t)).count();
-        let requests = self.queue.iter().take(n).filter(|e| !matches!(e, Entry::Lost)).count();
+        let requests = self
+            .queue
+            .iter()
+            .take(n)
+            .filter(|e| !matches!(e, Entry::Lost))
+            .count();
         if requests == 0 {
             sink.issue(ParseIssue::UnpairedResponse);
             return Assigned::Unpaired;
@@ -237,7 +248,10 @@ impl Pairing {
         if self.pipelined && n == 1 {
             return match self.pop_front() {
                 Some(Entry::Req(r)) => Assigned::Request(r),
-                Some(Entry::Overflowed { count, first_start_ns }) => {
+                Some(Entry::Overflowed {
+                    count,
+                    first_start_ns,
+                }) => {
                     if count > 1 {
                         self.queue.push_front(Entry::Overflowed {
                             count: count - 1,
@@ -359,7 +373,10 @@ mod tests {
         // Could answer /a or /b: neither is paired.
         assert_eq!(target(p.assign(5, &mut s)), "Unpaired");
         assert_eq!(s.exchanges.len(), 2);
-        assert!(s.exchanges.iter().all(|e| e.end == ExchangeEnd::Gap && e.response.is_none()));
+        assert!(s
+            .exchanges
+            .iter()
+            .all(|e| e.end == ExchangeEnd::Gap && e.response.is_none()));
         p.push(req("/c", 10), 8, false, &mut s);
         assert_eq!(target(p.assign(11, &mut s)), "Unpaired");
         assert_eq!(s.exchanges.len(), 3);

@@ -65,7 +65,10 @@ enum State {
     Body(BodyDecoder),
     /// Skipping a head over the size limit up to its empty line; `tail` holds
     /// its last bytes so a terminator split across chunks is still found.
-    SkipHead { tail: [u8; 2], tail_len: u8 },
+    SkipHead {
+        tail: [u8; 2],
+        tail_len: u8,
+    },
     /// Out of sync, looking for a message start. A candidate being verified
     /// has its bytes in `buf`.
     Scan(Option<Candidate>),
@@ -337,10 +340,22 @@ impl Reader {
         let take = avail.min((self.max_head + 1).saturating_sub(old));
         let complete = end.is_some() && take == avail;
         let judgement = if old == 0 {
-            judge(&mut self.checks, self.request, &rest[..take], complete, self.max_head)
+            judge(
+                &mut self.checks,
+                self.request,
+                &rest[..take],
+                complete,
+                self.max_head,
+            )
         } else {
             self.buf.extend_from_slice(&rest[..take]);
-            judge(&mut self.checks, self.request, &self.buf, complete, self.max_head)
+            judge(
+                &mut self.checks,
+                self.request,
+                &self.buf,
+                complete,
+                self.max_head,
+            )
         };
         let head_len = old + take;
         match judgement {
@@ -353,7 +368,11 @@ impl Reader {
             }
             Judgement::Parse => {
                 let parsed = {
-                    let h = if old == 0 { &rest[..take] } else { &self.buf[..] };
+                    let h = if old == 0 {
+                        &rest[..take]
+                    } else {
+                        &self.buf[..]
+                    };
                     self.parse(h, ts)
                 };
                 match parsed {
@@ -378,7 +397,11 @@ impl Reader {
                         let n = if self.checks.first_line_checked {
                             head_len
                         } else {
-                            let h = if old == 0 { &rest[..take] } else { &self.buf[..] };
+                            let h = if old == 0 {
+                                &rest[..take]
+                            } else {
+                                &self.buf[..]
+                            };
                             match memchr::memchr(b'\n', h) {
                                 Some(j) if !head::first_line_ok(self.request, &h[..=j]) => j + 1,
                                 _ => head_len,
@@ -427,7 +450,13 @@ impl Reader {
 
     /// Drops the first `n` bytes of the head (`old` of them were buffered
     /// before this chunk) and scans after them.
-    fn discard(&mut self, n: usize, old: usize, pos: &mut usize, sink: &mut impl ExchangeSink) -> Step {
+    fn discard(
+        &mut self,
+        n: usize,
+        old: usize,
+        pos: &mut usize,
+        sink: &mut impl ExchangeSink,
+    ) -> Step {
         *pos += n.saturating_sub(old);
         self.skipped += n as u64;
         self.buf.clear();
@@ -534,6 +563,8 @@ impl Reader {
     }
 }
 
+/// What one state of the reader did. Short-lived, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Event(Event),
     Exhausted,

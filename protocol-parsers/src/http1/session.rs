@@ -292,7 +292,9 @@ impl Http1Session {
             Assigned::Request(r) => Some(r),
             Assigned::Overflowed | Assigned::Unpaired => None,
         };
-        let (is_head, is_connect) = req.as_ref().map_or((false, false), |r| (r.is_head, r.is_connect));
+        let (is_head, is_connect) = req
+            .as_ref()
+            .map_or((false, false), |r| (r.is_head, r.is_connect));
         if status == 101 || (is_connect && (200..300).contains(&status)) {
             self.switch_protocols(req, parsed.head, start_ns, end_ns, sink);
             return;
@@ -410,6 +412,7 @@ fn response_body(f: Framing) -> BodyKind {
     } else if f.transfer_encoding {
         BodyKind::UntilClose
     } else {
-        f.content_length.map_or(BodyKind::UntilClose, BodyKind::Length)
+        f.content_length
+            .map_or(BodyKind::UntilClose, BodyKind::Length)
     }
 }

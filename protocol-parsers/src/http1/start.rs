@@ -31,8 +31,20 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-                | b'`' | b'|' | b'~'
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
         )
 }
 
@@ -78,10 +90,11 @@ pub(crate) fn known_method_sp(bytes: &[u8]) -> Verdict {
     let mut need_more = false;
     for m in KNOWN_METHODS {
         let n = bytes.len().min(m.len() + 1);
-        let matches = bytes[..n]
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| if i < m.len() { b == m[i] } else { b == b' ' });
+        let matches =
+            bytes[..n]
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| if i < m.len() { b == m[i] } else { b == b' ' });
         if matches {
             if n == m.len() + 1 {
                 return Verdict::Yes;
@@ -343,9 +356,15 @@ mod tests {
     #[test]
     fn lenient_starts() {
         let mut from = 0;
-        assert_eq!(lenient_request_start(b"PROPF", &mut from), Verdict::NeedMore);
+        assert_eq!(
+            lenient_request_start(b"PROPF", &mut from),
+            Verdict::NeedMore
+        );
         assert_eq!(from, 5);
-        assert_eq!(lenient_request_start(b"PROPFIND /", &mut from), Verdict::Yes);
+        assert_eq!(
+            lenient_request_start(b"PROPFIND /", &mut from),
+            Verdict::Yes
+        );
         assert_eq!(lenient_request_start(b" GET", &mut 0), Verdict::No);
         assert_eq!(lenient_request_start(b"G\x00T", &mut 0), Verdict::No);
         assert_eq!(lenient_response_start(b"HTTP/"), Verdict::NeedMore);
