@@ -115,7 +115,7 @@ impl BodyDecoder {
                 State::Length { remaining } => {
                     let take = bulk(remaining, data.len() - i);
                     i += take;
-                    self.decoded += take as u64;
+                    self.decoded = self.decoded.saturating_add(take as u64);
                     let remaining = remaining - take as u64;
                     if remaining == 0 {
                         self.state = State::Done;
@@ -124,13 +124,13 @@ impl BodyDecoder {
                     self.state = State::Length { remaining };
                 }
                 State::UntilClose => {
-                    self.decoded += (data.len() - i) as u64;
+                    self.decoded = self.decoded.saturating_add((data.len() - i) as u64);
                     return (data.len(), Progress::NeedMore);
                 }
                 State::Data { remaining } => {
                     let take = bulk(remaining, data.len() - i);
                     i += take;
-                    self.decoded += take as u64;
+                    self.decoded = self.decoded.saturating_add(take as u64);
                     let remaining = remaining - take as u64;
                     self.state = if remaining == 0 {
                         State::DataEnd(false)
@@ -241,7 +241,7 @@ impl BodyDecoder {
     pub(crate) fn gap(&mut self, len: u64) -> GapFit {
         match self.state {
             State::Length { remaining } if len <= remaining => {
-                self.decoded += len;
+                self.decoded = self.decoded.saturating_add(len);
                 if len == remaining {
                     self.state = State::Done;
                     GapFit::Completed
@@ -253,7 +253,7 @@ impl BodyDecoder {
                 }
             }
             State::Data { remaining } if len <= remaining => {
-                self.decoded += len;
+                self.decoded = self.decoded.saturating_add(len);
                 self.state = if len == remaining {
                     State::DataEnd(false)
                 } else {
@@ -264,7 +264,7 @@ impl BodyDecoder {
                 GapFit::Absorbed
             }
             State::UntilClose => {
-                self.decoded += len;
+                self.decoded = self.decoded.saturating_add(len);
                 GapFit::Absorbed
             }
             _ => GapFit::Lost,
@@ -373,6 +373,9 @@ mod tests {
         assert_eq!(d.gap(1), GapFit::Lost);
         let mut d = BodyDecoder::new(BodyKind::UntilClose, 0).unwrap();
         assert_eq!(d.gap(1 << 40), GapFit::Absorbed);
+        // Sizes saturate rather than overflow on absurd gap lengths.
+        assert_eq!(d.gap(u64::MAX), GapFit::Absorbed);
+        assert_eq!(d.decoded(), u64::MAX);
         assert!(d.until_close());
     }
 }

@@ -14,6 +14,13 @@
 //! A head is searched for its end first and parsed once; a head still
 //! incomplete gets at most one cheap start check and one start-line parse, so
 //! garbage is rejected without buffering it.
+//!
+//! Resync: out of sync, bytes are scanned for a strict candidate start (see
+//! `start.rs`), anywhere (not only at line starts: bodies often do not end in
+//! a newline). `ResyncSkippedBytes(n)` counts every received byte that was not
+//! part of a parsed message (scanned-over bytes, failed candidates, malformed
+//! heads, a partial head cut by a gap; not an oversized head, which counts as
+//! `HeadTooLarge`), reported once when a head parses again, or at close.
 
 use super::body::{BodyDecoder, BodyKind, GapFit, Progress};
 use super::head::{self, ParsedRequest, ParsedResponse};

@@ -791,3 +791,39 @@ fn random_garbage_is_bounded() {
     t.close(1000);
     assert!(t.sink.exchanges.is_empty());
 }
+
+#[test]
+fn request_body_gap_past_its_end_keeps_the_request() {
+    let mut t = T::new();
+    t.data(
+        REQ,
+        1,
+        b"POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345",
+    );
+    t.gap(REQ, 50, 2); // body end and whatever followed are lost
+    t.data(RESP, 3, &ok("a"));
+    t.data(REQ, 4, &get("/b"));
+    t.data(RESP, 5, &ok("b"));
+    assert_eq!(
+        t.targets(),
+        vec![
+            ("/a", Some(200), ExchangeEnd::Complete),
+            ("/b", Some(200), ExchangeEnd::Complete)
+        ]
+    );
+    assert_eq!((t.ex(0).request_body_size, t.ex(0).request_end_ns), (5, 1));
+    assert_eq!(t.sink.issues, vec![ParseIssue::ResyncAfterGap]);
+}
+
+#[test]
+fn absurd_gap_lengths_do_not_overflow() {
+    let mut t = T::new();
+    t.data(REQ, 1, &get("/a"));
+    t.data(RESP, 2, b"HTTP/1.0 200 OK\r\n\r\nbody");
+    t.gap(RESP, u64::MAX, 3)
+        .gap(RESP, u64::MAX, 4)
+        .gap(REQ, u64::MAX, 5);
+    t.close(6);
+    assert_eq!(t.targets(), vec![("/a", Some(200), ExchangeEnd::Gap)]);
+    assert_eq!(t.ex(0).response_body_size, u64::MAX);
+}
