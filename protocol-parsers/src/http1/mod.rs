@@ -60,3 +60,5 @@ pub enum Upgrade {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_loss;
