@@ -36,7 +36,7 @@ pub fn clock_offset_ns() -> i64 {
         };
         // SAFETY: valid pointer to a timespec.
         unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
     };
     let mono = read(libc::CLOCK_MONOTONIC);
     let real = read(libc::CLOCK_REALTIME);
@@ -57,10 +57,12 @@ pub fn monotonic_ns() -> u64 {
 pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSettings {
     let c = &config.connections;
     let h = &config.http;
-    let mut tracker = conn_tracker::TrackerLimits::default();
-    tracker.max_connections = c.max_connections;
-    tracker.idle_timeout_ns = c.idle_timeout.as_nanos() as u64;
-    tracker.memory_limit_bytes = c.memory_limit_bytes;
+    let mut tracker = conn_tracker::TrackerLimits {
+        max_connections: c.max_connections,
+        idle_timeout_ns: c.idle_timeout.as_nanos() as u64,
+        memory_limit_bytes: c.memory_limit_bytes,
+        ..Default::default()
+    };
     tracker.http1.max_head_bytes = h.max_header_bytes;
     tracker.http1.max_pending_requests = h.max_pending_requests;
     PipelineSettings {

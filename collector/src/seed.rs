@@ -21,10 +21,13 @@ pub struct SeededSocket {
     pub role: u32,
 }
 
+/// (address, port)
+type SockEnd = (IpAddr, u16);
+
 #[derive(Default)]
 struct NetTable {
     /// inode -> (local, remote) of ESTABLISHED sockets.
-    established: HashMap<u64, ((IpAddr, u16), (IpAddr, u16))>,
+    established: HashMap<u64, (SockEnd, SockEnd)>,
     listening_ports: HashSet<u16>,
 }
 
