@@ -18,6 +18,33 @@ const KNOWN_METHODS: &[&str] = &[
     "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY",
 ];
 
+/// gRPC codes that make a server span an error (RPC conventions).
+const GRPC_SERVER_ERRORS: &[u32] = &[2, 4, 12, 13, 14, 15];
+
+/// The canonical name of a gRPC status code.
+pub fn grpc_code_name(code: u32) -> &'static str {
+    match code {
+        0 => "OK",
+        1 => "CANCELLED",
+        2 => "UNKNOWN",
+        3 => "INVALID_ARGUMENT",
+        4 => "DEADLINE_EXCEEDED",
+        5 => "NOT_FOUND",
+        6 => "ALREADY_EXISTS",
+        7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
+        9 => "FAILED_PRECONDITION",
+        10 => "ABORTED",
+        11 => "OUT_OF_RANGE",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        16 => "UNAUTHENTICATED",
+        _ => "_OTHER",
+    }
+}
+
 /// Random trace and span ids (xorshift, seeded from the kernel's entropy):
 /// ids must be unique, not unpredictable.
 pub struct IdGenerator {
@@ -294,6 +321,61 @@ impl SpanBuilder {
             status.code = status::StatusCode::Error as i32;
         }
 
+        // gRPC over HTTP/2: the RPC conventions name and judge the span.
+        let grpc = req
+            .content_type
+            .as_deref()
+            .is_some_and(|ct| ct.starts_with("application/grpc"));
+        let mut rpc_method: Option<&str> = None;
+        if grpc {
+            let method_name = path.strip_prefix('/').unwrap_or(path);
+            rpc_method = Some(method_name);
+            attrs.push(kv("rpc.system.name", "grpc"));
+            attrs.push(kv("rpc.method", method_name));
+            let code = ex.response.as_ref().and_then(|r| r.grpc_status);
+            match code {
+                Some(code) => {
+                    let name = grpc_code_name(code);
+                    attrs.push(kv("rpc.response.status_code", name));
+                    let is_error = if is_server {
+                        GRPC_SERVER_ERRORS.contains(&code)
+                    } else {
+                        code != 0
+                    };
+                    if is_error {
+                        error_type = Some(name.to_string());
+                        status.code = status::StatusCode::Error as i32;
+                    } else if error_type
+                        .as_deref()
+                        .is_some_and(|e| e.parse::<u16>().is_ok())
+                    {
+                        // An HTTP status judged above is not the verdict for gRPC.
+                        error_type = None;
+                        status.code = status::StatusCode::Unset as i32;
+                    }
+                }
+                None if ex.response.is_some() && error_type.is_none() => {
+                    // Stream ended without grpc-status: the client sees an error.
+                    if !is_server {
+                        error_type = Some("missing_grpc_status".to_string());
+                        status.code = status::StatusCode::Error as i32;
+                    }
+                }
+                None => {}
+            }
+            if let Some(e) = &error_type {
+                attrs.retain(|a| a.key != "error.type");
+                attrs.push(kv("error.type", e.as_str()));
+            } else {
+                attrs.retain(|a| a.key != "error.type");
+            }
+            if let Some(m) = &ex.response.as_ref().and_then(|r| r.grpc_message.clone()) {
+                if status.code == status::StatusCode::Error as i32 {
+                    status.message = m.clone();
+                }
+            }
+        }
+
         // Trace context: a traceparent on the request makes this span part of
         // that trace (server: its parent is the caller's span).
         let parent = req.traceparent.as_deref().and_then(parse_traceparent);
@@ -306,9 +388,10 @@ impl SpanBuilder {
             _ => String::new(),
         };
 
-        let name = match route {
-            Some(r) => format!("{method} {r}"),
-            None => method.to_string(),
+        let name = match (rpc_method, route) {
+            (Some(m), _) => m.to_string(),
+            (None, Some(r)) => format!("{method} {r}"),
+            (None, None) => method.to_string(),
         };
         let start = ex.request_start_ns;
         let end = if ex.response_end_ns >= start {
@@ -375,6 +458,186 @@ mod tests {
         assert_eq!(split_authority("[::1]:443"), ("::1", Some(443)));
         assert_eq!(split_authority("::1"), ("::1", None));
         assert_eq!(split_authority("h:notaport"), ("h:notaport", None));
+    }
+
+    use crate::process_table::{ProcessFacts, ProcessTable};
+    use conn_tracker::{ConnKey, Protocol};
+    use protocol_parsers::{HttpVersion, RequestHead, ResponseHead};
+    use span_export::any_value::Value;
+
+    fn conn(role: Role) -> ConnInfo {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (local, remote) = match role {
+            Role::Server => ((ip("10.0.0.1"), 8080), (ip("10.0.0.2"), 40000)),
+            _ => ((ip("10.0.0.2"), 40000), (ip("10.0.0.1"), 8080)),
+        };
+        ConnInfo {
+            key: ConnKey { tgid: 7, fd: 3 },
+            conn_id: 1,
+            role,
+            local: Endpoint::new(local.0, local.1),
+            remote: Endpoint::new(remote.0, remote.1),
+            opened_ns: 0,
+            protocol: Protocol::Http1,
+            joined_midway: false,
+        }
+    }
+
+    fn exchange(method: &str, target: &str, status: Option<u16>) -> HttpExchange {
+        HttpExchange {
+            request: RequestHead {
+                method: method.into(),
+                target: target.into(),
+                version: HttpVersion::Http11,
+                authority: Some("shop.example:8080".into()),
+                scheme: None,
+                user_agent: Some("curl/7.88.1".into()),
+                content_type: None,
+                traceparent: None,
+                tracestate: None,
+            },
+            response: status.map(|s| ResponseHead {
+                status: s,
+                version: HttpVersion::Http11,
+                content_type: None,
+                grpc_status: None,
+                grpc_message: None,
+            }),
+            request_body_size: 0,
+            response_body_size: 42,
+            request_start_ns: 1_000,
+            request_end_ns: 1_500,
+            response_start_ns: 2_000,
+            response_end_ns: 3_000,
+            stream_id: None,
+            end: ExchangeEnd::Complete,
+            headers_incomplete: false,
+        }
+    }
+
+    fn attr<'a>(s: &'a ExportSpan, key: &str) -> Option<&'a Value> {
+        s.span
+            .attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.as_ref())
+            .and_then(|v| v.value.as_ref())
+    }
+
+    fn build(role: Role, ex: &HttpExchange, routes: &[String]) -> ExportSpan {
+        let mut table = ProcessTable::new(Vec::new(), "host".into());
+        let process = table.on_exec(ProcessFacts {
+            pid: 7,
+            exe_path: "/usr/bin/shop".into(),
+            ..Default::default()
+        });
+        let c = conn(role);
+        let mut b = SpanBuilder::new(IdGenerator::with_seed(1), RouteTable::new(routes));
+        b.build(
+            &SpanContext {
+                conn: &c,
+                process: &process,
+                peer_service: Some("frontend"),
+                clock_offset_ns: 1_000_000,
+                scheme: "http",
+            },
+            ex,
+        )
+    }
+
+    fn s(v: &str) -> Option<&Value> {
+        // Leaked for the comparison's lifetime: test-only.
+        Some(Box::leak(Box::new(Value::StringValue(v.to_string()))))
+    }
+    fn i(v: i64) -> Option<&'static Value> {
+        Some(Box::leak(Box::new(Value::IntValue(v))))
+    }
+
+    #[test]
+    fn server_span_follows_http_conventions() {
+        let span = build(
+            Role::Server,
+            &exchange("GET", "/users/42?q=1", Some(503)),
+            &["/users/{id}".to_string()],
+        );
+        assert_eq!(span.span.name, "GET /users/{id}");
+        assert_eq!(span.span.kind, span::SpanKind::Server as i32);
+        assert_eq!(span.span.start_time_unix_nano, 1_001_000);
+        assert_eq!(span.span.end_time_unix_nano, 1_003_000);
+        assert_eq!(attr(&span, "http.request.method"), s("GET"));
+        assert_eq!(attr(&span, "url.path"), s("/users/42"));
+        assert_eq!(attr(&span, "url.query"), s("q=1"));
+        assert_eq!(attr(&span, "http.route"), s("/users/{id}"));
+        assert_eq!(attr(&span, "http.response.status_code"), i(503));
+        assert_eq!(attr(&span, "server.address"), s("shop.example"));
+        assert_eq!(attr(&span, "server.port"), i(8080));
+        assert_eq!(attr(&span, "client.address"), s("10.0.0.2"));
+        assert_eq!(attr(&span, "client.port"), i(40000));
+        assert_eq!(attr(&span, "network.peer.address"), s("10.0.0.2"));
+        assert_eq!(attr(&span, "service.peer.name"), s("frontend"));
+        assert_eq!(attr(&span, "http.response.body.size"), i(42));
+        assert_eq!(attr(&span, "error.type"), s("503"));
+        assert!(attr(&span, "url.full").is_none());
+        assert_eq!(
+            span.span.status.as_ref().map(|st| st.code),
+            Some(status::StatusCode::Error as i32)
+        );
+    }
+
+    #[test]
+    fn client_span_has_url_full_and_errors_from_400() {
+        let span = build(Role::Client, &exchange("FOO", "/x", Some(404)), &[]);
+        assert_eq!(span.span.name, "_OTHER");
+        assert_eq!(span.span.kind, span::SpanKind::Client as i32);
+        assert_eq!(attr(&span, "http.request.method_original"), s("FOO"));
+        assert_eq!(attr(&span, "url.full"), s("http://shop.example:8080/x"));
+        assert_eq!(attr(&span, "error.type"), s("404"));
+        let ok = build(Role::Client, &exchange("GET", "/x", Some(200)), &[]);
+        assert!(attr(&ok, "error.type").is_none());
+        assert_eq!(ok.span.status.as_ref().map(|st| st.code), Some(0));
+        let none = build(Role::Client, &exchange("GET", "/x", None), &[]);
+        assert_eq!(attr(&none, "error.type"), s("no_response"));
+    }
+
+    #[test]
+    fn grpc_spans_use_rpc_conventions() {
+        let mut ex = exchange("POST", "/shop.Cart/AddItem", Some(200));
+        ex.request.content_type = Some("application/grpc".into());
+        ex.request.version = HttpVersion::Http2;
+        if let Some(r) = ex.response.as_mut() {
+            r.grpc_status = Some(5);
+            r.grpc_message = Some("no such cart".into());
+        }
+        let server = build(Role::Server, &ex, &[]);
+        assert_eq!(server.span.name, "shop.Cart/AddItem");
+        assert_eq!(attr(&server, "rpc.system.name"), s("grpc"));
+        assert_eq!(attr(&server, "rpc.method"), s("shop.Cart/AddItem"));
+        assert_eq!(attr(&server, "rpc.response.status_code"), s("NOT_FOUND"));
+        assert_eq!(attr(&server, "network.protocol.version"), s("2"));
+        // NOT_FOUND is not a server error; it is a client error.
+        assert_eq!(server.span.status.as_ref().map(|st| st.code), Some(0));
+        let client = build(Role::Client, &ex, &[]);
+        assert_eq!(client.span.status.as_ref().map(|st| st.code), Some(2));
+        assert_eq!(
+            client.span.status.as_ref().map(|st| st.message.as_str()),
+            Some("no such cart")
+        );
+        assert_eq!(attr(&client, "error.type"), s("NOT_FOUND"));
+    }
+
+    #[test]
+    fn traceparent_joins_the_callers_trace() {
+        let mut ex = exchange("GET", "/", Some(200));
+        ex.request.traceparent =
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        ex.request.tracestate = Some("vendor=1".into());
+        let span = build(Role::Server, &ex, &[]);
+        assert_eq!(span.span.trace_id[0], 0x4b);
+        assert_eq!(
+            span.span.parent_span_id,
+            vec![0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+        );
+        assert_eq!(span.span.trace_state, "vendor=1");
     }
 
     #[test]

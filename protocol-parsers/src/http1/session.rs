@@ -331,15 +331,19 @@ impl Http1Session {
         let h2c = head.status == 101 && req.as_ref().is_some_and(|r| r.wants_h2c);
         self.upgrade = Some(if h2c { Upgrade::H2c } else { Upgrade::Other });
         if let (true, Some(r)) = (h2c, &req) {
+            // h2c: HTTP/2 stream 1 carries this request's real response, so the
+            // request is handed over (take_upgrade_request) instead of being
+            // reported here with its 101, which would make two spans of one call.
             self.upgrade_request = Some((r.head.clone(), r.start_ns));
+        } else {
+            self.inflight = Some(InFlight {
+                req,
+                head,
+                start_ns,
+                had_gap: false,
+            });
+            self.finish_response(0, end_ns, ExchangeEnd::Complete, sink);
         }
-        self.inflight = Some(InFlight {
-            req,
-            head,
-            start_ns,
-            had_gap: false,
-        });
-        self.finish_response(0, end_ns, ExchangeEnd::Complete, sink);
         self.req.stop();
         self.resp.stop();
         // Requests queued behind the switch are never answered over HTTP/1.
