@@ -14,7 +14,11 @@ use probes_common::{direction, origin, role};
 use protocol_parsers::{HttpExchange, ParseIssue};
 use self_metrics::{Counter, Gauge, Registry};
 use span_export::ExportSpan;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// How long a closed connection and an exited process still name the peer of
+/// spans built after them.
+const PEER_GRACE_NS: u64 = 5_000_000_000;
 use std::sync::Arc;
 
 use crate::peers::PeerNames;
@@ -179,6 +183,11 @@ struct Emitter<O: SpanOutput> {
     peers: PeerNames,
     /// Connections by (local, remote), to name a peer that is a process here.
     by_tuple: HashMap<(Endpoint, Endpoint), ConnKey>,
+    /// Tuples and processes that ended, kept for `PEER_GRACE_NS` because the
+    /// other end's spans are often built just after (a server closes first,
+    /// then the client reads the response).
+    ended_tuples: VecDeque<(u64, (Endpoint, Endpoint), ConnKey)>,
+    ended_processes: VecDeque<(u64, u32, u64)>,
     actions: Vec<KernelAction>,
 }
 
@@ -258,6 +267,8 @@ impl<O: SpanOutput> Pipeline<O> {
                 clock_offset_ns: settings.clock_offset_ns,
                 peers: settings.peers,
                 by_tuple: HashMap::new(),
+                ended_tuples: VecDeque::new(),
+                ended_processes: VecDeque::new(),
                 actions: Vec::new(),
             },
             own_tuples: HashSet::new(),
@@ -363,7 +374,11 @@ impl<O: SpanOutput> Pipeline<O> {
                 }
                 if let Some(info) = self.tracker.get(key) {
                     if info.conn_id == r.conn_id {
-                        sink.by_tuple.remove(&(info.local, info.remote));
+                        sink.ended_tuples.push_back((
+                            r.header.ts_ns,
+                            (info.local, info.remote),
+                            key,
+                        ));
                     }
                 }
                 if let Some(fds) = self.keys_by_tgid.get_mut(&key.tgid) {
@@ -394,18 +409,47 @@ impl<O: SpanOutput> Pipeline<O> {
                             .push(KernelAction::Forget(ConnKey { tgid, fd }));
                     }
                 }
-                sink.by_tuple.retain(|_, k| k.tgid != tgid);
+                let ts = r.header.ts_ns;
+                for (tuple, k) in sink.by_tuple.iter() {
+                    if k.tgid == tgid {
+                        sink.ended_tuples.push_back((ts, *tuple, *k));
+                    }
+                }
                 self.ignored.retain(|(k, _)| k.tgid != tgid);
-                sink.processes.on_exit(tgid);
-                sink.metrics.processes.set(sink.processes.len() as i64);
+                if let Some(p) = sink.processes.get(tgid) {
+                    let id = p.resource.id;
+                    sink.ended_processes.push_back((ts, tgid, id));
+                }
             }
         }
         sink.metrics.connections.set(self.tracker.len() as i64);
     }
 
-    /// Periodic work: idle eviction. `now_ns` is on the records' clock.
+    /// Periodic work: idle eviction, forgetting ended peers. `now_ns` is on the
+    /// records' clock.
     pub fn tick(&mut self, now_ns: u64) {
         self.tracker.evict_idle(now_ns, &mut self.emitter);
+        let e = &mut self.emitter;
+        while let Some((ts, tuple, key)) = e.ended_tuples.front().copied() {
+            if ts.saturating_add(PEER_GRACE_NS) > now_ns {
+                break;
+            }
+            e.ended_tuples.pop_front();
+            if e.by_tuple.get(&tuple) == Some(&key) {
+                e.by_tuple.remove(&tuple);
+            }
+        }
+        while let Some((ts, pid, id)) = e.ended_processes.front().copied() {
+            if ts.saturating_add(PEER_GRACE_NS) > now_ns {
+                break;
+            }
+            e.ended_processes.pop_front();
+            // Unless the pid was reused by a new process meanwhile.
+            if e.processes.get(pid).is_some_and(|p| p.resource.id == id) {
+                e.processes.on_exit(pid);
+            }
+        }
+        e.metrics.processes.set(e.processes.len() as i64);
         self.emitter
             .metrics
             .connections
@@ -452,5 +496,261 @@ impl<O: SpanOutput> Pipeline<O> {
     /// Names a process seeded from /proc before any record arrives.
     pub fn process_identity(&mut self, pid: u32) -> Arc<crate::process_table::ProcessIdentity> {
         self.emitter.processes.get_or_load(pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::encode;
+    use probes_common::{
+        kind, ConnCloseRecord, ConnOpenRecord, DataHeader, RecordHeader, SockAddr,
+    };
+    use span_export::any_value::Value;
+
+    fn addr(last: u8, port: u16) -> SockAddr {
+        SockAddr {
+            addr: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, last],
+            port,
+            family: 2,
+            _pad: 0,
+        }
+    }
+
+    fn header(kind: u32, tgid: u32, fd: i32, ts: u64) -> RecordHeader {
+        RecordHeader {
+            kind,
+            tgid,
+            tid: tgid,
+            fd,
+            ts_ns: ts,
+        }
+    }
+
+    struct Feed {
+        pipeline: Pipeline<Vec<ExportSpan>>,
+        buf: Vec<u8>,
+    }
+
+    impl Feed {
+        fn new() -> Self {
+            let config = wirespan_config::Config::default();
+            let mut settings = crate::agent::pipeline_settings(&config, 0);
+            settings.span_builder = SpanBuilder::new(
+                crate::span_builder::IdGenerator::with_seed(3),
+                crate::routes::RouteTable::default(),
+            );
+            Self {
+                pipeline: Pipeline::new(settings, Vec::new(), &Registry::new()),
+                buf: Vec::new(),
+            }
+        }
+        fn push(&mut self) {
+            self.pipeline.handle_bytes(&self.buf);
+            self.buf.clear();
+        }
+        fn exec(&mut self, pid: u32, path: &str, env: &[u8]) {
+            let comm = path.rsplit('/').next().unwrap_or(path).as_bytes();
+            encode::proc_exec(
+                header(kind::PROC_EXEC, pid, -1, 1),
+                1,
+                comm,
+                path.as_bytes(),
+                b"",
+                env,
+                &mut self.buf,
+            );
+            self.push();
+        }
+        fn open(
+            &mut self,
+            pid: u32,
+            fd: i32,
+            conn_id: u64,
+            role: u32,
+            local: SockAddr,
+            remote: SockAddr,
+            ts: u64,
+        ) {
+            encode::conn_open(
+                &ConnOpenRecord {
+                    header: header(kind::CONN_OPEN, pid, fd, ts),
+                    conn_id,
+                    local,
+                    remote,
+                    role,
+                    origin: if role == role::CLIENT {
+                        origin::CONNECT
+                    } else {
+                        origin::ACCEPT
+                    },
+                },
+                &mut self.buf,
+            );
+            self.push();
+        }
+        fn data(
+            &mut self,
+            pid: u32,
+            fd: i32,
+            conn_id: u64,
+            dir: u32,
+            offset: u64,
+            ts: u64,
+            bytes: &[u8],
+        ) {
+            let h = DataHeader {
+                header: header(kind::DATA, pid, fd, ts),
+                conn_id,
+                call_stream_offset: offset,
+                call_len: bytes.len() as u64,
+                chunk_offset: 0,
+                chunk_len: bytes.len() as u32,
+                direction: dir,
+                source: probes_common::source::WRITE,
+            };
+            encode::data(&h, bytes, &mut self.buf);
+            self.push();
+        }
+        fn close(&mut self, pid: u32, fd: i32, conn_id: u64, out: u64, inn: u64, ts: u64) {
+            encode::conn_close(
+                &ConnCloseRecord {
+                    header: header(kind::CONN_CLOSE, pid, fd, ts),
+                    conn_id,
+                    egress_total: out,
+                    ingress_total: inn,
+                },
+                &mut self.buf,
+            );
+            self.push();
+        }
+    }
+
+    fn attr<'a>(s: &'a ExportSpan, key: &str) -> Option<&'a Value> {
+        s.span
+            .attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.as_ref())
+            .and_then(|v| v.value.as_ref())
+    }
+
+    fn service(s: &ExportSpan) -> Option<String> {
+        s.resource
+            .attributes
+            .iter()
+            .find(|a| a.key == "service.name")
+            .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                Value::StringValue(v) => Some(v.clone()),
+                _ => None,
+            })
+    }
+
+    const REQ: &[u8] = b"GET /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: t\r\n\r\n";
+    const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+
+    /// Both ends on this host: the server closes before the client has read
+    /// the response, yet both spans name the other side.
+    #[test]
+    fn same_host_peers_name_each_other_even_after_close() {
+        let mut f = Feed::new();
+        f.exec(100, "/usr/bin/curl", b"OTEL_SERVICE_NAME=checkout\0");
+        f.exec(200, "/usr/sbin/nginx", b"");
+        let (client, server) = (addr(1, 50000), addr(2, 8080));
+        f.open(100, 3, 1, role::CLIENT, client, server, 10);
+        f.open(200, 7, 2, role::SERVER, server, client, 11);
+        f.data(100, 3, 1, direction::EGRESS, 0, 20, REQ);
+        f.data(200, 7, 2, direction::INGRESS, 0, 21, REQ);
+        f.data(200, 7, 2, direction::EGRESS, 0, 30, RESP);
+        f.close(200, 7, 2, RESP.len() as u64, REQ.len() as u64, 31);
+        f.data(100, 3, 1, direction::INGRESS, 0, 40, RESP);
+        f.close(100, 3, 1, REQ.len() as u64, RESP.len() as u64, 41);
+        let spans = f.pipeline.into_output();
+        assert_eq!(spans.len(), 2);
+        let server_span = spans
+            .iter()
+            .find(|s| s.span.kind == span_export::span::SpanKind::Server as i32)
+            .unwrap();
+        let client_span = spans
+            .iter()
+            .find(|s| s.span.kind == span_export::span::SpanKind::Client as i32)
+            .unwrap();
+        assert_eq!(service(server_span).as_deref(), Some("nginx"));
+        assert_eq!(service(client_span).as_deref(), Some("checkout"));
+        assert_eq!(
+            attr(server_span, "service.peer.name"),
+            Some(&Value::StringValue("checkout".into()))
+        );
+        assert_eq!(
+            attr(client_span, "service.peer.name"),
+            Some(&Value::StringValue("nginx".into()))
+        );
+        assert_eq!(
+            (
+                server_span.span.start_time_unix_nano,
+                server_span.span.end_time_unix_nano
+            ),
+            (21, 30)
+        );
+        assert_eq!(
+            (
+                client_span.span.start_time_unix_nano,
+                client_span.span.end_time_unix_nano
+            ),
+            (20, 40)
+        );
+        assert_eq!(
+            attr(client_span, "url.full"),
+            Some(&Value::StringValue("http://127.0.0.1:8080/a?b=1".into()))
+        );
+    }
+
+    /// The far end of the agent's own connection is never traced.
+    #[test]
+    fn agent_own_connections_are_ignored_at_both_ends() {
+        let mut f = Feed::new();
+        let (agent, collector) = (addr(1, 50001), addr(1, 4318));
+        encode::conn_open(
+            &ConnOpenRecord {
+                header: header(kind::CONN_OPEN, 999, 5, 1),
+                conn_id: 9,
+                local: agent,
+                remote: collector,
+                role: role::CLIENT,
+                origin: origin::AGENT_OWN,
+            },
+            &mut f.buf,
+        );
+        f.push();
+        f.open(300, 8, 10, role::SERVER, collector, agent, 2);
+        f.data(300, 8, 10, direction::INGRESS, 0, 3, REQ);
+        f.data(300, 8, 10, direction::EGRESS, 0, 4, RESP);
+        f.pipeline.flush();
+        assert_eq!(
+            f.pipeline.take_actions(),
+            vec![KernelAction::Mute(ConnKey { tgid: 300, fd: 8 })]
+        );
+        assert!(f.pipeline.into_output().is_empty());
+    }
+
+    #[test]
+    fn process_exit_forgets_its_sockets_in_the_kernel() {
+        let mut f = Feed::new();
+        f.open(100, 3, 1, role::CLIENT, addr(1, 1), addr(2, 2), 1);
+        f.open(100, 4, 2, role::CLIENT, addr(1, 3), addr(2, 2), 1);
+        f.close(100, 4, 2, 0, 0, 2);
+        let mut buf = Vec::new();
+        encode::proc_exit(
+            &probes_common::ProcExitRecord {
+                header: header(kind::PROC_EXIT, 100, -1, 3),
+            },
+            &mut buf,
+        );
+        f.pipeline.handle_bytes(&buf);
+        assert_eq!(
+            f.pipeline.take_actions(),
+            vec![KernelAction::Forget(ConnKey { tgid: 100, fd: 3 })]
+        );
+        assert_eq!(f.pipeline.connections(), 0);
     }
 }

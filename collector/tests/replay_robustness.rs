@@ -1,0 +1,169 @@
+//! Replays that must not depend on luck: the same recording twice gives the
+//! same spans, and a recording cut short or missing a record never panics and
+//! says what it lost.
+
+#[path = "fixtures/support.rs"]
+mod support;
+
+use self_metrics::Registry;
+use span_export::ExportSpan;
+use support::{describe, records, replay, without_ids, ALL_FIXTURES, S};
+use wirespan::agent::pipeline_settings;
+use wirespan::pipeline::Pipeline;
+use wirespan::records::{decode, Record};
+use wirespan::routes::RouteTable;
+use wirespan::span_builder::{IdGenerator, SpanBuilder};
+
+/// Runs `recs` through a pipeline with seeded ids; returns spans and metrics.
+fn run(clock: i64, recs: &[&[u8]], seed: u64) -> (Vec<ExportSpan>, Registry) {
+    let registry = Registry::new();
+    let config = wirespan_config::Config::default();
+    let mut settings = pipeline_settings(&config, clock);
+    settings.span_builder = SpanBuilder::new(
+        IdGenerator::with_seed(seed),
+        RouteTable::new(&config.http.routes),
+    );
+    let mut p = Pipeline::new(settings, Vec::new(), &registry);
+    for r in recs {
+        p.handle_bytes(r);
+    }
+    p.flush();
+    (p.into_output(), registry)
+}
+
+#[test]
+fn replaying_twice_gives_identical_spans() {
+    for name in ALL_FIXTURES {
+        let (_, a, _) = replay(name);
+        let (_, b, _) = replay(name);
+        assert_eq!(without_ids(&a), without_ids(&b), "{name}");
+        // With the same seed even the ids match.
+        let (clock, recs) = records(name);
+        let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
+        let (x, _) = run(clock, &refs, 42);
+        let (y, _) = run(clock, &refs, 42);
+        assert_eq!(x, y, "{name}");
+        assert_eq!(without_ids(&x), without_ids(&a), "{name}");
+        // And every span has distinct ids.
+        let mut ids: Vec<&[u8]> = x.iter().map(|s| s.span.span_id.as_slice()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), x.len(), "{name}");
+    }
+}
+
+/// Attributes that may legitimately differ between a cut replay and the full one.
+fn comparable(s: &ExportSpan) -> ExportSpan {
+    let mut s = without_ids(std::slice::from_ref(s)).remove(0);
+    s.span.end_time_unix_nano = 0;
+    s
+}
+
+fn is_marked_incomplete(s: &S<'_>) -> bool {
+    matches!(
+        s.str("error.type"),
+        Some("no_response" | "connection_closed" | "stream_reset")
+    ) || s.str("wirespan.capture.incomplete").is_some()
+}
+
+#[test]
+fn cut_at_every_record_boundary() {
+    for name in ALL_FIXTURES {
+        let (clock, recs) = records(name);
+        let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
+        let (full, _) = run(clock, &refs, 1);
+        let full_cmp: Vec<ExportSpan> = full.iter().map(comparable).collect();
+        for cut in 0..=refs.len() {
+            let (spans, registry) = run(clock, &refs[..cut], 1);
+            assert_eq!(
+                registry.sum("wirespan_records_total"),
+                cut as i128,
+                "{name} cut at {cut}"
+            );
+            assert!(
+                spans.len() <= full.len(),
+                "{name} cut at {cut}: more spans than the whole recording\n{}",
+                describe(&spans)
+            );
+            // What a cut loses is said: a span is either one of the full
+            // replay's (its end may be earlier) or marked incomplete.
+            for s in &spans {
+                let v = S(s);
+                assert!(
+                    is_marked_incomplete(&v) || full_cmp.contains(&comparable(s)),
+                    "{name} cut at {cut}: span neither complete nor marked incomplete\n{}",
+                    describe(std::slice::from_ref(s))
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_missing_data_record_is_counted_as_lost_bytes() {
+    for name in ALL_FIXTURES {
+        let (clock, recs) = records(name);
+        let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
+        let (_, base) = run(clock, &refs, 1);
+        let lost = |r: &Registry| {
+            ["gap_bytes", "closed_with_missing_tail"]
+                .iter()
+                .map(|reason| {
+                    r.value(
+                        "wirespan_stream_bytes_not_parsed_total",
+                        &[("reason", reason)],
+                    )
+                    .unwrap_or(0)
+                })
+                .sum::<i128>()
+        };
+        let base_lost = lost(&base);
+        assert_eq!(base_lost, 0, "{name}: the recording itself lost bytes");
+        for (i, rec) in refs.iter().enumerate() {
+            let Ok(Record::Data { payload, .. }) = decode(rec) else {
+                continue;
+            };
+            let mut without: Vec<&[u8]> = refs.clone();
+            without.remove(i);
+            let (_, registry) = run(clock, &without, 1);
+            assert_eq!(
+                lost(&registry),
+                payload.len() as i128,
+                "{name}: dropping data record {i} ({} bytes) must count them as lost\n{}",
+                payload.len(),
+                registry.render()
+            );
+        }
+    }
+}
+
+#[test]
+fn bytes_cut_inside_the_file_are_an_error_not_a_panic() {
+    let path = support::fixture("http1_keepalive");
+    let bytes = std::fs::read(&path).unwrap();
+    let dir = std::env::temp_dir().join(format!("wirespan-replay-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cut_path = dir.join("cut.rec");
+    // Cut inside the 5th record's length, and inside its body.
+    let (_, recs) = records("http1_keepalive");
+    let mut at = 20;
+    for r in &recs[..4] {
+        at += 4 + r.len();
+    }
+    for cut in [at + 2, at + 4 + recs[4].len() / 2] {
+        std::fs::write(&cut_path, &bytes[..cut]).unwrap();
+        let registry = Registry::new();
+        let r = wirespan::agent::replay_into(
+            &wirespan_config::Config::default(),
+            &cut_path,
+            Vec::new(),
+            &registry,
+        );
+        let err = r.err().expect("a cut record is an error");
+        assert!(
+            format!("{err:#}").contains("ends inside record 4"),
+            "{err:#}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
