@@ -500,6 +500,7 @@ impl<O: SpanOutput> Pipeline<O> {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_arguments)]
 mod tests {
     use super::*;
     use crate::records::encode;

@@ -354,12 +354,10 @@ impl SpanBuilder {
                         status.code = status::StatusCode::Unset as i32;
                     }
                 }
-                None if ex.response.is_some() && error_type.is_none() => {
-                    // Stream ended without grpc-status: the client sees an error.
-                    if !is_server {
-                        error_type = Some("missing_grpc_status".to_string());
-                        status.code = status::StatusCode::Error as i32;
-                    }
+                // Stream ended without grpc-status: the client sees an error.
+                None if ex.response.is_some() && error_type.is_none() && !is_server => {
+                    error_type = Some("missing_grpc_status".to_string());
+                    status.code = status::StatusCode::Error as i32;
                 }
                 None => {}
             }
