@@ -5,7 +5,7 @@
 
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap as BpfHashMap, MapData};
-use probes_common::{counter, socket_flag, SocketKey, SocketState};
+use probes_common::{counter, SocketKey, SocketState};
 use self_metrics::{Counter, Registry};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -103,10 +103,37 @@ impl KernelCounterMetrics {
                     "Syscalls whose payload was cut by the per-call cap or the iovec limit.",
                     &[],
                 ),
-                counter::TRUNCATED_BYTES | counter::MUTED_BYTES | counter::RINGBUF_FULL_BYTES => {
+                counter::TLS_CALLS => registry.counter(
+                    "wirespan_tls_calls_total",
+                    "SSL_read/SSL_write calls that moved plaintext.",
+                    &[],
+                ),
+                counter::TLS_FD_NESTED
+                | counter::TLS_FD_CACHED
+                | counter::TLS_FD_THREAD
+                | counter::TLS_FD_UNKNOWN
+                | counter::TLS_SOCKET_UNTRACKED => {
+                    let how = match i as u32 {
+                        counter::TLS_FD_NESTED => "nested_syscall",
+                        counter::TLS_FD_CACHED => "remembered_ssl",
+                        counter::TLS_FD_THREAD => "thread_last_read",
+                        counter::TLS_FD_UNKNOWN => "not_found",
+                        _ => "socket_untracked",
+                    };
+                    registry.counter(
+                        "wirespan_tls_calls_by_socket_source_total",
+                        "TLS calls by how their socket was found; not_found and socket_untracked lose their plaintext.",
+                        &[("source", how)],
+                    )
+                }
+                counter::TRUNCATED_BYTES
+                | counter::MUTED_BYTES
+                | counter::RINGBUF_FULL_BYTES
+                | counter::TLS_CIPHERTEXT_BYTES => {
                     let reason = match i as u32 {
                         counter::TRUNCATED_BYTES => "per_call_cap",
                         counter::MUTED_BYTES => "muted_connection",
+                        counter::TLS_CIPHERTEXT_BYTES => "tls_ciphertext",
                         _ => "ringbuf_full",
                     };
                     registry.counter(
@@ -135,10 +162,13 @@ impl KernelCounterMetrics {
     }
 }
 
-fn apply_actions(
-    actions: Vec<KernelAction>,
-    sockets: &mut BpfHashMap<MapData, SocketKey, SocketState>,
-) {
+/// The kernel maps user space writes to.
+struct KernelMaps {
+    sockets: BpfHashMap<MapData, SocketKey, SocketState>,
+    muted: BpfHashMap<MapData, SocketKey, u8>,
+}
+
+fn apply_actions(actions: Vec<KernelAction>, maps: &mut KernelMaps) {
     for action in actions {
         match action {
             KernelAction::Mute(key) => {
@@ -146,18 +176,19 @@ fn apply_actions(
                     tgid: key.tgid,
                     fd: key.fd,
                 };
-                // Read-modify-write races with the probes advancing the offsets;
-                // harmless: a muted connection's offsets are no longer used.
-                if let Ok(mut state) = sockets.get(&k, 0) {
-                    state.flags |= socket_flag::MUTED;
-                    let _ = sockets.insert(k, state, 0);
+                // Only sockets the probes track; MUTED is an LRU map of its own
+                // so this never overwrites offsets the probes advance.
+                if maps.sockets.get(&k, 0).is_ok() {
+                    let _ = maps.muted.insert(k, 1u8, 0);
                 }
             }
             KernelAction::Forget(key) => {
-                let _ = sockets.remove(&SocketKey {
+                let k = SocketKey {
                     tgid: key.tgid,
                     fd: key.fd,
-                });
+                };
+                let _ = maps.sockets.remove(&k);
+                let _ = maps.muted.remove(&k);
             }
         }
     }
@@ -233,6 +264,15 @@ async fn shutdown_signal() -> Result<()> {
     Ok(())
 }
 
+/// The pid of an exec record, read without decoding the whole record.
+fn exec_pid(bytes: &[u8]) -> Option<u32> {
+    let kind = u32::from_ne_bytes(bytes.get(0..4)?.try_into().ok()?);
+    if kind != probes_common::kind::PROC_EXEC {
+        return None;
+    }
+    Some(u32::from_ne_bytes(bytes.get(4..8)?.try_into().ok()?))
+}
+
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(config: Config, mode: Mode) -> Result<()> {
     probes::preflight()?;
@@ -254,8 +294,13 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     }
     .map_err(std::io::Error::from)
     .context("polling the ring buffer")?;
-    let mut sockets = probes.take_sockets()?;
+    let mut maps = KernelMaps {
+        sockets: probes.take_sockets()?,
+        muted: probes.take_muted()?,
+    };
     let kernel_counters = probes.take_counters()?;
+    let mut tls = crate::tls_targets::TlsAttacher::new(&registry);
+    tls.discover_all(&mut probes, std::process::id());
     let kernel_metrics = KernelCounterMetrics::new(&registry);
     let clock_offset = clock_offset_ns();
     tracing::info!(
@@ -281,11 +326,14 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         Mode::Record(path) => Box::new(RecordingSink::create(path, clock_offset)?),
     };
 
-    let seeded = seed_existing(&mut sockets, |bytes| handler.handle(bytes));
+    let seeded = seed_existing(&mut maps.sockets, |bytes| handler.handle(bytes));
     tracing::info!(seeded, "connections open before start are now traced");
     ready.set_ready(true);
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // New processes are checked for TLS libraries soon after exec.
+    let mut tls_tick = tokio::time::interval(Duration::from_millis(25));
+    tls_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -294,15 +342,21 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                 let mut guard = guard.context("waiting on the ring buffer")?;
                 let rb = guard.get_inner_mut();
                 while let Some(item) = rb.next() {
+                    if let Some(pid) = exec_pid(&item) {
+                        tls.on_exec(pid);
+                    }
                     handler.handle(&item);
                 }
                 guard.clear_ready();
-                apply_actions(handler.take_actions(), &mut sockets);
+                apply_actions(handler.take_actions(), &mut maps);
+            }
+            _ = tls_tick.tick() => {
+                tls.poll(&mut probes);
             }
             _ = tick.tick() => {
                 kernel_metrics.update(&kernel_counters);
                 handler.tick(monotonic_ns());
-                apply_actions(handler.take_actions(), &mut sockets);
+                apply_actions(handler.take_actions(), &mut maps);
             }
             r = &mut shutdown => {
                 r?;

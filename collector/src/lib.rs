@@ -14,3 +14,4 @@ pub mod records;
 pub mod routes;
 pub mod seed;
 pub mod span_builder;
+pub mod tls_targets;

@@ -16,6 +16,12 @@ use self_metrics::{Counter, Gauge, Registry};
 use span_export::ExportSpan;
 use std::collections::{HashMap, HashSet, VecDeque};
 
+/// TLS plaintext of a socket is tracked as a connection of its own (its "twin"),
+/// next to the socket's wire bytes, under these marks: the fd with bit 30 set
+/// (no real fd is that large) and the conn_id with bit 62 set.
+pub const TLS_FD_BIT: i32 = 1 << 30;
+pub const TLS_CONN_BIT: u64 = 1 << 62;
+
 /// How long a closed connection and an exited process still name the peer of
 /// spans built after them.
 const PEER_GRACE_NS: u64 = 5_000_000_000;
@@ -210,7 +216,11 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
             process: &process,
             peer_service: peer.as_deref(),
             clock_offset_ns: self.clock_offset_ns,
-            scheme: "http",
+            scheme: if conn.key.fd & TLS_FD_BIT != 0 {
+                "https"
+            } else {
+                "http"
+            },
         };
         let span = self.spans.build(&ctx, &exchange);
         let kind = usize::from(conn.role != Role::Server);
@@ -248,6 +258,8 @@ pub struct Pipeline<O: SpanOutput> {
     ignored: HashSet<(ConnKey, u64)>,
     /// Sockets per process, to forget them in the kernel when it exits.
     keys_by_tgid: HashMap<u32, Vec<i32>>,
+    /// TLS twins open, by the real socket's key, with their conn_id.
+    tls_twins: HashMap<ConnKey, u64>,
     last_ts_ns: u64,
 }
 
@@ -274,6 +286,7 @@ impl<O: SpanOutput> Pipeline<O> {
             own_tuples: HashSet::new(),
             ignored: HashSet::new(),
             keys_by_tgid: HashMap::new(),
+            tls_twins: HashMap::new(),
             last_ts_ns: 0,
         }
     }
@@ -291,12 +304,32 @@ impl<O: SpanOutput> Pipeline<O> {
         match rec {
             Record::Data { header, payload } => {
                 sink.metrics.records[0].inc();
-                let key = ConnKey {
+                let mut key = ConnKey {
                     tgid: header.header.tgid,
                     fd: header.header.fd,
                 };
-                if !self.ignored.is_empty() && self.ignored.contains(&(key, header.conn_id)) {
+                let mut conn_id = header.conn_id;
+                if !self.ignored.is_empty() && self.ignored.contains(&(key, conn_id)) {
                     return;
+                }
+                if probes_common::source::is_tls(header.source) {
+                    let real = key;
+                    key.fd |= TLS_FD_BIT;
+                    conn_id |= TLS_CONN_BIT;
+                    if self.tls_twins.get(&real) != Some(&conn_id) {
+                        // First plaintext of this socket: the twin inherits the
+                        // socket's role and addresses.
+                        let mut info = match self.tracker.get(real) {
+                            Some(i) if i.conn_id == header.conn_id => i.clone(),
+                            _ => ConnInfo::unknown(real, header.conn_id, header.header.ts_ns),
+                        };
+                        info.key = key;
+                        info.conn_id = conn_id;
+                        info.protocol = Protocol::Undetected;
+                        info.joined_midway = header.call_stream_offset != 0;
+                        self.tls_twins.insert(real, conn_id);
+                        self.tracker.open(info, sink);
+                    }
                 }
                 let dir = if header.direction == direction::EGRESS {
                     Direction::Egress
@@ -309,11 +342,11 @@ impl<O: SpanOutput> Pipeline<O> {
                 if header.chunk_len == 0 {
                     let missing = header.call_len.saturating_sub(header.chunk_offset as u64);
                     self.tracker
-                        .missing(key, header.conn_id, dir, offset, missing, ts, sink);
+                        .missing(key, conn_id, dir, offset, missing, ts, sink);
                 } else {
                     sink.metrics.bytes[dir as usize].add(payload.len() as u64);
                     self.tracker
-                        .data(key, header.conn_id, dir, offset, ts, payload, sink);
+                        .data(key, conn_id, dir, offset, ts, payload, sink);
                 }
             }
             Record::ConnOpen(r) => {
@@ -392,6 +425,17 @@ impl<O: SpanOutput> Pipeline<O> {
                     r.header.ts_ns,
                     sink,
                 );
+                if let Some(twin_id) = self.tls_twins.remove(&key) {
+                    // The plaintext totals are not in the close record: close
+                    // at what was seen (a lost plaintext tail shows as a gap
+                    // only if more plaintext arrives, which it cannot).
+                    let twin = ConnKey {
+                        tgid: key.tgid,
+                        fd: key.fd | TLS_FD_BIT,
+                    };
+                    self.tracker
+                        .close(twin, twin_id, 0, 0, r.header.ts_ns, sink);
+                }
             }
             Record::ProcExec(view) => {
                 sink.metrics.records[3].inc();
@@ -416,6 +460,7 @@ impl<O: SpanOutput> Pipeline<O> {
                     }
                 }
                 self.ignored.retain(|(k, _)| k.tgid != tgid);
+                self.tls_twins.retain(|k, _| k.tgid != tgid);
                 if let Some(p) = sink.processes.get(tgid) {
                     let id = p.resource.id;
                     sink.ended_processes.push_back((ts, tgid, id));

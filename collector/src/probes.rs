@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::TracePoint;
+use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use probes_common::{counter, ProbeSettings, SocketKey, SocketState};
 use std::path::Path;
@@ -231,6 +231,87 @@ impl Probes {
             .take_map("SOCKETS")
             .context("socket map already taken")?;
         Ok(BpfHashMap::try_from(map)?)
+    }
+
+    /// A handle on the muted-socket map.
+    pub fn take_muted(&mut self) -> Result<BpfHashMap<MapData, SocketKey, u8>> {
+        let map = self
+            .ebpf
+            .take_map("MUTED")
+            .context("muted map already taken")?;
+        Ok(BpfHashMap::try_from(map)?)
+    }
+
+    /// Attaches the TLS uprobes to every SSL_* function `target` (a libssl or
+    /// an executable that links a TLS library statically) defines. Returns how
+    /// many functions were hooked.
+    pub fn attach_tls(&mut self, target: &Path) -> Result<usize> {
+        const FUNCTIONS: [(&str, &str); 4] = [
+            ("ssl_write", "SSL_write"),
+            ("ssl_read", "SSL_read"),
+            ("ssl_write_ex", "SSL_write_ex"),
+            ("ssl_read_ex", "SSL_read_ex"),
+        ];
+        for program in [
+            "ssl_write",
+            "ssl_read",
+            "ssl_write_ex",
+            "ssl_read_ex",
+            "ssl_return",
+        ] {
+            let prog: &mut UProbe = self
+                .ebpf
+                .program_mut(program)
+                .with_context(|| format!("program {program} missing from the eBPF object"))?
+                .try_into()?;
+            if prog.fd().is_err() {
+                prog.load().map_err(|e| {
+                    anyhow!(
+                        "the kernel refused eBPF program {program}: {}",
+                        verifier_summary(&e)
+                    )
+                })?;
+            }
+        }
+        let mut hooked = 0;
+        for (program, symbol) in FUNCTIONS {
+            // The return probe first: an entry without its return would leave
+            // a per-thread entry behind (harmless, LRU, but wasted).
+            let ret: &mut UProbe = self
+                .ebpf
+                .program_mut("ssl_return")
+                .context("program ssl_return missing")?
+                .try_into()?;
+            if ret
+                .attach(
+                    symbol,
+                    target,
+                    aya::programs::uprobe::UProbeScope::AllProcesses,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            let entry: &mut UProbe = self
+                .ebpf
+                .program_mut(program)
+                .with_context(|| format!("program {program} missing"))?
+                .try_into()?;
+            entry
+                .attach(
+                    symbol,
+                    target,
+                    aya::programs::uprobe::UProbeScope::AllProcesses,
+                )
+                .map_err(|e| {
+                    anyhow!(
+                        "attaching a uprobe to {symbol} in {}: {e}",
+                        target.display()
+                    )
+                })?;
+            hooked += 1;
+        }
+        Ok(hooked)
     }
 
     /// A handle on the per-CPU counters.

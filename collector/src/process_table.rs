@@ -64,8 +64,12 @@ impl ProcessFacts {
     pub fn from_proc(pid: u32) -> Option<Self> {
         let base = format!("/proc/{pid}");
         let comm = std::fs::read_to_string(format!("{base}/comm")).ok()?;
+        // A replaced or removed executable reads as "PATH (deleted)".
         let exe_path = std::fs::read_link(format!("{base}/exe"))
-            .map(|p| p.to_string_lossy().into_owned())
+            .map(|p| {
+                let p = p.to_string_lossy();
+                p.strip_suffix(" (deleted)").unwrap_or(&p).to_string()
+            })
             .unwrap_or_default();
         let status = std::fs::read_to_string(format!("{base}/status")).unwrap_or_default();
         let ppid = status

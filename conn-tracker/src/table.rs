@@ -324,12 +324,12 @@ impl ConnectionTable {
             (Direction::Ingress, ingress_total),
         ] {
             let lost = c.streams[dir.index()].finish(total);
-            if lost > 0 {
+            // A muted connection's bytes were left uncopied on purpose, and the
+            // probes counted them (muted or TLS ciphertext): not a loss.
+            if lost > 0 && !c.session.is_muted() {
                 tail = tail.saturating_add(lost);
                 sink.tracker_event(TrackerEvent::GapBytes { dir, bytes: lost });
-                if !c.session.is_muted() {
-                    c.session.gap(dir, lost, ts_ns, sink);
-                }
+                c.session.gap(dir, lost, ts_ns, sink);
             }
         }
         if tail > 0 {

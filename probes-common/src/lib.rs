@@ -77,6 +77,16 @@ pub mod source {
     pub const SENDMSG: u32 = 8;
     /// sendfile: bytes moved from a file, never copied (always a counted gap).
     pub const SENDFILE: u32 = 9;
+    /// Plaintext returned by SSL_read / SSL_read_ex (uretprobe).
+    pub const TLS_READ: u32 = 10;
+    /// Plaintext accepted by SSL_write / SSL_write_ex (uretprobe).
+    pub const TLS_WRITE: u32 = 11;
+
+    /// True for the TLS plaintext sources, whose offsets are the socket's
+    /// plaintext streams rather than its wire streams.
+    pub const fn is_tls(source: u32) -> bool {
+        source == TLS_READ || source == TLS_WRITE
+    }
 }
 
 /// Indexes of the per-CPU loss and activity counters (`COUNTERS` map).
@@ -106,7 +116,21 @@ pub mod counter {
     pub const DATA_BYTES: u32 = 10;
     /// Bytes dropped because the ring buffer was full (after a failed output).
     pub const RINGBUF_FULL_BYTES: u32 = 11;
-    pub const COUNT: u32 = 12;
+    /// SSL_read/SSL_write calls that returned data.
+    pub const TLS_CALLS: u32 = 12;
+    /// ... whose socket was found by the syscall the library made inside the call.
+    pub const TLS_FD_NESTED: u32 = 13;
+    /// ... whose socket was remembered for that SSL* from an earlier call.
+    pub const TLS_FD_CACHED: u32 = 14;
+    /// ... whose socket was the one this thread last read from (custom BIO).
+    pub const TLS_FD_THREAD: u32 = 15;
+    /// ... whose socket could not be found: plaintext dropped.
+    pub const TLS_FD_UNKNOWN: u32 = 16;
+    /// ... on a socket the probes do not track: plaintext dropped.
+    pub const TLS_SOCKET_UNTRACKED: u32 = 17;
+    /// Ciphertext bytes not copied because the socket's plaintext is captured.
+    pub const TLS_CIPHERTEXT_BYTES: u32 = 18;
+    pub const COUNT: u32 = 19;
 
     /// Label for each index, in order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -122,6 +146,13 @@ pub mod counter {
         "data_records",
         "data_bytes",
         "ringbuf_full_bytes",
+        "tls_calls",
+        "tls_fd_nested",
+        "tls_fd_cached",
+        "tls_fd_thread",
+        "tls_fd_unknown",
+        "tls_socket_untracked",
+        "tls_ciphertext_bytes",
     ];
 }
 
@@ -232,8 +263,11 @@ pub struct SocketKey {
 /// Flags in [`SocketState::flags`].
 pub mod socket_flag {
     /// User space decided the connection carries nothing it parses: count its
-    /// bytes but stop copying them.
+    /// bytes but stop copying them (TLS plaintext is still copied).
     pub const MUTED: u32 = 1;
+    /// The TLS library's plaintext of this socket is captured: its ciphertext
+    /// is counted, not copied.
+    pub const TLS: u32 = 2;
 }
 
 /// Value of the socket map. The stream offsets are advanced atomically by the
@@ -244,6 +278,9 @@ pub struct SocketState {
     pub conn_id: u64,
     pub egress_offset: u64,
     pub ingress_offset: u64,
+    /// Offsets of the TLS plaintext streams (SSL_write / SSL_read).
+    pub tls_egress_offset: u64,
+    pub tls_ingress_offset: u64,
     pub role: u32,
     pub flags: u32,
 }
@@ -325,7 +362,7 @@ mod tests {
             size_of::<ProcExecRecord>(),
             24 + 16 + 16 + EXEC_FILENAME_MAX + EXEC_ARGS_MAX + EXEC_ENV_MAX
         );
-        assert_eq!(size_of::<SocketState>(), 32);
+        assert_eq!(size_of::<SocketState>(), 48);
         assert_eq!(size_of::<KernelOffsets>(), 22 * 4);
         assert_eq!(size_of::<ProbeSettings>(), 16 + 22 * 4);
     }

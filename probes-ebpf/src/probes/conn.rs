@@ -22,7 +22,7 @@ use probes_common::{
 };
 
 use super::{
-    maps::{ConnectCall, CONNECTING, CONN_SEQ, EVENTS, PID_FILTER, PORT_FILTER, SOCKETS},
+    maps::{ConnectCall, CONNECTING, CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
     util::{arg, count, current_ids, ret, settings},
 };
 
@@ -162,11 +162,11 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
         let key = SocketKey { tgid, fd };
         let state = SocketState {
             conn_id,
-            egress_offset: 0,
-            ingress_offset: 0,
             role: conn_role,
-            flags: 0,
+            ..SocketState::default()
         };
+        // A reused fd starts unmuted.
+        let _ = MUTED.remove(&key);
         if SOCKETS.insert(&key, &state, 0).is_err() {
             count(counter::SOCKET_MAP_FULL, 1);
             entry.discard(0);
@@ -268,6 +268,7 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
         None => return 0,
     };
     let _ = SOCKETS.remove(&key);
+    let _ = MUTED.remove(&key);
     match EVENTS.reserve::<ConnCloseRecord>(0) {
         Some(mut entry) => {
             entry.write(ConnCloseRecord {

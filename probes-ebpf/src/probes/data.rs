@@ -22,7 +22,10 @@ use probes_common::{
 };
 
 use super::{
-    maps::{shape, DataScratch, InflightCall, DATA_SCRATCH, EVENTS, INFLIGHT, SOCKETS},
+    maps::{
+        shape, CopyState, DataScratch, InflightCall, COPY_STATE, DATA_SCRATCH, EVENTS, INFLIGHT,
+        MUTED, SOCKETS, THREAD_LAST_FD, TLS_ACTIVE,
+    },
     util::{arg, count, current_ids, fetch_add, ret, settings},
 };
 
@@ -38,6 +41,18 @@ fn enter(fd: u64, ptr: u64, n: u64, source: u32, direction: u32, shape: u32) -> 
     };
     if SOCKETS.get_ptr(&key).is_none() {
         return 0;
+    }
+    // A TLS library call on this thread that has not seen its socket yet: this
+    // syscall is the library doing its own I/O ("BIO native").
+    if let Some(tls) = TLS_ACTIVE.get_ptr_mut(&id) {
+        unsafe {
+            if (*tls).fd < 0 {
+                (*tls).fd = fd as i32;
+            }
+        }
+    }
+    if direction == direction::INGRESS {
+        let _ = THREAD_LAST_FD.insert(&id, &(fd as i32), 0);
     }
     let call = InflightCall {
         ptr,
@@ -80,40 +95,81 @@ fn exit(ctx: &TracePointContext) -> u32 {
         };
         ((*state).conn_id, (*state).flags, fetch_add(offset, len))
     };
-    if flags & socket_flag::MUTED != 0 {
+    if flags & socket_flag::TLS != 0 {
+        // The plaintext comes from the TLS library probes.
+        count(counter::TLS_CIPHERTEXT_BYTES, len);
+        return 0;
+    }
+    if flags & socket_flag::MUTED != 0 || MUTED.get_ptr(&key).is_some() {
         count(counter::MUTED_BYTES, len);
         return 0;
     }
-    let cap = match settings() {
-        Some(s) => s.per_call_cap as u64,
-        None => 0,
-    };
+    let header = data_header(
+        tgid,
+        tid,
+        call.fd,
+        conn_id,
+        stream_offset,
+        len,
+        call.direction,
+        call.source,
+    );
+    emit(header, call.shape, call.ptr, call.count);
+    0
+}
 
+/// The header shared by every chunk of one call.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn data_header(
+    tgid: u32,
+    tid: u32,
+    fd: i32,
+    conn_id: u64,
+    stream_offset: u64,
+    len: u64,
+    dir: u32,
+    src: u32,
+) -> DataHeader {
     let mut header = DataHeader::default();
     header.header.kind = kind::DATA;
     header.header.tgid = tgid;
     header.header.tid = tid;
-    header.header.fd = call.fd;
+    header.header.fd = fd;
     header.header.ts_ns = unsafe { bpf_ktime_get_ns() };
     header.conn_id = conn_id;
     header.call_stream_offset = stream_offset;
     header.call_len = len;
-    header.direction = call.direction;
-    header.source = call.source;
+    header.direction = dir;
+    header.source = src;
+    header
+}
 
-    let copied = match call.shape {
-        shape::BUFFER => copy_iov(&mut header, call.ptr, 0, len, cap),
-        shape::IOVEC => copy_iov(&mut header, 0, call.ptr, call.count, cap),
+/// Copies one call's bytes (up to the per-call cap) into chunk records, then,
+/// if anything was left out, one header-only record saying exactly what.
+#[inline(always)]
+pub fn emit(mut header: DataHeader, call_shape: u32, ptr: u64, n: u64) {
+    let len = header.call_len;
+    let cap = match settings() {
+        Some(s) => s.per_call_cap as u64,
+        None => 0,
+    };
+    let copied = match call_shape {
+        shape::BUFFER => copy_iov(&mut header, ptr, 0, len, cap),
+        shape::IOVEC => copy_iov(&mut header, 0, ptr, n, cap),
         shape::MSGHDR => {
             // struct user_msghdr: msg_iov at 16, msg_iovlen at 24 (stable ABI).
-            let iov = read_user_u64(call.ptr + 16);
-            let iovlen = read_user_u64(call.ptr + 24);
+            let iov = read_user_u64(ptr + 16);
+            let iovlen = read_user_u64(ptr + 24);
             copy_iov(&mut header, 0, iov, iovlen, cap)
         }
         _ => 0,
     };
+    // Below the cap, a short copy was a failure (already counted as such);
+    // at the cap, the rest is truncation.
+    let capped = copied >= cap;
     if copied < len {
-        if call.shape != shape::NONE {
+        if call_shape != shape::NONE && capped {
             count(counter::TRUNCATED_CALLS, 1);
             count(counter::TRUNCATED_BYTES, len - copied);
         }
@@ -125,71 +181,62 @@ fn exit(ctx: &TracePointContext) -> u32 {
             count(counter::RINGBUF_FULL_DATA, 1);
         }
     }
-    0
 }
 
 #[inline(always)]
-fn read_user_u64(addr: u64) -> u64 {
+pub fn read_user_u64(addr: u64) -> u64 {
     unsafe { aya_ebpf::helpers::bpf_probe_read_user(addr as *const u64) }.unwrap_or(0)
-}
-
-/// The state of one call's copy, shared with the `bpf_loop` callback. The loop
-/// body is verified once this way; an unrolled or bounded loop of a few hundred
-/// iterations makes the verifier take seconds.
-#[repr(C)]
-struct CopyState {
-    header: DataHeader,
-    /// Next iovec entry to read, and the count to stop at.
-    iov: u64,
-    next_iov: u64,
-    iov_limit: u64,
-    /// Current contiguous source and its bytes left.
-    base: u64,
-    left: u64,
-    /// Bytes of the call delivered so far, and the most to deliver.
-    done: u64,
-    limit: u64,
 }
 
 /// Copies up to `cap` bytes of the call into chunk records. The source is either
 /// one buffer (`buf`, `iov` = 0) or an iovec array of `iovcnt` entries. Returns the
 /// number of bytes delivered to the ring buffer, from the start of the call.
+///
+/// The loop runs in `bpf_loop` with its state in a per-CPU map, not on the
+/// stack: values loaded from a map are unknown to the verifier, so every
+/// iteration looks the same to it and verification takes one pass. With the
+/// state on the stack it tracked exact values, no two iterations matched, and
+/// loading took seconds to minutes.
 #[inline(always)]
 fn copy_iov(header: &mut DataHeader, buf: u64, iov: u64, iovcnt: u64, cap: u64) -> u64 {
     let total = header.call_len;
-    let mut state = CopyState {
-        header: *header,
-        iov,
-        next_iov: 0,
-        iov_limit: if iovcnt < MAX_IOV as u64 {
+    let st: *mut CopyState = match COPY_STATE.get_ptr_mut(0) {
+        Some(p) => p,
+        None => return 0,
+    };
+    unsafe {
+        (*st).header = *header;
+        (*st).iov = iov;
+        (*st).next_iov = 0;
+        (*st).iov_limit = if iov == 0 {
+            0
+        } else if iovcnt < MAX_IOV as u64 {
             iovcnt
         } else {
             MAX_IOV as u64
-        },
-        base: buf,
-        left: if iov == 0 { total } else { 0 },
-        done: 0,
-        limit: if cap < total { cap } else { total },
-    };
-    if iov == 0 {
-        state.iov_limit = 0;
-    }
-    unsafe {
+        };
+        (*st).base = buf;
+        (*st).left = if iov == 0 { total } else { 0 };
+        (*st).done = 0;
+        (*st).limit = if cap < total { cap } else { total };
         bpf_loop(
             MAX_CHUNKS_PER_CALL + MAX_IOV,
             copy_step as *mut core::ffi::c_void,
-            (&raw mut state) as *mut core::ffi::c_void,
+            core::ptr::null_mut(),
             0,
         );
+        (*st).done
     }
-    state.done
 }
 
 /// One step of `copy_iov`: read the next iovec entry, or copy one chunk.
 /// Returns 0 to continue, 1 to stop.
 #[inline(never)]
-extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    let st = ctx as *mut CopyState;
+extern "C" fn copy_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
+    let st: *mut CopyState = match COPY_STATE.get_ptr_mut(0) {
+        Some(p) => p,
+        None => return 1,
+    };
     let scratch: *mut DataScratch = match DATA_SCRATCH.get_ptr_mut(0) {
         Some(p) => p,
         None => return 1,

@@ -17,6 +17,12 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 pub static SOCKETS: HashMap<SocketKey, SocketState> = HashMap::with_max_entries(65536, 0);
 
+/// Sockets user space asked to stop copying (not HTTP). A map of its own, not a
+/// flag in `SOCKETS`, so user space never writes a `SOCKETS` value back over
+/// offsets the probes advanced meanwhile.
+#[map]
+pub static MUTED: LruHashMap<SocketKey, u8> = LruHashMap::with_max_entries(65536, 0);
+
 /// Arguments of a read/write-family call between its enter and exit, per thread.
 /// LRU so that a thread killed inside a syscall cannot leak an entry.
 #[map]
@@ -87,3 +93,53 @@ pub struct ConnectCall {
     pub fd: i32,
     pub role: u32,
 }
+
+/// A TLS library call in progress on a thread (between uprobe and uretprobe).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TlsCall {
+    /// The SSL* argument.
+    pub ssl: u64,
+    /// The plaintext buffer.
+    pub buf: u64,
+    /// For SSL_read_ex/SSL_write_ex: where the library stores the byte count.
+    pub len_ptr: u64,
+    /// The socket the library used inside the call, or -1 (custom BIO).
+    pub fd: i32,
+    pub direction: u32,
+    /// Nested SSL_* calls on the same thread: only the outermost one emits.
+    pub depth: u32,
+    pub is_ex: u32,
+}
+
+/// TLS calls in progress, per thread.
+#[map]
+pub static TLS_ACTIVE: LruHashMap<u64, TlsCall> = LruHashMap::with_max_entries(16384, 0);
+
+/// SSL* → socket fd, learned once and reused for calls that make no syscall.
+#[map]
+pub static TLS_SSL_FD: LruHashMap<u64, i32> = LruHashMap::with_max_entries(65536, 0);
+
+/// The tracked socket each thread last read from: the custom-BIO association
+/// (the application reads ciphertext, then asks the library to decrypt it).
+#[map]
+pub static THREAD_LAST_FD: LruHashMap<u64, i32> = LruHashMap::with_max_entries(16384, 0);
+
+/// The state of one call's copy loop (see `data::copy_iov`), per CPU.
+#[repr(C)]
+pub struct CopyState {
+    pub header: DataHeader,
+    /// The iovec array, the next entry to read, and the count to stop at.
+    pub iov: u64,
+    pub next_iov: u64,
+    pub iov_limit: u64,
+    /// Current contiguous source and its bytes left.
+    pub base: u64,
+    pub left: u64,
+    /// Bytes of the call delivered so far, and the most to deliver.
+    pub done: u64,
+    pub limit: u64,
+}
+
+#[map]
+pub static COPY_STATE: PerCpuArray<CopyState> = PerCpuArray::with_max_entries(1, 0);

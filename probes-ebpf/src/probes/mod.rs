@@ -4,4 +4,5 @@ mod conn;
 mod data;
 mod maps;
 mod proc;
+mod tls;
 mod util;
