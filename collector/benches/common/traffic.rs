@@ -1,0 +1,249 @@
+//! Synthetic probe records for the benches: what the ring buffer would deliver
+//! for a server process answering HTTP/1 keep-alive or HTTP/2 (h2c) traffic on
+//! many connections. Shared by `pipeline.rs` and `memory.rs` via `#[path]`.
+#![allow(dead_code)]
+
+use probes_common::{
+    direction, kind, origin, role, ConnOpenRecord, DataHeader, RecordHeader, SockAddr,
+};
+use wirespan::records::encode;
+
+pub const TGID: u32 = 4242;
+
+/// A request head of exactly 200 bytes (padded with an X-Pad header).
+pub fn http1_request(n: u64) -> Vec<u8> {
+    let mut r = format!(
+        "GET /api/v1/items/{:06}?page=2&limit=50 HTTP/1.1\r\nHost: api.internal:8080\r\n\
+         User-Agent: bench-client/1.0\r\nAccept: application/json\r\nX-Pad: ",
+        n % 1_000_000
+    )
+    .into_bytes();
+    let tail = b"\r\n\r\n";
+    while r.len() + tail.len() < 200 {
+        r.push(b'p');
+    }
+    r.extend_from_slice(tail);
+    assert_eq!(r.len(), 200);
+    r
+}
+
+/// A 300-byte response: head plus a JSON-ish body filling the rest.
+pub fn http1_response() -> Vec<u8> {
+    let total = 300;
+    for body in 0..total {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nServer: bench\r\n\
+             Date: Wed, 25 Nov 2026 20:00:00 GMT\r\nContent-Length: {body}\r\n\r\n"
+        );
+        if head.len() + body == total {
+            let mut r = head.into_bytes();
+            r.extend(std::iter::repeat_n(b'x', body));
+            return r;
+        }
+    }
+    unreachable!()
+}
+
+fn addr(port: u16) -> SockAddr {
+    let mut a = [0u8; 16];
+    a[10] = 0xff;
+    a[11] = 0xff;
+    a[12..].copy_from_slice(&[10, 0, 0, 1]);
+    SockAddr {
+        addr: a,
+        port,
+        family: 10,
+        _pad: 0,
+    }
+}
+
+fn remote(i: usize) -> SockAddr {
+    let mut a = addr(0);
+    a.addr[14] = (i >> 8) as u8;
+    a.addr[15] = i as u8;
+    a.port = 30000 + (i % 30000) as u16;
+    a
+}
+
+/// The exec record naming the server process (so no /proc lookup happens).
+pub fn exec_record() -> Vec<u8> {
+    let mut out = Vec::new();
+    encode::proc_exec(
+        RecordHeader {
+            kind: kind::PROC_EXEC,
+            tgid: TGID,
+            tid: TGID,
+            fd: -1,
+            ts_ns: 1,
+        },
+        1,
+        b"bench-server",
+        b"/usr/local/bin/bench-server",
+        b"bench-server\0",
+        b"OTEL_SERVICE_NAME=bench\0",
+        &mut out,
+    );
+    out
+}
+
+/// Accept of connection `i` (fd 100 + i).
+pub fn open_record(i: usize, ts: u64) -> Vec<u8> {
+    let rec = ConnOpenRecord {
+        header: RecordHeader {
+            kind: kind::CONN_OPEN,
+            tgid: TGID,
+            tid: TGID,
+            fd: 100 + i as i32,
+            ts_ns: ts,
+        },
+        conn_id: i as u64 + 1,
+        local: addr(8080),
+        remote: remote(i),
+        role: role::SERVER,
+        origin: origin::ACCEPT,
+    };
+    let mut out = Vec::new();
+    encode::conn_open(&rec, &mut out);
+    out
+}
+
+/// One data record on connection `i`.
+pub fn data_record(i: usize, dir: u32, offset: u64, ts: u64, payload: &[u8]) -> Vec<u8> {
+    let h = DataHeader {
+        header: RecordHeader {
+            kind: kind::DATA,
+            tgid: TGID,
+            tid: TGID,
+            fd: 100 + i as i32,
+            ts_ns: ts,
+        },
+        conn_id: i as u64 + 1,
+        call_stream_offset: offset,
+        call_len: payload.len() as u64,
+        chunk_offset: 0,
+        chunk_len: payload.len() as u32,
+        direction: dir,
+        source: if dir == direction::INGRESS { 1 } else { 2 },
+    };
+    let mut out = Vec::with_capacity(64 + payload.len());
+    encode::data(&h, payload, &mut out);
+    out
+}
+
+/// Per-connection stream positions, so traffic can be generated in rounds.
+pub struct Streams {
+    pub ingress: Vec<u64>,
+    pub egress: Vec<u64>,
+    pub ts: u64,
+    pub n: u64,
+}
+
+impl Streams {
+    pub fn new(conns: usize) -> Self {
+        Streams {
+            ingress: vec![0; conns],
+            egress: vec![0; conns],
+            ts: 1_000,
+            n: 0,
+        }
+    }
+
+    fn push(&mut self, i: usize, dir: u32, payload: &[u8], out: &mut Vec<Vec<u8>>) {
+        self.ts += 1_000;
+        let off = if dir == direction::INGRESS {
+            &mut self.ingress[i]
+        } else {
+            &mut self.egress[i]
+        };
+        out.push(data_record(i, dir, *off, self.ts, payload));
+        *off += payload.len() as u64;
+    }
+
+    /// `rounds` HTTP/1 exchanges on each connection, round-robin: request in,
+    /// response out. Two records (one span) per exchange.
+    pub fn http1_rounds(&mut self, conns: usize, rounds: usize, resp: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(conns * rounds * 2);
+        for _ in 0..rounds {
+            for i in 0..conns {
+                self.n += 1;
+                let req = http1_request(self.n);
+                self.push(i, direction::INGRESS, &req, &mut out);
+                self.push(i, direction::EGRESS, resp, &mut out);
+            }
+        }
+        out
+    }
+
+    /// HTTP/2 connection starts: client preface + SETTINGS in, SETTINGS out.
+    pub fn http2_starts(&mut self, conns: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for i in 0..conns {
+            let mut pre = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+            pre.extend(frame(0x4, 0, 0, &[]));
+            self.push(i, direction::INGRESS, &pre, &mut out);
+            let mut s = frame(0x4, 0, 0, &[]);
+            s.extend(frame(0x4, 0x1, 0, &[]));
+            self.push(i, direction::EGRESS, &s, &mut out);
+        }
+        out
+    }
+
+    /// `rounds` HTTP/2 streams per connection: HEADERS (END_STREAM) in;
+    /// HEADERS + one 250-byte DATA (END_STREAM) out. Two records per stream.
+    pub fn http2_rounds(&mut self, conns: usize, rounds: usize, first_stream: u32) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(conns * rounds * 2);
+        for r in 0..rounds {
+            let sid = first_stream + 2 * r as u32;
+            for i in 0..conns {
+                self.n += 1;
+                let req = frame(0x1, 0x5, sid, &h2_request_block(self.n));
+                self.push(i, direction::INGRESS, &req, &mut out);
+                let mut resp = frame(0x1, 0x4, sid, &h2_response_block());
+                resp.extend(frame(0x0, 0x1, sid, &[b'y'; 250]));
+                self.push(i, direction::EGRESS, &resp, &mut out);
+            }
+        }
+        out
+    }
+}
+
+fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, ty, flags];
+    f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// HPACK literal (without indexing) with an indexed name, no Huffman.
+fn literal(out: &mut Vec<u8>, name_index: u8, value: &[u8]) {
+    if name_index < 15 {
+        out.push(name_index);
+    } else {
+        out.push(0x0f);
+        out.push(name_index - 15);
+    }
+    assert!(value.len() < 127);
+    out.push(value.len() as u8);
+    out.extend_from_slice(value);
+}
+
+fn h2_request_block(n: u64) -> Vec<u8> {
+    let mut b = vec![0x82, 0x86]; // :method GET, :scheme http
+    literal(
+        &mut b,
+        4,
+        format!("/api/v1/items/{:06}?page=2", n % 1_000_000).as_bytes(),
+    );
+    literal(&mut b, 1, b"api.internal:8080"); // :authority
+    literal(&mut b, 58, b"bench-client/1.0"); // user-agent
+    literal(&mut b, 19, b"application/json"); // accept
+    b
+}
+
+fn h2_response_block() -> Vec<u8> {
+    let mut b = vec![0x88]; // :status 200
+    literal(&mut b, 31, b"application/json"); // content-type
+    literal(&mut b, 28, b"250"); // content-length
+    b
+}

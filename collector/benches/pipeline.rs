@@ -1,0 +1,158 @@
+//! Pipeline throughput on synthetic server-side traffic (see common/traffic.rs):
+//!
+//! - `pipeline/http1_records`: HTTP/1 keep-alive exchanges (200 B request,
+//!   300 B response, one data record each) over 1,000 open connections,
+//!   through `Pipeline::handle_bytes` (decode, connection table, HTTP/1 parser,
+//!   span building) into a `Vec<ExportSpan>`. Throughput = data records
+//!   (events); spans = events / 2.
+//! - `pipeline/http1_spans_encoded`: the same, plus `span_export::encode_request`
+//!   in batches of 512 and the protobuf encoding of each request. Throughput =
+//!   spans built and encoded.
+//! - `pipeline/http2_streams`: HTTP/2 (h2c) streams, HEADERS in, HEADERS +
+//!   DATA out, 100 concurrent-ish streams per connection over 1,000
+//!   connections. Throughput = streams (one span each).
+//!
+//! Setup (connections opened, traffic encoded) is outside the timed part; each
+//! timed iteration is one round of traffic on a pipeline that already holds the
+//! open connections. Every iteration checks the span count it produced.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use prost::Message;
+use self_metrics::Registry;
+use span_export::ExportSpan;
+use std::hint::black_box;
+use std::time::Duration;
+use wirespan::agent::pipeline_settings;
+use wirespan::pipeline::Pipeline;
+use wirespan::routes::RouteTable;
+use wirespan::span_builder::{IdGenerator, SpanBuilder};
+
+#[path = "common/traffic.rs"]
+mod traffic;
+use traffic::*;
+
+const CONNS: usize = 1_000;
+const ROUNDS: usize = 10;
+const BATCH: usize = 512;
+
+fn pipeline() -> (Pipeline<Vec<ExportSpan>>, Registry) {
+    let registry = Registry::new();
+    let config = wirespan_config::Config::default();
+    let mut settings = pipeline_settings(&config, 0);
+    settings.span_builder = SpanBuilder::new(IdGenerator::with_seed(7), RouteTable::new(&[]));
+    let mut p = Pipeline::new(settings, Vec::with_capacity(CONNS * ROUNDS), &registry);
+    p.handle_bytes(&exec_record());
+    for i in 0..CONNS {
+        p.handle_bytes(&open_record(i, 500));
+    }
+    (p, registry)
+}
+
+/// A pipeline with open connections, and the next round of records for it.
+fn http1_setup() -> (Pipeline<Vec<ExportSpan>>, Vec<Vec<u8>>) {
+    let (mut p, _) = pipeline();
+    let resp = http1_response();
+    let mut s = Streams::new(CONNS);
+    // One warm-up round so every connection's parser exists.
+    for r in s.http1_rounds(CONNS, 1, &resp) {
+        p.handle_bytes(&r);
+    }
+    p.output_mut().clear();
+    let recs = s.http1_rounds(CONNS, ROUNDS, &resp);
+    (p, recs)
+}
+
+fn http2_setup() -> (Pipeline<Vec<ExportSpan>>, Vec<Vec<u8>>) {
+    let (mut p, _) = pipeline();
+    let mut s = Streams::new(CONNS);
+    for r in s.http2_starts(CONNS) {
+        p.handle_bytes(&r);
+    }
+    for r in s.http2_rounds(CONNS, 1, 1) {
+        p.handle_bytes(&r);
+    }
+    p.output_mut().clear();
+    let recs = s.http2_rounds(CONNS, ROUNDS, 3);
+    (p, recs)
+}
+
+fn feed(p: &mut Pipeline<Vec<ExportSpan>>, recs: &[Vec<u8>]) {
+    for r in recs {
+        p.handle_bytes(black_box(r));
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    // Sanity: the synthetic traffic makes the spans it should, with the
+    // attributes it should (not a timing check).
+    {
+        let (mut p, recs) = http1_setup();
+        feed(&mut p, &recs);
+        let spans = p.output();
+        assert_eq!(spans.len(), CONNS * ROUNDS, "HTTP/1 spans");
+        assert!(spans[0]
+            .span
+            .attributes
+            .iter()
+            .any(|a| a.key == "http.response.body.size"));
+        let (mut p, recs) = http2_setup();
+        feed(&mut p, &recs);
+        assert_eq!(p.output().len(), CONNS * ROUNDS, "HTTP/2 spans");
+    }
+
+    let mut g = c.benchmark_group("pipeline");
+    g.measurement_time(Duration::from_secs(8));
+    g.sample_size(20);
+
+    g.throughput(Throughput::Elements((CONNS * ROUNDS * 2) as u64));
+    g.bench_function("http1_records", |b| {
+        b.iter_batched(
+            http1_setup,
+            |(mut p, recs)| {
+                feed(&mut p, &recs);
+                debug_assert_eq!(p.output().len(), CONNS * ROUNDS);
+                p
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    g.throughput(Throughput::Elements((CONNS * ROUNDS) as u64));
+    g.bench_function("http1_spans_encoded", |b| {
+        b.iter_batched(
+            http1_setup,
+            |(mut p, recs)| {
+                feed(&mut p, &recs);
+                let spans = std::mem::take(p.output_mut());
+                assert_eq!(spans.len(), CONNS * ROUNDS);
+                let mut bytes = 0usize;
+                let mut it = spans.into_iter().peekable();
+                while it.peek().is_some() {
+                    let batch: Vec<ExportSpan> = it.by_ref().take(BATCH).collect();
+                    let req = span_export::encode_request(batch);
+                    bytes += req.encode_to_vec().len();
+                }
+                black_box(bytes);
+                p
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    g.throughput(Throughput::Elements((CONNS * ROUNDS) as u64));
+    g.bench_function("http2_streams", |b| {
+        b.iter_batched(
+            http2_setup,
+            |(mut p, recs)| {
+                feed(&mut p, &recs);
+                debug_assert_eq!(p.output().len(), CONNS * ROUNDS);
+                p
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
