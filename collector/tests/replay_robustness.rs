@@ -215,7 +215,9 @@ fn bytes_cut_inside_the_file_are_an_error_not_a_panic() {
             Vec::new(),
             &registry,
         );
-        let err = r.err().expect("a cut record is an error");
+        let Err(err) = r else {
+            panic!("a cut record must be an error")
+        };
         assert!(
             format!("{err:#}").contains("ends inside record 4"),
             "{err:#}"
