@@ -264,13 +264,22 @@ async fn shutdown_signal() -> Result<()> {
     Ok(())
 }
 
-/// The pid of an exec record, read without decoding the whole record.
-fn exec_pid(bytes: &[u8]) -> Option<u32> {
+/// The pid and executable path of an exec record.
+fn exec_target(bytes: &[u8]) -> Option<(u32, Option<PathBuf>)> {
     let kind = u32::from_ne_bytes(bytes.get(0..4)?.try_into().ok()?);
     if kind != probes_common::kind::PROC_EXEC {
         return None;
     }
-    Some(u32::from_ne_bytes(bytes.get(4..8)?.try_into().ok()?))
+    match crate::records::decode(bytes) {
+        Ok(crate::records::Record::ProcExec(e)) => {
+            let path = std::str::from_utf8(e.filename)
+                .ok()
+                .filter(|p| p.starts_with('/'));
+            let exe = path.map(|p| crate::tls_targets::stable_path(e.header.tgid, p));
+            Some((e.header.tgid, exe))
+        }
+        _ => None,
+    }
 }
 
 /// Runs the agent until SIGINT/SIGTERM.
@@ -342,8 +351,8 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                 let mut guard = guard.context("waiting on the ring buffer")?;
                 let rb = guard.get_inner_mut();
                 while let Some(item) = rb.next() {
-                    if let Some(pid) = exec_pid(&item) {
-                        tls.on_exec(pid);
+                    if let Some((pid, exe)) = exec_target(&item) {
+                        tls.on_exec(&mut probes, pid, exe);
                     }
                     handler.handle(&item);
                 }

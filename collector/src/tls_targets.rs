@@ -52,7 +52,14 @@ pub fn is_libssl(path: &str) -> bool {
 /// True when the ELF file defines (not imports) SSL_write and SSL_read.
 pub fn defines_ssl_functions(path: &Path) -> bool {
     use object::{Object, ObjectSymbol};
-    let Ok(data) = std::fs::read(path) else {
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    // Mapped, not read: executables with a static TLS library are large (Node
+    // is ~100 MiB), and only the symbol tables are touched.
+    // SAFETY: the mapping is read-only and dropped before return; a file
+    // truncated meanwhile could fault, which executables in use are not.
+    let Ok(data) = (unsafe { memmap2::Mmap::map(&f) }) else {
         return false;
     };
     let Ok(file) = object::File::parse(&*data) else {
@@ -87,13 +94,26 @@ pub fn mapped_libssl(pid: u32) -> Vec<PathBuf> {
             continue;
         };
         if is_libssl(path) {
-            let p = PathBuf::from(format!("/proc/{pid}/root{path}"));
+            let p = stable_path(pid, path);
             if !out.contains(&p) {
                 out.push(p);
             }
         }
     }
     out
+}
+
+/// A path to `path` as `pid` sees it that stays valid after the process exits:
+/// our own view of the same path when it is the same file (the common case,
+/// no container), else the process's root view.
+pub fn stable_path(pid: u32, path: &str) -> PathBuf {
+    let ours = PathBuf::from(path);
+    let theirs = PathBuf::from(format!("/proc/{pid}/root{path}"));
+    match (file_id(&ours), file_id(&theirs)) {
+        (Some(a), Some(b)) if a == b => ours,
+        (_, Some(_)) => theirs,
+        _ => ours,
+    }
 }
 
 fn file_id(path: &Path) -> Option<(u64, u64)> {
@@ -105,7 +125,7 @@ pub struct TlsAttacher {
     hooked: HashSet<(u64, u64)>,
     /// Files checked and found to hold no TLS functions.
     not_tls: HashSet<(u64, u64)>,
-    pending: VecDeque<(Instant, u32)>,
+    pending: VecDeque<(Instant, u32, Option<PathBuf>)>,
     processes: HashMap<&'static str, Counter>,
     hooked_files: Counter,
     attach_failures: Counter,
@@ -189,8 +209,10 @@ impl TlsAttacher {
         }
     }
 
-    /// Checks one process: its mapped libssl files, else its executable.
-    fn check_process(&mut self, hook: &mut impl TlsHook, pid: u32) -> TlsPath {
+    /// Checks one process: its mapped libssl files, else its executable
+    /// (`exe`, from the exec record, still readable after a short process
+    /// exits; else /proc/PID/exe).
+    fn check_process(&mut self, hook: &mut impl TlsHook, pid: u32, exe: Option<&Path>) -> TlsPath {
         let mut path = TlsPath::None;
         for lib in mapped_libssl(pid) {
             if self.hook(hook, &lib, false) {
@@ -198,8 +220,9 @@ impl TlsAttacher {
             }
         }
         if path == TlsPath::None {
-            let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-            if self.hook(hook, &exe, true) {
+            let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
+            let exe = exe.unwrap_or(&proc_exe);
+            if self.hook(hook, exe, true) {
                 path = TlsPath::Static;
             }
         }
@@ -232,31 +255,43 @@ impl TlsAttacher {
                 .and_then(|n| n.parse::<u32>().ok())
             {
                 if pid != own_pid {
-                    self.check_process(hook, pid);
+                    self.check_process(hook, pid, None);
                 }
             }
         }
     }
 
-    /// A process called exec: check it once its libraries are mapped.
-    pub fn on_exec(&mut self, pid: u32) {
+    /// A process called exec. An executable with a static TLS library is
+    /// hooked at once (its path is known now); shared libraries are looked for
+    /// once the dynamic loader has mapped them.
+    pub fn on_exec(&mut self, hook: &mut impl TlsHook, pid: u32, exe: Option<PathBuf>) {
+        if let Some(exe) = &exe {
+            if self.hook(hook, exe, true) {
+                if let Some(c) = self.processes.get(TlsPath::Static.label()) {
+                    c.inc();
+                }
+                tracing::info!(pid, tls = TlsPath::Static.label(), "process TLS hooked");
+                return;
+            }
+        }
         // Bounded: under an exec storm the oldest checks are dropped, not queued forever.
         if self.pending.len() >= 4096 {
             self.pending.pop_front();
         }
         self.pending
-            .push_back((Instant::now() + Duration::from_millis(20), pid));
+            .push_back((Instant::now() + Duration::from_millis(20), pid, exe));
     }
 
     /// Checks the processes whose delay has passed.
     pub fn poll(&mut self, hook: &mut impl TlsHook) {
         let now = Instant::now();
-        while let Some((due, pid)) = self.pending.front().copied() {
-            if due > now {
+        while let Some((due, _, _)) = self.pending.front() {
+            if *due > now {
                 break;
             }
-            self.pending.pop_front();
-            self.check_process(hook, pid);
+            if let Some((_, pid, exe)) = self.pending.pop_front() {
+                self.check_process(hook, pid, exe.as_deref());
+            }
         }
     }
 }
