@@ -3,8 +3,9 @@
 # builds the agent. With `--run`, starts the agent afterwards (spans are printed
 # to stdout unless OTEL_EXPORTER_OTLP_ENDPOINT or a config file says otherwise).
 #
-#   scripts/setup.sh          install + build
-#   scripts/setup.sh --run    install + build + run (as root)
+#   scripts/setup.sh              install + build
+#   scripts/setup.sh --run        install + build + run (as root)
+#   scripts/setup.sh --deps-only  install only (what scripts/test.sh needs)
 #
 # Idempotent: a second run skips what is already there.
 set -euo pipefail
@@ -33,7 +34,7 @@ if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/de
 pkill -x nginx >/dev/null 2>&1 || true
 
 # A real OTLP collector (rotel) and YAML parsing for the deployment-file checks.
-python3 -m pip install --quiet --disable-pip-version-check rotel pyyaml 2>&1 | grep -v "WARNING: Running pip as" || true
+python3 -m pip install --quiet --disable-pip-version-check rotel pyyaml kubernetes-validate 2>&1 | grep -v "WARNING: Running pip as" || true
 
 # The eBPF toolchain: rust-src and a bpf-linker on the nightly's own LLVM.
 scripts/setup-toolchain.sh
@@ -41,6 +42,11 @@ scripts/setup-toolchain.sh
 # aya needs tracefs for tracepoint ids; the agent mounts it itself too.
 if [ ! -d /sys/kernel/tracing/events ]; then
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+fi
+
+if [ "${1:-}" = "--deps-only" ]; then
+  log "dependencies installed"
+  exit 0
 fi
 
 log "building wirespan (release)"

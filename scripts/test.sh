@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s ===\n' "$*"; }
 
 step "setup (idempotent)"
-scripts/setup.sh
+scripts/setup.sh --deps-only
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
