@@ -62,6 +62,11 @@ pub fn defines_ssl_functions(path: &Path) -> bool {
     let Ok(data) = (unsafe { memmap2::Mmap::map(&f) }) else {
         return false;
     };
+    // Most executables never mention SSL_write: a byte search rejects them
+    // without walking symbol tables (which takes long for large binaries).
+    if memchr::memmem::find(&data, b"SSL_write\0").is_none() {
+        return false;
+    }
     let Ok(file) = object::File::parse(&*data) else {
         return false;
     };

@@ -9,6 +9,10 @@
 //!   that start with a plausible HTTP/2 frame header also decide (HTTP/2
 //!   without a preface), provided the role is known: frames alone do not tell
 //!   requests from responses.
+//! - An HTTP/2 server may send its SETTINGS frame (its connection preface)
+//!   before it reads the client's preface: on the response side of a
+//!   connection whose role is known, a SETTINGS frame on stream 0 waits for
+//!   the request side to decide, buffered up to `SERVER_PREFACE_WINDOW`.
 //! - `Unknown`, or `NeedMore` with a full window, decides "not parsed".
 //! - A chunk is looked at in place; bytes are copied only while undecided, and
 //!   never more than the window.
@@ -17,6 +21,26 @@ use protocol_parsers::http2::frame::{FrameHeader, FRAME_HEADER_LEN};
 use protocol_parsers::Side;
 
 use crate::backend::{detect, Detected};
+
+/// Most bytes of a server's first flight (SETTINGS, maybe WINDOW_UPDATE) held
+/// while waiting for the client's preface.
+const SERVER_PREFACE_WINDOW: usize = 4096;
+
+/// Whether `bytes` could start an HTTP/2 server's connection preface.
+fn server_preface_candidate(bytes: &[u8], dir: Direction, role: Role, max_frame_size: u32) -> bool {
+    if role.side(dir) != Some(Side::Response) {
+        return false;
+    }
+    match FrameHeader::parse(bytes) {
+        Some(h) => {
+            h.plausible(max_frame_size)
+                && h.stream_id == 0
+                && matches!(h.kind, protocol_parsers::http2::frame::FrameType::Settings)
+        }
+        // Too short to tell: a SETTINGS frame header starts with a small length.
+        None => bytes.len() >= 4 && bytes[0] == 0 && bytes[3] == 4,
+    }
+}
 use crate::types::{Direction, Role};
 
 /// What detection concluded.
@@ -102,18 +126,32 @@ impl Detecting {
         window: usize,
         max_frame_size: u32,
     ) -> Offer {
-        let window = window.max(1);
         let i = dir.index();
+        let candidate_bytes = if self.bufs[i].is_empty() {
+            bytes
+        } else {
+            &self.bufs[i][..]
+        };
+        let server_preface = server_preface_candidate(candidate_bytes, dir, role, max_frame_size);
+        let window = if server_preface {
+            SERVER_PREFACE_WINDOW
+        } else {
+            window.max(1)
+        };
         if self.bufs[i].is_empty() {
             // Look at the chunk in place first: the common case copies nothing.
-            let v = classify(
-                bytes,
-                dir,
-                role,
-                self.midway,
-                max_frame_size,
-                bytes.len() >= window,
-            );
+            let v = if server_preface && bytes.len() < window {
+                Verdict::Pending
+            } else {
+                classify(
+                    bytes,
+                    dir,
+                    role,
+                    self.midway,
+                    max_frame_size,
+                    bytes.len() >= window,
+                )
+            };
             if v != Verdict::Pending {
                 return Offer {
                     verdict: v,
@@ -129,7 +167,11 @@ impl Detecting {
         let take = window.saturating_sub(buf.len()).min(bytes.len());
         buf.extend_from_slice(&bytes[..take]);
         let full = buf.len() >= window;
-        let v = classify(buf, dir, role, self.midway, max_frame_size, full);
+        let v = if server_preface && !full {
+            Verdict::Pending
+        } else {
+            classify(buf, dir, role, self.midway, max_frame_size, full)
+        };
         Offer {
             verdict: v,
             copied: take,

@@ -192,3 +192,45 @@ fn frames_without_preface_on_a_fresh_connection_are_not_http2() {
     assert_eq!(t.get(k).map(|i| i.protocol), Some(Protocol::Unknown));
     assert_eq!(sink.muted.len(), 1);
 }
+
+/// An HTTP/2 server (nghttpd does this) writes its SETTINGS before it reads
+/// the client preface: the response side must wait for the request side.
+#[test]
+fn server_settings_before_client_preface() {
+    let mut t = ConnectionTable::new(limits());
+    let mut sink = Rec::default();
+    let k = key(6, 6);
+    t.open(info(k, 1, Role::Server, 1), &mut sink);
+    let mut f = Feeder::new(k, 1);
+    // Server preface: SETTINGS with one setting (MAX_CONCURRENT_STREAMS=100).
+    f.send(
+        &mut t,
+        &mut sink,
+        Egress,
+        &frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]),
+    );
+    assert!(
+        sink.muted.is_empty(),
+        "the server's SETTINGS alone must not mute"
+    );
+    let req = [
+        client_start(),
+        frame(HEADERS, END_STREAM | END_HEADERS, 1, GET_ROOT),
+    ]
+    .concat();
+    f.send(&mut t, &mut sink, Ingress, &req);
+    f.send(
+        &mut t,
+        &mut sink,
+        Egress,
+        &[
+            frame(HEADERS, END_HEADERS, 1, STATUS_200),
+            frame(DATA, END_STREAM, 1, b"hello"),
+        ]
+        .concat(),
+    );
+    assert_eq!(t.get(k).map(|i| i.protocol), Some(Protocol::Http2));
+    assert_eq!(sink.summary(), vec![("GET".into(), "/".into(), Some(200))]);
+    assert_eq!(sink.exchanges[0].1.response_body_size, 5);
+    assert!(sink.muted.is_empty());
+}
