@@ -309,7 +309,12 @@ impl SpanBuilder {
             ExchangeEnd::ConnectionClosed if ex.response.is_none() => {
                 error_type = Some("connection_closed".to_string())
             }
-            ExchangeEnd::ConnectionClosed => {}
+            // The connection ended (closed, evicted, or the agent stopped)
+            // before the response was complete: what is known is reported,
+            // marked as such.
+            ExchangeEnd::ConnectionClosed => {
+                attrs.push(kv("wirespan.capture.incomplete", "response_truncated"))
+            }
             ExchangeEnd::Reset => error_type = Some("stream_reset".to_string()),
             ExchangeEnd::Gap => attrs.push(kv("wirespan.capture.incomplete", "gap")),
         }

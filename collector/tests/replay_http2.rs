@@ -87,17 +87,20 @@ fn nghttpd_server_side() {
 }
 
 #[test]
-fn every_stream_and_nothing_unparsed() {
+fn every_stream_and_only_the_probe_connection_unparsed() {
     let (summary, spans, registry) = replay(NAME);
     assert_eq!(summary.records, 41);
     // 1 curl stream + 5 nghttp streams, each seen by client and server.
     assert_eq!(spans.len(), 12, "{}", describe(&spans));
+    // The recording script's port probe connected and closed at once; nghttpd
+    // had already written its 15-byte SETTINGS frame on it. With no client
+    // preface ever seen, those 15 bytes are honestly not parsed.
     assert_eq!(
         registry.value(
             "wirespan_stream_bytes_not_parsed_total",
             &[("reason", "undetected_bytes")]
         ),
-        Some(0),
+        Some(15),
         "{}",
         registry.render()
     );

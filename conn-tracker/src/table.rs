@@ -254,6 +254,9 @@ impl ConnectionTable {
         if c.session.is_muted() {
             // Cheap path: position kept for tail accounting, bytes only counted.
             let a = c.streams[dir.index()].accept(stream_offset, bytes);
+            if a.gap > 0 {
+                sink.tracker_event(TrackerEvent::GapBytes { dir, bytes: a.gap });
+            }
             if !a.fresh.is_empty() {
                 sink.tracker_event(TrackerEvent::UndetectedBytes(a.fresh.len() as u64));
             }
@@ -327,8 +330,8 @@ impl ConnectionTable {
             // A muted connection's bytes were left uncopied on purpose, and the
             // probes counted them (muted or TLS ciphertext): not a loss.
             if lost > 0 && !c.session.is_muted() {
+                // Counted once, as a missing tail (not also as gap bytes).
                 tail = tail.saturating_add(lost);
-                sink.tracker_event(TrackerEvent::GapBytes { dir, bytes: lost });
                 c.session.gap(dir, lost, ts_ns, sink);
             }
         }
