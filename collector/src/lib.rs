@@ -5,6 +5,7 @@
 pub mod admin_server;
 pub mod agent;
 pub mod dump;
+pub mod links;
 pub mod peers;
 pub mod pipeline;
 pub mod probes;

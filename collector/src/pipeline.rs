@@ -195,6 +195,7 @@ struct Emitter<O: SpanOutput> {
     ended_tuples: VecDeque<(u64, (Endpoint, Endpoint), ConnKey)>,
     ended_processes: VecDeque<(u64, u32, u64)>,
     actions: Vec<KernelAction>,
+    links: crate::links::ConnectionLinks,
 }
 
 impl<O: SpanOutput> TrackerSink for Emitter<O> {
@@ -221,6 +222,7 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
             } else {
                 "http"
             },
+            link: self.links.ids_for(conn, &exchange),
         };
         let span = self.spans.build(&ctx, &exchange);
         let kind = usize::from(conn.role != Role::Server);
@@ -268,7 +270,8 @@ fn endpoint(addr: &probes_common::SockAddr) -> Endpoint {
 }
 
 impl<O: SpanOutput> Pipeline<O> {
-    pub fn new(settings: PipelineSettings, output: O, registry: &Registry) -> Self {
+    pub fn new(mut settings: PipelineSettings, output: O, registry: &Registry) -> Self {
+        let links = crate::links::ConnectionLinks::new(settings.span_builder.fork_ids());
         Self {
             tracker: ConnectionTable::new(settings.tracker),
             emitter: Emitter {
@@ -282,6 +285,7 @@ impl<O: SpanOutput> Pipeline<O> {
                 ended_tuples: VecDeque::new(),
                 ended_processes: VecDeque::new(),
                 actions: Vec::new(),
+                links,
             },
             own_tuples: HashSet::new(),
             ignored: HashSet::new(),
@@ -389,6 +393,7 @@ impl<O: SpanOutput> Pipeline<O> {
                 };
                 self.last_ts_ns = self.last_ts_ns.max(r.header.ts_ns);
                 sink.by_tuple.insert((local, remote), key);
+                sink.links.open(&info);
                 let fds = self.keys_by_tgid.entry(key.tgid).or_default();
                 if !fds.contains(&key.fd) {
                     fds.push(key.fd);
@@ -425,6 +430,7 @@ impl<O: SpanOutput> Pipeline<O> {
                     r.header.ts_ns,
                     sink,
                 );
+                sink.links.close(key, r.conn_id);
                 if let Some(twin_id) = self.tls_twins.remove(&key) {
                     // The plaintext totals are not in the close record: close
                     // at what was seen (a lost plaintext tail shows as a gap
@@ -461,6 +467,7 @@ impl<O: SpanOutput> Pipeline<O> {
                 }
                 self.ignored.retain(|(k, _)| k.tgid != tgid);
                 self.tls_twins.retain(|k, _| k.tgid != tgid);
+                sink.links.close_process(tgid);
                 if let Some(p) = sink.processes.get(tgid) {
                     let id = p.resource.id;
                     sink.ended_processes.push_back((ts, tgid, id));

@@ -164,6 +164,46 @@ pub struct SpanContext<'a> {
     pub clock_offset_ns: i64,
     /// "https" once TLS capture marks the connection.
     pub scheme: &'a str,
+    /// Ids shared with the other end of a same-host connection, so that the
+    /// client span and the server span of one request form one trace.
+    pub link: Option<LinkIds>,
+}
+
+/// The ids of one request seen at both ends of a connection on this host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkIds {
+    pub trace_id: [u8; 16],
+    pub client_span_id: [u8; 8],
+    pub server_span_id: [u8; 8],
+    /// The client end is traced here too: the server span's parent is the
+    /// client span. Without it the server span stays a root (a parent that no
+    /// backend will ever receive would show as missing).
+    pub client_seen: bool,
+}
+
+impl LinkIds {
+    /// Derives the ids of request `ordinal` (HTTP/1: its position on the
+    /// connection; HTTP/2: its stream id) from the connection's shared random
+    /// nonce and the request line, which both ends compute alike. A loss that
+    /// shifts one end's ordinals yields different ids: no link, never a wrong one.
+    pub fn derive(nonce: u64, ordinal: u64, method: &str, target: &str, client_seen: bool) -> Self {
+        use std::hash::{Hash, Hasher};
+        let h = |salt: u8| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            (nonce, ordinal, method, target, salt).hash(&mut hasher);
+            hasher.finish()
+        };
+        let mut trace_id = [0u8; 16];
+        trace_id[..8].copy_from_slice(&h(1).to_be_bytes());
+        trace_id[8..].copy_from_slice(&h(2).to_be_bytes());
+        let nonzero = |v: u64| if v == 0 { 1 } else { v };
+        LinkIds {
+            trace_id,
+            client_span_id: nonzero(h(3)).to_be_bytes(),
+            server_span_id: nonzero(h(4)).to_be_bytes(),
+            client_seen,
+        }
+    }
 }
 
 /// Builds spans; holds the id generator and the route table.
@@ -203,6 +243,11 @@ fn split_authority(authority: &str) -> (&str, Option<u16>) {
 impl SpanBuilder {
     pub fn new(ids: IdGenerator, routes: RouteTable) -> Self {
         Self { ids, routes }
+    }
+
+    /// A second id generator seeded from this one: deterministic when this one is.
+    pub fn fork_ids(&mut self) -> IdGenerator {
+        IdGenerator::with_seed(u64::from_be_bytes(self.ids.span_id()))
     }
 
     pub fn build(&mut self, ctx: &SpanContext<'_>, ex: &HttpExchange) -> ExportSpan {
@@ -382,9 +427,32 @@ impl SpanBuilder {
         // Trace context: a traceparent on the request makes this span part of
         // that trace (server: its parent is the caller's span).
         let parent = req.traceparent.as_deref().and_then(parse_traceparent);
-        let (trace_id, parent_span_id) = match parent {
-            Some(tp) => (tp.trace_id.to_vec(), tp.parent_id.to_vec()),
-            None => (self.ids.trace_id().to_vec(), Vec::new()),
+        let (trace_id, parent_span_id, span_id) = match (parent, ctx.link) {
+            (Some(tp), _) => (
+                tp.trace_id.to_vec(),
+                tp.parent_id.to_vec(),
+                self.ids.span_id().to_vec(),
+            ),
+            // Same-host link: the client span is the server span's parent.
+            (None, Some(link)) if is_server => (
+                link.trace_id.to_vec(),
+                if link.client_seen {
+                    link.client_span_id.to_vec()
+                } else {
+                    Vec::new()
+                },
+                link.server_span_id.to_vec(),
+            ),
+            (None, Some(link)) => (
+                link.trace_id.to_vec(),
+                Vec::new(),
+                link.client_span_id.to_vec(),
+            ),
+            (None, None) => (
+                self.ids.trace_id().to_vec(),
+                Vec::new(),
+                self.ids.span_id().to_vec(),
+            ),
         };
         let trace_state = match (&parent, &req.tracestate) {
             (Some(_), Some(ts)) => ts.clone(),
@@ -405,7 +473,7 @@ impl SpanBuilder {
         let to_unix = |ns: u64| (ns as i64).saturating_add(ctx.clock_offset_ns).max(0) as u64;
         let span = Span {
             trace_id,
-            span_id: self.ids.span_id().to_vec(),
+            span_id,
             trace_state,
             parent_span_id,
             name,
@@ -543,6 +611,7 @@ mod tests {
                 peer_service: Some("frontend"),
                 clock_offset_ns: 1_000_000,
                 scheme: "http",
+                link: None,
             },
             ex,
         )

@@ -7,7 +7,7 @@
 #[path = "fixtures/support.rs"]
 mod support;
 
-use support::{check, clock_offset, describe, of_pid, replay, sorted, Want};
+use support::{check, clock_offset, describe, of_pid, replay, sorted, Want, ALL_FIXTURES};
 
 const CURL_UA: Option<&str> = Some("curl/7.88.1");
 
@@ -394,4 +394,44 @@ fn head_204_and_500() {
     // (it wrote before the server read) and ends last.
     let all = sorted(&spans);
     assert!(all[0].is_client() && all[1].is_server());
+}
+
+/// Where both ends are traced here, each server span is the child of its
+/// client span, in the client span's trace; and every client span is a root.
+#[test]
+fn same_host_spans_are_linked() {
+    let mut linked = 0;
+    for name in ALL_FIXTURES {
+        let (_, spans, _) = replay(name);
+        for s in &spans {
+            let kind = s.span.kind;
+            if kind == 3 {
+                assert!(
+                    s.span.parent_span_id.is_empty(),
+                    "{name}: client span with a parent"
+                );
+                continue;
+            }
+            if s.span.parent_span_id.is_empty() {
+                continue;
+            }
+            let parent = spans
+                .iter()
+                .find(|c| c.span.span_id == s.span.parent_span_id)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{name}: server span {} has a parent that was not built",
+                        s.span.name
+                    )
+                });
+            assert_eq!(parent.span.kind, 3, "{name}: the parent is a client span");
+            assert_eq!(parent.span.trace_id, s.span.trace_id, "{name}: one trace");
+            assert_eq!(parent.span.name, s.span.name, "{name}: the same request");
+            linked += 1;
+        }
+    }
+    assert!(
+        linked >= 10,
+        "only {linked} linked server spans across the fixtures"
+    );
 }
