@@ -71,6 +71,9 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
         peers: crate::peers::PeerNames::new(&config.service.peers),
         service_rules: config.service.rules.clone(),
         host_name: crate::process_table::host_name(),
+        host_attributes: std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+            .map(|v| crate::process_table::parse_resource_attributes(&v))
+            .unwrap_or_default(),
         span_builder: crate::span_builder::SpanBuilder::new(
             crate::span_builder::IdGenerator::new(),
             crate::routes::RouteTable::new(&config.http.routes),

@@ -68,6 +68,8 @@ pub struct PipelineSettings {
     pub peers: PeerNames,
     pub service_rules: Vec<wirespan_config::ServiceRule>,
     pub host_name: String,
+    /// The agent's own OTEL_RESOURCE_ATTRIBUTES, for every resource.
+    pub host_attributes: Vec<(String, String)>,
     pub span_builder: SpanBuilder,
 }
 
@@ -275,7 +277,8 @@ impl<O: SpanOutput> Pipeline<O> {
         Self {
             tracker: ConnectionTable::new(settings.tracker),
             emitter: Emitter {
-                processes: ProcessTable::new(settings.service_rules, settings.host_name),
+                processes: ProcessTable::new(settings.service_rules, settings.host_name)
+                    .with_host_attributes(settings.host_attributes),
                 spans: settings.span_builder,
                 output,
                 metrics: PipelineMetrics::new(registry),

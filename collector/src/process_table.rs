@@ -176,6 +176,9 @@ pub struct ProcessTable {
     processes: HashMap<u32, Arc<ProcessIdentity>>,
     rules: Vec<ServiceRule>,
     host_name: String,
+    /// The agent's own OTEL_RESOURCE_ATTRIBUTES (such as k8s.node.name set by a
+    /// DaemonSet), added to every resource unless the process sets the key.
+    host_attributes: Vec<(String, String)>,
     next_resource_id: u64,
 }
 
@@ -185,8 +188,19 @@ impl ProcessTable {
             processes: HashMap::new(),
             rules,
             host_name,
+            host_attributes: Vec::new(),
             next_resource_id: 1,
         }
+    }
+
+    /// Attributes every resource gets (the process's own win); `service.name`
+    /// is ignored here, as it names the agent, not the observed process.
+    pub fn with_host_attributes(mut self, attributes: Vec<(String, String)>) -> Self {
+        self.host_attributes = attributes
+            .into_iter()
+            .filter(|(k, _)| k != "service.name")
+            .collect();
+        self
     }
 
     pub fn host_name(&self) -> &str {
@@ -286,8 +300,12 @@ impl ProcessTable {
         attributes.push(kv("telemetry.sdk.version", env!("CARGO_PKG_VERSION")));
         attributes.push(kv("telemetry.distro.name", "wirespan"));
         attributes.push(kv("telemetry.distro.version", env!("CARGO_PKG_VERSION")));
-        // The process's own resource attributes, except those we set ourselves.
-        for (k, v) in extra {
+        // The process's own resource attributes, except those we set ourselves,
+        // then the host's.
+        for (k, v) in extra
+            .into_iter()
+            .chain(self.host_attributes.iter().cloned())
+        {
             if !attributes.iter().any(|a| a.key == k) {
                 attributes.push(kv(&k, v));
             }
@@ -381,6 +399,28 @@ mod tests {
             Some(&any_value::Value::StringValue("nginx".into()))
         );
         assert_ne!(c.resource.id, d.resource.id);
+    }
+
+    #[test]
+    fn host_attributes_reach_every_resource_unless_the_process_sets_them() {
+        let mut t = ProcessTable::new(Vec::new(), "h".into()).with_host_attributes(vec![
+            ("k8s.node.name".into(), "node-1".into()),
+            ("deployment.environment".into(), "prod".into()),
+            ("service.name".into(), "wirespan".into()),
+        ]);
+        let p = t.on_exec(facts(
+            "/usr/bin/app",
+            b"OTEL_RESOURCE_ATTRIBUTES=deployment.environment=dev\0",
+        ));
+        assert_eq!(
+            attr(&p, "k8s.node.name"),
+            Some(&any_value::Value::StringValue("node-1".into()))
+        );
+        assert_eq!(
+            attr(&p, "deployment.environment"),
+            Some(&any_value::Value::StringValue("dev".into()))
+        );
+        assert_eq!(p.service_name, "app");
     }
 
     #[test]
