@@ -391,7 +391,13 @@ fn head_204_and_500() {
     check(&s[1], &srv(&empty), clock);
     check(&s[2], &srv(&fail), clock);
     // Client and server spans of one exchange: the client's starts first
-    // (it wrote before the server read) and ends last.
+    // (it wrote before the server read) and ends last (it read after the
+    // server wrote).
+    for (w, srv_span) in [&head, &empty, &fail].into_iter().zip(&s) {
+        let c = &of_pid(&spans, w.pid)[0];
+        assert!(c.start() < srv_span.start(), "{}", describe(&spans));
+        assert!(c.end() > srv_span.end(), "{}", describe(&spans));
+    }
     let all = sorted(&spans);
     assert!(all[0].is_client() && all[1].is_server());
 }
