@@ -15,7 +15,6 @@ use common_h2::*;
 use integration::agent::AgentExit;
 use integration::prelude::*;
 use integration::spans::{assert_spans, show, ExpectedSpan, KIND_CLIENT};
-use std::path::Path;
 use std::process::Command;
 
 /// nginx with TLS (and HTTP/2 by ALPN) on 127.0.0.1: one worker, foreground,
@@ -479,5 +478,4 @@ fn node_static_openssl_client_after_warm_up() {
         "tls calls attributed by thread_last_read + remembered_ssl",
         source(m, "thread_last_read") + source(m, "remembered_ssl"),
     );
-    let _ = Path::new("");
 }
