@@ -259,6 +259,31 @@ impl Agent {
         }
     }
 
+    /// Waits (bounded) for an agent that was already signalled to exit.
+    pub fn stop_after_signal(mut self) -> AgentExit {
+        let mut p = self.process.take().expect("running");
+        let pid = p.pid();
+        let mut status = None;
+        let exited = crate::wait::wait_until(Duration::from_secs(60), || {
+            status = p.exited();
+            status.is_some()
+        });
+        assert!(
+            exited,
+            "the agent did not exit within 60 s of the signal; stderr:\n{}",
+            self.stderr()
+        );
+        AgentExit {
+            pid,
+            status: status.expect("exited"),
+            stderr: self.stderr(),
+            stdout: self.stdout(),
+            metrics: Metrics::default(),
+            recording: self.recording.take(),
+            dir: std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir")),
+        }
+    }
+
     /// Stops the agent and asserts it exited 0; returns the exit record.
     pub fn stop_ok(self) -> AgentExit {
         let exit = self.stop();

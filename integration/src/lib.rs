@@ -36,6 +36,8 @@
 pub mod agent;
 pub mod binary;
 pub mod capture;
+pub mod curl;
+pub mod http_expect;
 pub mod metrics;
 pub mod net;
 pub mod otlp_receiver;
@@ -46,6 +48,7 @@ pub mod rotel;
 pub mod serial;
 pub mod servers;
 pub mod spans;
+pub mod span_run;
 pub mod transcript;
 pub mod wait;
 
@@ -53,6 +56,10 @@ pub mod wait;
 pub mod prelude {
     pub use crate::agent::{Agent, AgentExit, AgentOptions};
     pub use crate::capture::Capture;
+    pub use crate::curl::{curl, CurlRun, Transfer};
+    pub use crate::http_expect::{Exchange, Proc};
+    pub use crate::span_run::SpanRun;
+    pub use crate::spans::{assert_spans, ExpectedSpan};
     pub use crate::metrics::Metrics;
     pub use crate::net::{free_port, http_get, wait_port};
     pub use crate::otlp_receiver::{OtlpProtocol, Receiver};
