@@ -33,9 +33,11 @@ struct End {
 }
 
 /// The pairs of connections whose two ends are both traced here.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 pub struct ConnectionLinks {
-    pairs: HashMap<(Endpoint, Endpoint), Pair>,
-    ends: HashMap<(ConnKey, u64), End>,
+    pairs: FastMap<(Endpoint, Endpoint), Pair>,
+    ends: FastMap<(ConnKey, u64), End>,
     ids: IdGenerator,
 }
 
@@ -67,8 +69,8 @@ fn real(key: ConnKey, conn_id: u64) -> (ConnKey, u64, usize) {
 impl ConnectionLinks {
     pub fn new(ids: IdGenerator) -> Self {
         Self {
-            pairs: HashMap::new(),
-            ends: HashMap::new(),
+            pairs: FastMap::default(),
+            ends: FastMap::default(),
             ids,
         }
     }

@@ -190,7 +190,7 @@ struct Emitter<O: SpanOutput> {
     clock_offset_ns: i64,
     peers: PeerNames,
     /// Connections by (local, remote), to name a peer that is a process here.
-    by_tuple: HashMap<(Endpoint, Endpoint), ConnKey>,
+    by_tuple: HashMap<(Endpoint, Endpoint), ConnKey, foldhash::fast::RandomState>,
     /// Tuples and processes that ended, kept for `PEER_GRACE_NS` because the
     /// other end's spans are often built just after (a server closes first,
     /// then the client reads the response).
@@ -284,7 +284,7 @@ impl<O: SpanOutput> Pipeline<O> {
                 metrics: PipelineMetrics::new(registry),
                 clock_offset_ns: settings.clock_offset_ns,
                 peers: settings.peers,
-                by_tuple: HashMap::new(),
+                by_tuple: HashMap::default(),
                 ended_tuples: VecDeque::new(),
                 ended_processes: VecDeque::new(),
                 actions: Vec::new(),
@@ -343,7 +343,15 @@ impl<O: SpanOutput> Pipeline<O> {
                 } else {
                     Direction::Ingress
                 };
-                let offset = header.call_stream_offset + header.chunk_offset as u64;
+                // Offsets come from outside the process (a recording may be
+                // anything): an impossible one is a bad record, not a panic.
+                let Some(offset) = header
+                    .call_stream_offset
+                    .checked_add(u64::from(header.chunk_offset))
+                else {
+                    sink.metrics.count("record", "offset_overflow", 1);
+                    return;
+                };
                 let ts = header.header.ts_ns;
                 self.last_ts_ns = self.last_ts_ns.max(ts);
                 if header.chunk_len == 0 {

@@ -147,6 +147,11 @@ impl Probes {
         let offsets = kernel_btf::resolve_kernel_offsets(&btf)
             .context("resolving kernel struct offsets from BTF")?;
 
+        if PROBES_ELF.is_empty() {
+            return Err(anyhow!(
+                "this wirespan was built with AYA_BUILD_SKIP=1 and carries no eBPF programs: rebuild it without that variable"
+            ));
+        }
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_buffer_bytes)
             .map_max_entries("SOCKETS", opts.max_sockets)

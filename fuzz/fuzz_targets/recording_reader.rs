@@ -56,18 +56,6 @@ fuzz_target!(|data: &[u8]| {
         assert!(rec.len() <= MAX_RECORD_LEN, "record of {} bytes", rec.len());
         if let Ok(Record::Data { header, payload }) = decode(rec) {
             assert_eq!(payload.len(), header.chunk_len as usize, "payload length");
-            // KNOWN BUG (FUZZING.md finding 2, reproducer in
-            // fuzz/artifacts-found/recording_reader/): `Pipeline::handle` adds
-            // `call_stream_offset + chunk_offset` unchecked and panics on
-            // overflow with debug assertions. Skipped so fuzzing gets past it;
-            // remove this filter once the pipeline is fixed.
-            if header
-                .call_stream_offset
-                .checked_add(u64::from(header.chunk_offset))
-                .is_none()
-            {
-                continue;
-            }
         }
         pipeline.handle_bytes(rec);
         assert!(
