@@ -511,7 +511,8 @@ fn curl_h2c_upgrade_one_span_per_request() {
         .wait_for(SPAN_TIMEOUT, |s| of_port(s, port).len() >= 4);
     let (spans, exit) = env.stop(port);
     let ua = curl_user_agent();
-    let exe = integration::python::python_exe_name();
+    // The server was started before the agent: named from /proc/PID/exe.
+    let exe = resolved_exe_name(&python());
     let mut expected = Vec::new();
     // The upgraded request was sent as HTTP/1.1 (its answer came as HTTP/2
     // stream 1): its span says "1.1"; the second request is plain HTTP/2.

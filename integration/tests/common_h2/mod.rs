@@ -405,3 +405,14 @@ pub fn nghttpd(files: &[(&str, &[u8])], extra: &[&str]) -> TestServer {
         .arg(port.to_string());
     TestServer::spawn("nghttpd", cmd, port, dir)
 }
+
+/// The name the agent gives a process that was already running when it
+/// started: read from `/proc/PID/exe`, so symlinks are resolved
+/// (`/usr/bin/python3` → `python3.11`). A process exec'd while the agent
+/// runs is named from the exec path as invoked (`python3`) instead.
+pub fn resolved_exe_name(path: &Path) -> String {
+    let p = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
