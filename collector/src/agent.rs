@@ -77,7 +77,10 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
         span_builder: crate::span_builder::SpanBuilder::new(
             crate::span_builder::IdGenerator::new(),
             crate::routes::RouteTable::new(&config.http.routes),
-        ),
+        )
+        .with_redaction(crate::redact::QueryRedactor::new(
+            &config.http.redact_query_params,
+        )),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod probes;
 pub mod process_table;
 pub mod recording;
 pub mod records;
+pub mod redact;
 pub mod routes;
 pub mod seed;
 pub mod span_builder;

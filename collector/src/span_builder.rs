@@ -216,6 +216,7 @@ impl LinkIds {
 pub struct SpanBuilder {
     ids: IdGenerator,
     routes: RouteTable,
+    redactor: crate::redact::QueryRedactor,
     addresses: HashMap<IpAddr, String, foldhash::fast::FixedState>,
 }
 
@@ -271,8 +272,15 @@ impl SpanBuilder {
         Self {
             ids,
             routes,
+            redactor: crate::redact::QueryRedactor::default(),
             addresses: HashMap::default(),
         }
+    }
+
+    /// Query parameters whose values are hidden (see `redact`).
+    pub fn with_redaction(mut self, redactor: crate::redact::QueryRedactor) -> Self {
+        self.redactor = redactor;
+        self
     }
 
     /// A second id generator seeded from this one: deterministic when this one is.
@@ -300,8 +308,12 @@ impl SpanBuilder {
             None => target,
         };
         let (path, query) = match path_and_query.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
+            Some((p, q)) => (p, Some(self.redactor.redact(q))),
             None => (path_and_query, None),
+        };
+        let path_and_query: std::borrow::Cow<'_, str> = match &query {
+            Some(q) => format!("{path}?{q}").into(),
+            None => path.into(),
         };
         let route = self.routes.match_path(path);
 
@@ -311,8 +323,8 @@ impl SpanBuilder {
             attrs.push(kv("http.request.method_original", req.method.as_str()));
         }
         attrs.push(kv("url.path", path));
-        if let Some(q) = query {
-            attrs.push(kv("url.query", q));
+        if let Some(q) = &query {
+            attrs.push(kv("url.query", q.as_ref()));
         }
         let scheme = req.scheme.as_deref().unwrap_or(ctx.scheme);
         attrs.push(kv("url.scheme", scheme));
@@ -737,6 +749,37 @@ mod tests {
             Some("no such cart")
         );
         assert_eq!(attr(&client, "error.type"), s("NOT_FOUND"));
+    }
+
+    #[test]
+    fn secrets_in_the_query_are_redacted_everywhere() {
+        let mut table = ProcessTable::new(Vec::new(), "host".into());
+        let process = table.on_exec(ProcessFacts {
+            pid: 7,
+            exe_path: "/usr/bin/shop".into(),
+            ..Default::default()
+        });
+        let c = conn(Role::Client);
+        let mut b = SpanBuilder::new(IdGenerator::with_seed(1), RouteTable::default())
+            .with_redaction(crate::redact::QueryRedactor::new(&["api_key".to_string()]));
+        let span = b.build(
+            &SpanContext {
+                conn: &c,
+                process: &process,
+                peer_service: None,
+                clock_offset_ns: 0,
+                scheme: "http",
+                link: None,
+            },
+            &exchange("GET", "/x?q=1&API_KEY=hunter2", Some(200)),
+        );
+        assert_eq!(attr(&span, "url.query"), s("q=1&API_KEY=REDACTED"));
+        assert_eq!(
+            attr(&span, "url.full"),
+            s("http://shop.example:8080/x?q=1&API_KEY=REDACTED")
+        );
+        let text = format!("{:?}", span.span.attributes);
+        assert!(!text.contains("hunter2"), "{text}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub const ENV_LIST_KEYS: &[&str] = &[
     "capture.ports",
     "capture.exclude_ports",
     "http.routes",
+    "http.redact_query_params",
 ];
 /// The top-level sections of the file.
 pub const SECTIONS: &[&str] = &[

@@ -84,7 +84,39 @@ pub struct HttpConfig {
     pub max_pending_requests: usize,
     /// Route patterns for `http.route`, such as `/users/{id}`; first match wins.
     pub routes: Vec<String>,
+    /// Query parameters whose values are replaced by `REDACTED` in `url.query`
+    /// and `url.full` (names compared without case).
+    pub redact_query_params: Vec<String>,
 }
+
+/// Query parameters that carry secrets often enough to hide by default.
+pub const DEFAULT_REDACTED_QUERY_PARAMS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "secret",
+    "client_secret",
+    "api_key",
+    "apikey",
+    "auth",
+    "authorization",
+    "cookie",
+    "session",
+    "sessionid",
+    "session_id",
+    "sig",
+    "signature",
+    "awsaccesskeyid",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+];
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -92,6 +124,10 @@ impl Default for HttpConfig {
             max_header_bytes: 16 * 1024,
             max_pending_requests: 64,
             routes: Vec::new(),
+            redact_query_params: DEFAULT_REDACTED_QUERY_PARAMS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
