@@ -68,8 +68,7 @@ pub struct AgentExit {
     pub status: ExitStatus,
     pub stderr: String,
     pub stdout: String,
-    /// `/metrics` read just before the stop signal, once the kernel counters
-    /// stopped moving (see [`Agent::settled_metrics`]).
+    /// `/metrics` read just before the stop signal (see [`Agent::settled_metrics`]).
     pub metrics: Metrics,
     /// The agent's temp directory (kept alive for the recording).
     pub dir: tempfile::TempDir,
@@ -209,27 +208,13 @@ impl Agent {
         )
     }
 
-    /// `/metrics` once the kernel counters (refreshed by the agent every
-    /// second) read the same twice in a row 1.2 s apart (bounded wait).
+    /// `/metrics` read 1.5 s from now: the agent copies the kernel counters
+    /// into /metrics every second, so this includes everything the probes
+    /// counted up to the call (every process on the host is traced, so the
+    /// counters never stop moving; waiting for them to settle would not end).
     pub fn settled_metrics(&self) -> Metrics {
-        let key = |m: &Metrics| {
-            (
-                m.sum("wirespan_kernel_data_records_total"),
-                m.sum("wirespan_kernel_records_lost_total"),
-                m.sum("wirespan_kernel_bytes_not_copied_total"),
-                m.sum("wirespan_records_total"),
-            )
-        };
-        let mut last = self.metrics();
-        for _ in 0..30 {
-            std::thread::sleep(Duration::from_millis(1200));
-            let now = self.metrics();
-            if key(&now) == key(&last) {
-                return now;
-            }
-            last = now;
-        }
-        last
+        std::thread::sleep(Duration::from_millis(1500));
+        self.metrics()
     }
 
     /// Reads `/metrics`, sends SIGTERM and waits (bounded) for the exit.

@@ -29,7 +29,11 @@ pub fn curl(args: &[&str], env: &[(&str, &str)]) -> CurlRun {
         "curl not found at {CURL}: install the Debian package curl"
     );
     let mut cmd = Command::new(CURL);
-    cmd.args(["-sS", "-w", "%{local_port} %{size_download} %{size_upload} %{response_code}\\n"]);
+    cmd.args([
+        "-sS",
+        "-w",
+        "%{local_port} %{size_download} %{size_upload} %{response_code}\\n",
+    ]);
     cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
@@ -43,7 +47,11 @@ pub fn curl(args: &[&str], env: &[(&str, &str)]) -> CurlRun {
     let out = child.wait_with_output().expect("curl output");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "curl {args:?} failed: {}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}\n{stderr}",
+        out.status
+    );
     let transfers = stdout
         .lines()
         .filter_map(|l| {

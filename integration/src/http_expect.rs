@@ -33,7 +33,10 @@ pub struct Proc {
 impl Exchange {
     /// Both spans: the client's and the server's.
     pub fn spans(&self, client: &Proc, server: &Proc) -> [ExpectedSpan; 2] {
-        [self.client_span(client, server), self.server_span(server, client)]
+        [
+            self.client_span(client, server),
+            self.server_span(server, client),
+        ]
     }
 
     pub fn get(path: &str, server_port: u16, client_port: u16, status: u16, body: u64) -> Self {
@@ -110,7 +113,11 @@ impl Exchange {
             .attr("service.peer.name", server.service.as_str())
             .attr(
                 "url.full",
-                format!("http://127.0.0.1:{}{}", self.server_port, self.path_and_query()),
+                format!(
+                    "http://127.0.0.1:{}{}",
+                    self.server_port,
+                    self.path_and_query()
+                ),
             )
             .attr("network.peer.address", "127.0.0.1")
             .attr("network.peer.port", self.server_port)

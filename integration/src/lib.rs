@@ -47,8 +47,8 @@ pub mod root;
 pub mod rotel;
 pub mod serial;
 pub mod servers;
-pub mod spans;
 pub mod span_run;
+pub mod spans;
 pub mod transcript;
 pub mod wait;
 
@@ -58,8 +58,6 @@ pub mod prelude {
     pub use crate::capture::Capture;
     pub use crate::curl::{curl, CurlRun, Transfer};
     pub use crate::http_expect::{Exchange, Proc};
-    pub use crate::span_run::SpanRun;
-    pub use crate::spans::{assert_spans, ExpectedSpan};
     pub use crate::metrics::Metrics;
     pub use crate::net::{free_port, http_get, wait_port};
     pub use crate::otlp_receiver::{OtlpProtocol, Receiver};
@@ -67,6 +65,8 @@ pub mod prelude {
     pub use crate::python::{python, script};
     pub use crate::root::require_root;
     pub use crate::serial::serial;
+    pub use crate::span_run::SpanRun;
+    pub use crate::spans::{assert_spans, ExpectedSpan};
     pub use crate::spans::{AttrValue, FlatSpan};
     pub use crate::wait::wait_until;
 }

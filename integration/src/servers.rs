@@ -163,8 +163,7 @@ http {{
         .arg(&conf_path)
         .arg("-e")
         .arg(dir.path().join("logs/error.log"));
-    let server = Server::spawn("nginx", cmd, port, dir);
-    server
+    Server::spawn("nginx", cmd, port, dir)
 }
 
 /// The children of `pid` (e.g. nginx's worker), from /proc.

@@ -37,7 +37,13 @@ fn curl_to_python_http_server_grpc() {
     let server = python_http_server(&[("data.bin", &body)]);
     let port = server.port;
     let ok = curl(
-        &["-A", UA, "-o", "/dev/null", &format!("http://127.0.0.1:{port}/data.bin")],
+        &[
+            "-A",
+            UA,
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/data.bin"),
+        ],
         &[],
     );
     let missing = curl(
@@ -51,7 +57,10 @@ fn curl_to_python_http_server_grpc() {
         &[],
     );
     let (t_ok, t_404) = (&ok.transfers[0], &missing.transfers[0]);
-    assert_eq!((t_ok.response_code, t_ok.size_download), (200, body.len() as u64));
+    assert_eq!(
+        (t_ok.response_code, t_ok.size_download),
+        (200, body.len() as u64)
+    );
     assert_eq!(t_404.response_code, 404);
     let python = python_proc(server.pid());
     let e_ok = Exchange::get("/data.bin", port, t_ok.local_port, 200, t_ok.size_download).ua(UA);
@@ -83,7 +92,13 @@ fn otel_service_name_of_short_process_http_protobuf() {
     let server = http11_server();
     let port = server.port;
     let c = curl(
-        &["-A", UA, "-o", "/dev/null", &format!("http://127.0.0.1:{port}/status/200")],
+        &[
+            "-A",
+            UA,
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/status/200"),
+        ],
         &[("OTEL_SERVICE_NAME", "checkout")],
     );
     let t = &c.transfers[0];
@@ -93,10 +108,7 @@ fn otel_service_name_of_short_process_http_protobuf() {
         pid: c.pid,
         exe: "curl".into(),
     };
-    run.assert(
-        port,
-        &e.spans(&checkout, &python_proc(server.pid())),
-    );
+    run.assert(port, &e.spans(&checkout, &python_proc(server.pid())));
 }
 
 /// Two URLs in one curl: one keep-alive connection, two exchanges.
@@ -129,7 +141,14 @@ fn keep_alive_two_requests_one_connection() {
     assert_eq!((a.response_code, a.size_download), (200, 1000));
     let python = python_proc(server.pid());
     let e1 = Exchange::get("/bytes/1000", port, a.local_port, 200, 1000).ua(UA);
-    let e2 = Exchange::get("/status/201?second=yes", port, b.local_port, 201, b.size_download).ua(UA);
+    let e2 = Exchange::get(
+        "/status/201?second=yes",
+        port,
+        b.local_port,
+        201,
+        b.size_download,
+    )
+    .ua(UA);
     run.assert(
         port,
         &[
@@ -219,10 +238,7 @@ fn chunked_upload() {
         .method("POST")
         .ua(UA)
         .request_body(payload.len() as u64);
-    run.assert(
-        port,
-        &e.spans(&curl_proc(&c), &python_proc(server.pid())),
-    );
+    run.assert(port, &e.spans(&curl_proc(&c), &python_proc(server.pid())));
 }
 
 /// HEAD (Content-Length but no body), 204, 500 and 503: body sizes 0 where
@@ -235,19 +251,44 @@ fn head_204_and_5xx() {
     let server = http11_server();
     let port = server.port;
     let head = curl(
-        &["-A", UA, "-o", "/dev/null", "-I", &format!("http://127.0.0.1:{port}/bytes/5000")],
+        &[
+            "-A",
+            UA,
+            "-o",
+            "/dev/null",
+            "-I",
+            &format!("http://127.0.0.1:{port}/bytes/5000"),
+        ],
         &[],
     );
     let no_content = curl(
-        &["-A", UA, "-o", "/dev/null", &format!("http://127.0.0.1:{port}/status/204")],
+        &[
+            "-A",
+            UA,
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/status/204"),
+        ],
         &[],
     );
     let e500 = curl(
-        &["-A", UA, "-o", "/dev/null", &format!("http://127.0.0.1:{port}/status/500")],
+        &[
+            "-A",
+            UA,
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/status/500"),
+        ],
         &[],
     );
     let e503 = curl(
-        &["-A", UA, "-o", "/dev/null", &format!("http://127.0.0.1:{port}/status/503?retry=1")],
+        &[
+            "-A",
+            UA,
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/status/503?retry=1"),
+        ],
         &[],
     );
     let python = python_proc(server.pid());
@@ -284,14 +325,17 @@ fn multi_megabyte_response_size_is_exact() {
     let port = server.port;
     const N: u64 = 6_000_000;
     let c = curl(
-        &["-A", UA, "-o", "/dev/null", &format!("http://127.0.0.1:{port}/bytes/{N}")],
+        &[
+            "-A",
+            UA,
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/bytes/{N}"),
+        ],
         &[],
     );
     let t = &c.transfers[0];
     assert_eq!((t.response_code, t.size_download), (200, N));
     let e = Exchange::get(&format!("/bytes/{N}"), port, t.local_port, 200, N).ua(UA);
-    run.assert(
-        port,
-        &e.spans(&curl_proc(&c), &python_proc(server.pid())),
-    );
+    run.assert(port, &e.spans(&curl_proc(&c), &python_proc(server.pid())));
 }

@@ -99,5 +99,10 @@ fn sigint_exits_zero() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(agent.pid() as i32, libc::SIGINT) };
     let exit = agent.stop_after_signal();
-    assert!(exit.status.success(), "SIGINT: exit {}\n{}", exit.status, exit.stderr);
+    assert!(
+        exit.status.success(),
+        "SIGINT: exit {}\n{}",
+        exit.status,
+        exit.stderr
+    );
 }

@@ -39,8 +39,14 @@ fn spans_arrive_through_rotel() {
     );
     let t = &c.transfers[0];
     assert_eq!(t.response_code, 503);
-    let e = Exchange::get("/status/503?through=rotel", port, t.local_port, 503, t.size_download)
-        .ua("via-rotel/1");
+    let e = Exchange::get(
+        "/status/503?through=rotel",
+        port,
+        t.local_port,
+        503,
+        t.size_download,
+    )
+    .ua("via-rotel/1");
     let client = Proc {
         service: "rotel-client".into(),
         pid: c.pid,
@@ -55,7 +61,11 @@ fn spans_arrive_through_rotel() {
     let waited = receiver.wait_for(integration::span_run::SPAN_TIMEOUT, |s| {
         s.iter().filter(|x| x.involves_port(port)).count() >= 2
     });
-    let diagnostics = format!("{}\n--- rotel log ---\n{}", agent.diagnostics(), rotel.log());
+    let diagnostics = format!(
+        "{}\n--- rotel log ---\n{}",
+        agent.diagnostics(),
+        rotel.log()
+    );
     let exit = agent.stop_ok();
     let spans: Vec<FlatSpan> = receiver
         .spans()
