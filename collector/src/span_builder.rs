@@ -188,15 +188,11 @@ impl LinkIds {
     /// nonce and the request line, which both ends compute alike. A loss that
     /// shifts one end's ordinals yields different ids: no link, never a wrong one.
     pub fn derive(nonce: u64, ordinal: u64, method: &str, target: &str, client_seen: bool) -> Self {
-        use std::hash::{BuildHasher, Hash, Hasher};
+        use std::hash::BuildHasher;
         // A fixed-seed hasher: both ends must derive the same ids, and SipHash
         // here cost 11% of span building.
         let state = foldhash::quality::FixedState::with_seed(0x7769_7265_7370_616e);
-        let h = |salt: u8| {
-            let mut hasher = state.build_hasher();
-            (nonce, ordinal, method, target, salt).hash(&mut hasher);
-            hasher.finish()
-        };
+        let h = |salt: u8| state.hash_one((nonce, ordinal, method, target, salt));
         let mut trace_id = [0u8; 16];
         trace_id[..8].copy_from_slice(&h(1).to_be_bytes());
         trace_id[8..].copy_from_slice(&h(2).to_be_bytes());
