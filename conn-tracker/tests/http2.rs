@@ -234,3 +234,59 @@ fn server_settings_before_client_preface() {
     assert_eq!(sink.exchanges[0].1.response_body_size, 5);
     assert!(sink.muted.is_empty());
 }
+
+/// The same upgrade seen from the server's side: the request arrives
+/// (ingress), the 101 and the HTTP/2 frames leave (egress) in separate writes.
+#[test]
+fn h2c_upgrade_on_the_server_side() {
+    let mut t = ConnectionTable::new(limits());
+    let mut sink = Rec::default();
+    let k = key(5, 7);
+    t.open(info(k, 1, Role::Server, 1), &mut sink);
+    let mut f = Feeder::new(k, 1);
+    f.send(
+        &mut t,
+        &mut sink,
+        Ingress,
+        b"GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+    );
+    f.send(
+        &mut t,
+        &mut sink,
+        Egress,
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+    );
+    assert_eq!(sink.count("h2c_upgrade"), 1);
+    f.send(&mut t, &mut sink, Egress, &frame(SETTINGS, 0, 0, &[]));
+    f.send(&mut t, &mut sink, Ingress, &client_start());
+    f.send(
+        &mut t,
+        &mut sink,
+        Egress,
+        &[
+            frame(HEADERS, END_HEADERS, 1, STATUS_200),
+            frame(DATA, END_STREAM, 1, b"hello"),
+        ]
+        .concat(),
+    );
+    f.send(
+        &mut t,
+        &mut sink,
+        Ingress,
+        &frame(HEADERS, END_STREAM | END_HEADERS, 3, GET_ROOT),
+    );
+    f.send(
+        &mut t,
+        &mut sink,
+        Egress,
+        &frame(HEADERS, END_STREAM | END_HEADERS, 3, STATUS_200),
+    );
+    assert_eq!(
+        sink.summary(),
+        vec![
+            ("GET".into(), "/up".into(), Some(200)),
+            ("GET".into(), "/".into(), Some(200))
+        ]
+    );
+    assert!(sink.muted.is_empty());
+}
