@@ -203,12 +203,14 @@ fn apply_actions(actions: Vec<KernelAction>, maps: &mut KernelMaps) {
 /// Seeds connections open before start into the kernel map and the pipeline.
 fn seed_existing(
     sockets: &mut BpfHashMap<MapData, SocketKey, SocketState>,
+    opts: &ProbeOptions,
     mut sink: impl FnMut(&[u8]),
 ) -> usize {
     const BPF_NOEXIST: u64 = 1;
     let mut seeded = 0;
     for (n, s) in crate::seed::established_sockets(std::process::id())
         .into_iter()
+        .filter(|s| crate::seed::allowed(s, &opts.pids, &opts.ports, &opts.exclude_ports))
         .enumerate()
     {
         // User-space ids have the top bit set; the probes' never do.
@@ -341,7 +343,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         Mode::Record(path) => Box::new(RecordingSink::create(path, clock_offset)?),
     };
 
-    let seeded = seed_existing(&mut maps.sockets, |bytes| handler.handle(bytes));
+    let seeded = seed_existing(&mut maps.sockets, &opts, |bytes| handler.handle(bytes));
     tracing::info!(seeded, "connections open before start are now traced");
     ready.set_ready(true);
 

@@ -35,8 +35,6 @@ const ATTACHMENTS: &[(&str, &str, &str)] = &[
     ("sys_exit_data", "syscalls", "sys_exit_sendfile64"),
     ("sys_enter_connect", "syscalls", "sys_enter_connect"),
     ("sys_exit_connect", "syscalls", "sys_exit_connect"),
-    ("sys_enter_accept", "syscalls", "sys_enter_accept"),
-    ("sys_enter_accept", "syscalls", "sys_enter_accept4"),
     ("sys_exit_accept", "syscalls", "sys_exit_accept"),
     ("sys_exit_accept", "syscalls", "sys_exit_accept4"),
     ("sys_enter_close", "syscalls", "sys_enter_close"),

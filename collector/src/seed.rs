@@ -151,6 +151,17 @@ pub fn established_sockets(skip_pid: u32) -> Vec<SeededSocket> {
     out
 }
 
+/// The capture filters the probes apply at connect/accept, applied to a
+/// seeded socket: only listed processes (when any), only connections with a
+/// listed port (when any), never one with an excluded port.
+pub fn allowed(s: &SeededSocket, pids: &[u32], ports: &[u16], exclude: &[u16]) -> bool {
+    let (a, b) = (s.local.1, s.remote.1);
+    (pids.is_empty() || pids.contains(&s.tgid))
+        && (ports.is_empty() || ports.contains(&a) || ports.contains(&b))
+        && !exclude.contains(&a)
+        && !exclude.contains(&b)
+}
+
 /// The probes' 16-byte address form (IPv4 as IPv4-mapped IPv6).
 pub fn raw_addr(ip: IpAddr) -> ([u8; 16], u16) {
     match ip {
@@ -177,6 +188,23 @@ mod tests {
         let v6 = parse_addr("00000000000000000000000001000000:0050").unwrap();
         assert_eq!(v6, ("::1".parse().unwrap(), 80));
         assert!(parse_addr("zz:1").is_none());
+    }
+
+    #[test]
+    fn seeding_applies_the_capture_filters() {
+        let ip = "127.0.0.1".parse().unwrap();
+        let s = SeededSocket {
+            tgid: 5,
+            fd: 3,
+            local: (ip, 8080),
+            remote: (ip, 50000),
+            role: role::SERVER,
+        };
+        assert!(allowed(&s, &[], &[], &[]));
+        assert!(allowed(&s, &[5], &[8080], &[]));
+        assert!(!allowed(&s, &[6], &[], &[]));
+        assert!(!allowed(&s, &[], &[9090], &[]));
+        assert!(!allowed(&s, &[], &[], &[50000]));
     }
 
     #[test]

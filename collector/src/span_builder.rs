@@ -467,9 +467,10 @@ impl SpanBuilder {
             } else {
                 attrs.retain(|a| a.key != "error.type");
             }
-            if let Some(m) = &ex.response.as_ref().and_then(|r| r.grpc_message.clone()) {
+            if let Some(m) = ex.response.as_ref().and_then(|r| r.grpc_message.as_deref()) {
                 if status.code == status::StatusCode::Error as i32 {
-                    status.message = m.clone();
+                    // grpc-message is percent-encoded on the wire (gRPC over HTTP/2 spec).
+                    status.message = crate::process_table::percent_decode(m);
                 }
             }
         }
@@ -728,7 +729,7 @@ mod tests {
         ex.request.version = HttpVersion::Http2;
         if let Some(r) = ex.response.as_mut() {
             r.grpc_status = Some(5);
-            r.grpc_message = Some("no such cart".into());
+            r.grpc_message = Some("no%20such%20cart".into());
         }
         let server = build(Role::Server, &ex, &[]);
         assert_eq!(server.span.name, "shop.Cart/AddItem");

@@ -231,26 +231,11 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// Serves accept and accept4.
-#[tracepoint]
-pub fn sys_enter_accept(_ctx: TracePointContext) -> u32 {
-    let (id, _, _) = current_ids();
-    let call = ConnectCall {
-        fd: -1,
-        role: role::SERVER,
-    };
-    let _ = CONNECTING.insert(&id, &call, 0);
-    0
-}
-
 /// Serves accept and accept4: the new connection's fd is the return value.
+/// No enter hook is needed (the socket is read through the returned fd), so a
+/// server thread already blocked in accept when the probes attach is caught too.
 #[tracepoint]
 pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    let (id, _, _) = current_ids();
-    if unsafe { CONNECTING.get(&id) }.is_none() {
-        return 0;
-    }
-    let _ = CONNECTING.remove(&id);
     let r = ret(&ctx);
     if r >= 0 {
         register(r as i32, role::SERVER, origin::ACCEPT);
