@@ -72,7 +72,7 @@ fn readyz_then_sigterm_exits_zero() {
 fn sigterm_immediately_after_ready_exits_zero() {
     require_root("sigterm_immediately_after_ready_exits_zero");
     let _g = serial();
-    for round in 0..3 {
+    for round in 0..5 {
         let mut agent = Agent::spawn(&["run"], AgentOptions::default(), None);
         agent.wait_ready();
         let pid = agent.pid();
