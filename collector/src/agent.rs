@@ -262,14 +262,28 @@ fn seed_existing(
     seeded
 }
 
-async fn shutdown_signal() -> Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// SIGTERM and SIGINT, installed at once: a signal that arrives before the
+/// main loop first waits must still mean "stop cleanly", not the default
+/// action (an async fn would only install them when first polled).
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+    }
 }
 
 /// The pid and executable path of an exec record.
@@ -292,6 +306,7 @@ fn exec_target(bytes: &[u8]) -> Option<(u32, Option<PathBuf>)> {
 
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(config: Config, mode: Mode) -> Result<()> {
+    let mut signals = ShutdownSignals::install()?;
     probes::preflight()?;
     let registry = Registry::new();
     let ready = Readiness::default();
@@ -351,8 +366,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     // New processes are checked for TLS libraries soon after exec.
     let mut tls_tick = tokio::time::interval(Duration::from_millis(25));
     tls_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+
     loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -375,10 +389,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                 handler.tick(monotonic_ns());
                 apply_actions(handler.take_actions(), &mut maps);
             }
-            r = &mut shutdown => {
-                r?;
-                break;
-            }
+            _ = signals.recv() => break,
         }
     }
     ready.set_ready(false);

@@ -110,16 +110,12 @@ impl Http1Session {
                 }
             },
             Side::Response => match self.resp.gap(len, sink) {
-                GapOutcome::Ignored => {}
-                GapOutcome::Absorbed => {
-                    if let Some(f) = &mut self.inflight {
-                        f.had_gap = true;
-                    }
-                }
+                // A gap inside a body of known length loses only body bytes,
+                // which are never reported: sizes and timestamps stay exact, so
+                // the exchange is complete (the loss itself is counted by the
+                // connection tracker).
+                GapOutcome::Ignored | GapOutcome::Absorbed => {}
                 GapOutcome::Completed { decoded } => {
-                    if let Some(f) = &mut self.inflight {
-                        f.had_gap = true;
-                    }
                     self.finish_response(decoded, ts_ns, ExchangeEnd::Complete, sink);
                 }
                 GapOutcome::Desync { partial_body } => {
