@@ -1,0 +1,355 @@
+//! Exporter outage: the OTLP receiver is down when the agent starts, comes
+//! up on that port, goes down mid-run and comes back. The agent must not
+//! crash, `/readyz` stays 200, requests keep being turned into spans while
+//! the receiver is down (the capture path never waits on export), failed
+//! attempts are counted as `retryable_error`, and in the end every span
+//! built is exported, counted as dropped, or still queued:
+//! `wirespan_spans_built_total == received + wirespan_spans_dropped_total +
+//! wirespan_export_queue_spans`.
+//!
+//! The harness receiver binds an ephemeral port, so this file has its own
+//! (gRPC, same behaviour) that can be started and stopped on a fixed port.
+//! Received spans are de-duplicated by span id: a batch whose response was
+//! lost when the receiver went down is legitimately sent again.
+
+use integration::agent::AgentOptions;
+use integration::prelude::*;
+use integration::servers::http11_server;
+use integration::spans::{flatten, show};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Inbox = Arc<Mutex<BTreeMap<Vec<u8>, FlatSpan>>>;
+
+struct Store(Inbox);
+
+#[tonic::async_trait]
+impl TraceService for Store {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut inbox = self.0.lock().unwrap();
+        for s in flatten(&request.into_inner()) {
+            inbox.insert(s.span_id.clone(), s);
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// An OTLP/gRPC receiver on a fixed port that can be stopped and started
+/// again; what it received survives restarts.
+struct FixedReceiver {
+    port: u16,
+    inbox: Inbox,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl FixedReceiver {
+    fn new(port: u16) -> Self {
+        FixedReceiver {
+            port,
+            inbox: Arc::default(),
+            runtime: None,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        assert!(self.runtime.is_none(), "receiver already up");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("receiver runtime");
+        let port = self.port;
+        // The port was just released by the previous run (or never used):
+        // bind may briefly fail; retry, bounded.
+        let mut listener = None;
+        let mut err = String::new();
+        let bound = wait_until(Duration::from_secs(20), || {
+            match runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", port))) {
+                Ok(l) => {
+                    listener = Some(l);
+                    true
+                }
+                Err(e) => {
+                    err = e.to_string();
+                    false
+                }
+            }
+        });
+        assert!(bound, "cannot bind the OTLP receiver to {port}: {err}");
+        let listener = listener.expect("bound");
+        let service = TraceServiceServer::new(Store(self.inbox.clone()))
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .max_decoding_message_size(64 << 20);
+        runtime.spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await;
+        });
+        self.runtime = Some(runtime);
+    }
+
+    /// Stops the server and every connection it had; waits (bounded) until
+    /// the port refuses connections.
+    fn down(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+        let closed = wait_until(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", self.port)).is_err()
+        });
+        assert!(closed, "the receiver's port {} still accepts", self.port);
+    }
+
+    /// Unique spans received so far.
+    fn spans(&self) -> Vec<FlatSpan> {
+        self.inbox.lock().unwrap().values().cloned().collect()
+    }
+
+    fn count(&self) -> usize {
+        self.inbox.lock().unwrap().len()
+    }
+}
+
+impl Drop for FixedReceiver {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+const BUILT: &str = "wirespan_spans_built_total";
+const DROPPED: &str = "wirespan_spans_dropped_total";
+const QUEUE: &str = "wirespan_export_queue_spans";
+const REQUESTS: &str = "wirespan_export_requests_total";
+
+fn retryable(m: &Metrics) -> f64 {
+    m.get(REQUESTS, &[("result", "retryable_error")])
+}
+
+/// `n` GETs to the server, one curl each (a new connection each).
+fn requests(port: u16, phase: &str, n: usize) {
+    for i in 0..n {
+        let c = curl(
+            &[
+                "-o",
+                "/dev/null",
+                &format!("http://127.0.0.1:{port}/status/200?phase={phase}&i={i}"),
+            ],
+            &[],
+        );
+        assert_eq!(c.transfers[0].response_code, 200, "{c:?}");
+    }
+}
+
+struct Run {
+    agent: Agent,
+    receiver: FixedReceiver,
+    port: u16,
+}
+
+impl Run {
+    fn diag(&self) -> String {
+        format!(
+            "received {} unique span(s)\n{}",
+            self.receiver.count(),
+            self.agent.diagnostics()
+        )
+    }
+
+    fn assert_up(&self, when: &str) {
+        let r = self.agent.readyz();
+        assert!(
+            matches!(r, Ok(200)),
+            "{when}: /readyz answered {r:?} (expected 200)\n{}",
+            self.diag()
+        );
+    }
+
+    /// Waits (bounded) until the spans built reach `min` (the capture path
+    /// did not wait for the exporter).
+    fn wait_built(&self, min: f64, when: &str) -> Metrics {
+        let mut m = self.agent.metrics();
+        let ok = wait_until(Duration::from_secs(30), || {
+            m = self.agent.metrics();
+            m.sum(BUILT) >= min
+        });
+        assert!(
+            ok,
+            "{when}: only {} span(s) built, expected at least {min}: requests made while \
+             the receiver is down must still be turned into spans\n{}",
+            m.sum(BUILT),
+            self.diag()
+        );
+        m
+    }
+
+    /// Waits (bounded) until retryable export failures exceed `above`.
+    fn wait_retryable(&self, above: f64, when: &str) {
+        let mut m = self.agent.metrics();
+        let ok = wait_until(Duration::from_secs(30), || {
+            m = self.agent.metrics();
+            retryable(&m) > above
+        });
+        assert!(
+            ok,
+            "{when}: wirespan_export_requests_total{{result=\"retryable_error\"}} stayed at {} \
+             while the receiver was down\n{}",
+            retryable(&m),
+            self.diag()
+        );
+    }
+
+    /// Waits (bounded) until nothing is queued and every span built is
+    /// received or dropped; asserts built == received + dropped + queued.
+    fn wait_accounted(&self, when: &str) -> (Metrics, usize) {
+        let mut m = self.agent.metrics();
+        let mut received = 0;
+        let ok = wait_until(Duration::from_secs(40), || {
+            m = self.agent.metrics();
+            received = self.receiver.count();
+            m.get(QUEUE, &[]) == 0.0
+                && m.sum(BUILT) == received as f64 + m.sum(DROPPED) + m.get(QUEUE, &[])
+        });
+        assert!(
+            ok,
+            "{when}: spans built {} != received {received} + dropped {} + queued {}\n{}",
+            m.sum(BUILT),
+            m.sum(DROPPED),
+            m.get(QUEUE, &[]),
+            self.diag()
+        );
+        (m, received)
+    }
+
+    /// Every span of the phase's requests either arrived (both sides of each
+    /// request) or is among the dropped ones.
+    fn phase_delivered_or_dropped(&self, phase: &str, n: usize, dropped_before: f64, m: &Metrics) {
+        let got = self
+            .receiver
+            .spans()
+            .into_iter()
+            .filter(|s| {
+                s.involves_port(self.port)
+                    && s.str("url.query")
+                        .is_some_and(|q| q.starts_with(&format!("phase={phase}&")))
+            })
+            .count();
+        let dropped = m.sum(DROPPED) - dropped_before;
+        eprintln!(
+            "phase {phase}: {got} of {} spans received, {dropped} dropped",
+            2 * n
+        );
+        assert!(
+            got as f64 + dropped >= (2 * n) as f64,
+            "phase {phase}: {got} of the {} spans of its requests arrived and only {dropped} \
+             were counted as dropped\n{}",
+            2 * n,
+            self.diag()
+        );
+    }
+}
+
+#[test]
+fn receiver_down_at_start_then_up_then_down_mid_run_then_up() {
+    let name = "receiver_down_at_start_then_up_then_down_mid_run_then_up";
+    require_root(name);
+    let _g = serial();
+    let server = http11_server();
+    let port = server.port;
+    let receiver = FixedReceiver::new(free_port());
+    // Only the test's server port is traced (in-kernel filter): every span
+    // built is one of the test's, and the exporter's own traffic is not.
+    let agent = Agent::run(
+        AgentOptions::default()
+            .otlp(&receiver.endpoint(), "grpc")
+            .env("WIRESPAN_CAPTURE__PORTS", port),
+    );
+    let mut run = Run {
+        agent,
+        receiver,
+        port,
+    };
+    const N: usize = 5;
+
+    // 1. Down at start: no crash, ready, requests still become spans, and
+    //    the failed attempts are counted as retryable.
+    run.assert_up("receiver down at start");
+    requests(port, "down1", N);
+    run.wait_built((2 * N) as f64, "receiver down at start");
+    run.wait_retryable(0.0, "receiver down at start");
+    run.assert_up("receiver down at start, after requests");
+
+    // 2. The receiver comes up on that port: what was built while it was
+    //    down arrives (or is counted as dropped).
+    run.receiver.up();
+    let (m, _) = run.wait_accounted("after the receiver came up");
+    run.phase_delivered_or_dropped("down1", N, 0.0, &m);
+    requests(port, "up1", N);
+    run.wait_built(m.sum(BUILT) + (2 * N) as f64, "receiver up");
+    let (m, _) = run.wait_accounted("receiver up");
+    run.phase_delivered_or_dropped("up1", N, m.sum(DROPPED), &m);
+    run.assert_up("receiver up");
+
+    // 3. The receiver stops mid-run, then comes back.
+    let retry_before = retryable(&run.agent.metrics());
+    let dropped_before = m.sum(DROPPED);
+    run.receiver.down();
+    requests(port, "down2", N);
+    run.wait_built(m.sum(BUILT) + (2 * N) as f64, "receiver stopped mid-run");
+    run.wait_retryable(retry_before, "receiver stopped mid-run");
+    run.assert_up("receiver stopped mid-run");
+    run.receiver.up();
+    let (m, _) = run.wait_accounted("after the receiver came back");
+    run.phase_delivered_or_dropped("down2", N, dropped_before, &m);
+    requests(port, "up2", N);
+    run.wait_built(m.sum(BUILT) + (2 * N) as f64, "receiver back");
+    let (m, received) = run.wait_accounted("receiver back");
+    run.phase_delivered_or_dropped("up2", N, m.sum(DROPPED), &m);
+    run.assert_up("end");
+    eprintln!(
+        "{name}: built {} received {received} dropped {} queued {}; export requests: {}",
+        m.sum(BUILT),
+        m.sum(DROPPED),
+        m.get(QUEUE, &[]),
+        ["ok", "retryable_error", "error"]
+            .map(|r| format!("{r}={}", m.get(REQUESTS, &[("result", r)])))
+            .join(" ")
+    );
+
+    // Every span received is one of the test's requests.
+    let spans = run.receiver.spans();
+    let foreign: Vec<FlatSpan> = spans
+        .iter()
+        .filter(|s| !s.involves_port(port))
+        .cloned()
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "{name}: spans of other ports with only {port} traced:\n{}",
+        show(&foreign)
+    );
+    let exit = run.agent.stop();
+    assert!(
+        exit.status.success(),
+        "{name}: the agent exited with {} after SIGTERM\n{}",
+        exit.status,
+        exit.diagnostics()
+    );
+}
