@@ -304,6 +304,22 @@ fn exec_target(bytes: &[u8]) -> Option<(u32, Option<PathBuf>)> {
     }
 }
 
+/// Hands every waiting record to the handler; exec records also go to TLS
+/// discovery.
+fn drain(
+    rb: &mut aya::maps::RingBuf<MapData>,
+    handler: &mut dyn RecordHandler,
+    tls: &mut crate::tls_targets::TlsAttacher,
+    probes: &mut Probes,
+) {
+    while let Some(item) = rb.next() {
+        if let Some((pid, exe)) = exec_target(&item) {
+            tls.on_exec(probes, pid, exe);
+        }
+        handler.handle(&item);
+    }
+}
+
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(config: Config, mode: Mode) -> Result<()> {
     let mut signals = ShutdownSignals::install()?;
@@ -358,11 +374,18 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         Mode::Record(path) => Box::new(RecordingSink::create(path, clock_offset)?),
     };
 
+    // Loading parsed the kernel's BTF and every executable checked for TLS:
+    // give that memory back rather than carry it as resident set.
+    // SAFETY: plain libc call, no pointers.
+    unsafe { libc::malloc_trim(0) };
     let seeded = seed_existing(&mut maps.sockets, &opts, |bytes| handler.handle(bytes));
     tracing::info!(seeded, "connections open before start are now traced");
     ready.set_ready(true);
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The probes wake us only when much is waiting; drain on a timer too.
+    let mut drain_tick = tokio::time::interval(probes::DRAIN_INTERVAL);
+    drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // New processes are checked for TLS libraries soon after exec.
     let mut tls_tick = tokio::time::interval(Duration::from_millis(25));
     tls_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -371,14 +394,12 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
-                let rb = guard.get_inner_mut();
-                while let Some(item) = rb.next() {
-                    if let Some((pid, exe)) = exec_target(&item) {
-                        tls.on_exec(&mut probes, pid, exe);
-                    }
-                    handler.handle(&item);
-                }
+                drain(guard.get_inner_mut(), handler.as_mut(), &mut tls, &mut probes);
                 guard.clear_ready();
+                apply_actions(handler.take_actions(), &mut maps);
+            }
+            _ = drain_tick.tick() => {
+                drain(ring.get_mut(), handler.as_mut(), &mut tls, &mut probes);
                 apply_actions(handler.take_actions(), &mut maps);
             }
             _ = tls_tick.tick() => {

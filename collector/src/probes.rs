@@ -66,6 +66,15 @@ impl From<&wirespan_config::CaptureConfig> for ProbeOptions {
     }
 }
 
+/// How long user space lets records wait before draining them anyway.
+pub const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Bytes waiting in the ring buffer that wake user space at once: a sixteenth
+/// of the ring, at most 256 KiB. Below it, records wait for the drain timer.
+pub fn wakeup_bytes(ring_buffer_bytes: u32) -> u32 {
+    (ring_buffer_bytes / 16).min(256 * 1024)
+}
+
 /// Loaded and attached programs. Dropping it detaches them all.
 pub struct Probes {
     ebpf: Ebpf,
@@ -161,6 +170,8 @@ impl Probes {
             per_call_cap: opts.per_call_cap_bytes,
             pid_filter_enabled: u32::from(!opts.pids.is_empty()),
             port_filter_enabled: u32::from(!opts.ports.is_empty()),
+            wakeup_bytes: wakeup_bytes(opts.ring_buffer_bytes),
+            _pad: 0,
             offsets,
         };
         let mut settings_map: Array<_, ProbeSettings> =

@@ -49,42 +49,50 @@ pub fn is_libssl(path: &str) -> bool {
         .is_some_and(|name| name.starts_with("libssl.so"))
 }
 
-/// True when the ELF file defines (not imports) SSL_write and SSL_read.
+/// Largest `.symtab` walked when `.dynsym` has no SSL functions: walking a
+/// symbol table brings its pages into memory, and the agent's resident set
+/// must stay small even when it meets very large unstripped binaries.
+const SYMTAB_WALK_MAX: u64 = 8 * 1024 * 1024;
+
+/// True when the ELF file defines (not imports) SSL_write and SSL_read: in its
+/// dynamic symbols (Node.js exports them), else in a `.symtab` of bounded size
+/// (an unstripped binary with BoringSSL linked in).
 pub fn defines_ssl_functions(path: &Path) -> bool {
-    use object::{Object, ObjectSymbol};
+    use object::{Object, ObjectSection, ObjectSymbol};
     let Ok(f) = std::fs::File::open(path) else {
         return false;
     };
-    // Mapped, not read: executables with a static TLS library are large (Node
-    // is ~100 MiB), and only the symbol tables are touched.
+    // Mapped, not read: only the headers and symbol tables are touched.
     // SAFETY: the mapping is read-only and dropped before return; a file
     // truncated meanwhile could fault, which executables in use are not.
     let Ok(data) = (unsafe { memmap2::Mmap::map(&f) }) else {
         return false;
     };
-    // Most executables never mention SSL_write: a byte search rejects them
-    // without walking symbol tables (which takes long for large binaries).
-    if memchr::memmem::find(&data, b"SSL_write\0").is_none() {
-        return false;
-    }
     let Ok(file) = object::File::parse(&*data) else {
         return false;
     };
-    let mut found = [false; 2];
-    for sym in file.dynamic_symbols().chain(file.symbols()) {
-        if !sym.is_definition() {
-            continue;
+    let defines = |symbols: &mut dyn Iterator<Item = object::Symbol<'_, '_>>| {
+        let mut found = [false; 2];
+        for sym in symbols {
+            if !sym.is_definition() {
+                continue;
+            }
+            match sym.name() {
+                Ok("SSL_write") => found[0] = true,
+                Ok("SSL_read") => found[1] = true,
+                _ => {}
+            }
+            if found == [true, true] {
+                return true;
+            }
         }
-        match sym.name() {
-            Ok("SSL_write") => found[0] = true,
-            Ok("SSL_read") => found[1] = true,
-            _ => {}
-        }
-        if found == [true, true] {
-            return true;
-        }
+        false
+    };
+    if defines(&mut file.dynamic_symbols()) {
+        return true;
     }
-    false
+    let symtab_size = file.section_by_name(".symtab").map(|s| s.size()).unwrap_or(0);
+    symtab_size > 0 && symtab_size <= SYMTAB_WALK_MAX && defines(&mut file.symbols())
 }
 
 /// The libssl paths in one process's memory map (as seen from the agent's

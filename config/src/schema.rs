@@ -41,7 +41,7 @@ impl Default for CaptureConfig {
     fn default() -> Self {
         Self {
             per_call_cap_bytes: 256 * 1024,
-            ring_buffer_bytes: 16 * 1024 * 1024,
+            ring_buffer_bytes: 8 * 1024 * 1024,
             max_sockets: 65536,
             pids: Vec::new(),
             ports: Vec::new(),

@@ -326,6 +326,11 @@ pub struct ProbeSettings {
     pub pid_filter_enabled: u32,
     /// When 1, only connections with a local or remote port in `PORT_FILTER`.
     pub port_filter_enabled: u32,
+    /// Records are written without waking user space until this many bytes
+    /// wait in the ring buffer (user space also drains on a short timer): one
+    /// wake-up per batch instead of per record.
+    pub wakeup_bytes: u32,
+    pub _pad: u32,
     pub offsets: KernelOffsets,
 }
 
@@ -364,7 +369,7 @@ mod tests {
         );
         assert_eq!(size_of::<SocketState>(), 48);
         assert_eq!(size_of::<KernelOffsets>(), 22 * 4);
-        assert_eq!(size_of::<ProbeSettings>(), 16 + 22 * 4);
+        assert_eq!(size_of::<ProbeSettings>(), 24 + 22 * 4);
     }
 
     #[test]

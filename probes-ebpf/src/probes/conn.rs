@@ -23,7 +23,7 @@ use probes_common::{
 
 use super::{
     maps::{ConnectCall, CONNECTING, CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
-    util::{arg, count, current_ids, ret, settings},
+    util::{arg, count, current_ids, ret, ring_flags, settings},
 };
 
 const AF_INET: u16 = 2;
@@ -185,7 +185,7 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
         (*rec).role = conn_role;
         (*rec).origin = if own { origin::AGENT_OWN } else { conn_origin };
     }
-    entry.submit(0);
+    entry.submit(ring_flags());
 }
 
 /// A connection id unique for this load of the programs without atomics: the
@@ -268,7 +268,7 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
                 egress_total: state.egress_offset,
                 ingress_total: state.ingress_offset,
             });
-            entry.submit(0);
+            entry.submit(ring_flags());
         }
         None => count(counter::RINGBUF_FULL_CONTROL, 1),
     }

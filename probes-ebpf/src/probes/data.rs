@@ -26,7 +26,7 @@ use super::{
         shape, CopyState, DataScratch, InflightCall, COPY_STATE, DATA_SCRATCH, EVENTS, INFLIGHT,
         MUTED, SOCKETS, THREAD_LAST_FD, TLS_ACTIVE,
     },
-    util::{arg, count, current_ids, fetch_add, ret, settings},
+    util::{arg, count, current_ids, fetch_add, ret, ring_flags, settings},
 };
 
 const MSG_PEEK: u64 = 2;
@@ -177,7 +177,7 @@ pub fn emit(mut header: DataHeader, call_shape: u32, ptr: u64, n: u64) {
         // call, [chunk_offset, call_len), was not copied.
         header.chunk_offset = copied as u32;
         header.chunk_len = 0;
-        if EVENTS.output::<DataHeader>(header, 0).is_err() {
+        if EVENTS.output::<DataHeader>(header, ring_flags()).is_err() {
             count(counter::RINGBUF_FULL_DATA, 1);
         }
     }
@@ -282,7 +282,7 @@ extern "C" fn copy_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
         }
         let size = HEADER_LEN as usize + n32 as usize;
         let record = core::slice::from_raw_parts(scratch as *const u8, size);
-        if EVENTS.output::<[u8]>(record, 0).is_err() {
+        if EVENTS.output::<[u8]>(record, ring_flags()).is_err() {
             count(counter::RINGBUF_FULL_DATA, 1);
             count(
                 counter::RINGBUF_FULL_BYTES,

@@ -21,7 +21,7 @@ use probes_common::{
 
 use super::{
     maps::EVENTS,
-    util::{count, current_ids, settings},
+    util::{count, current_ids, ring_flags, settings},
 };
 
 #[inline(always)]
@@ -112,7 +112,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
             }
         }
     }
-    entry.submit(0);
+    entry.submit(ring_flags());
     0
 }
 
@@ -134,7 +134,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
                     ts_ns: unsafe { bpf_ktime_get_ns() },
                 },
             });
-            entry.submit(0);
+            entry.submit(ring_flags());
         }
         None => count(counter::RINGBUF_FULL_CONTROL, 1),
     }

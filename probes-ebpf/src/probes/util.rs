@@ -49,3 +49,21 @@ pub unsafe fn fetch_add(p: *mut u64, n: u64) -> u64 {
         old
     }
 }
+
+/// Ring buffer write flags: no wake-up while fewer than `wakeup_bytes` wait
+/// (user space drains on a timer too), a forced one beyond.
+#[inline(always)]
+pub fn ring_flags() -> u64 {
+    const BPF_RB_NO_WAKEUP: u64 = 1;
+    const BPF_RB_FORCE_WAKEUP: u64 = 2;
+    const BPF_RB_AVAIL_DATA: u64 = 0;
+    let threshold = match settings() {
+        Some(s) => s.wakeup_bytes as u64,
+        None => 0,
+    };
+    if super::maps::EVENTS.query(BPF_RB_AVAIL_DATA) >= threshold {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
