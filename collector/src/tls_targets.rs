@@ -91,7 +91,10 @@ pub fn defines_ssl_functions(path: &Path) -> bool {
     if defines(&mut file.dynamic_symbols()) {
         return true;
     }
-    let symtab_size = file.section_by_name(".symtab").map(|s| s.size()).unwrap_or(0);
+    let symtab_size = file
+        .section_by_name(".symtab")
+        .map(|s| s.size())
+        .unwrap_or(0);
     symtab_size > 0 && symtab_size <= SYMTAB_WALK_MAX && defines(&mut file.symbols())
 }
 
