@@ -94,6 +94,20 @@ pub fn preflight() -> Result<()> {
             "wirespan needs CAP_BPF and CAP_PERFMON (or root) to load its eBPF probes: run it as root or grant those capabilities"
         ));
     }
+    // Not needed to capture, but without them other users' processes cannot
+    // be named (their /proc/PID/environ and fd/ are closed to us): say so once.
+    const CAP_DAC_READ_SEARCH: u32 = 2;
+    const CAP_SYS_PTRACE: u32 = 19;
+    for (cap, name) in [
+        (CAP_SYS_PTRACE, "CAP_SYS_PTRACE"),
+        (CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH"),
+    ] {
+        if !has(cap) {
+            tracing::warn!(
+                "running without {name}: processes of other users are captured but may be named only by their executable, and their sockets open before start are not seeded"
+            );
+        }
+    }
     if !Path::new(kernel_btf::SYS_FS_VMLINUX).exists() {
         return Err(anyhow!(
             "this kernel exposes no BTF at {} (CONFIG_DEBUG_INFO_BTF is off): wirespan needs it to find socket addresses",
