@@ -68,7 +68,13 @@ pub(crate) struct Detecting {
     first_ts: [u64; 2],
     /// The first bytes may be mid-conversation.
     midway: bool,
+    /// On a connection joined midway, how many more chunks may be looked at
+    /// after an "unknown" verdict: the next write usually starts a message.
+    retries_left: u32,
 }
+
+/// Chunks looked at on a connection joined midway before giving up on it.
+pub(crate) const MIDWAY_DETECTION_CHUNKS: u32 = 32;
 
 /// Result of [`Detecting::offer`].
 #[derive(Debug)]
@@ -91,6 +97,7 @@ pub(crate) struct Replay {
 impl Detecting {
     pub(crate) fn new(midway: bool) -> Detecting {
         Detecting {
+            retries_left: if midway { MIDWAY_DETECTION_CHUNKS } else { 0 },
             bufs: [Vec::new(), Vec::new()],
             first_ts: [0; 2],
             midway,
@@ -109,6 +116,18 @@ impl Detecting {
         let n = b.len() as u64;
         b.clear();
         n
+    }
+
+    /// After an "unknown" verdict on a connection joined midway: forget what
+    /// was held and look again at the next chunk. False once the retries are
+    /// spent (then the caller gives up on the connection).
+    pub(crate) fn retry_after_unknown(&mut self) -> bool {
+        if self.retries_left == 0 {
+            return false;
+        }
+        self.retries_left -= 1;
+        self.bufs = [Vec::new(), Vec::new()];
+        true
     }
 
     /// Bytes held (not capacity): what is counted as undetected when given up.

@@ -91,6 +91,11 @@ impl Session {
             Verdict::Unknown => {
                 let skipped = d.held() + (bytes.len() - offer.copied) as u64;
                 sink.tracker_event(TrackerEvent::UndetectedBytes(skipped));
+                // Joined mid-conversation (agent restart, seeded socket): the
+                // next chunk may well start a message; look again a while.
+                if d.retry_after_unknown() {
+                    return;
+                }
                 self.info.protocol = Protocol::Unknown;
                 self.mute(sink);
                 return;

@@ -341,3 +341,41 @@ fn non_http_is_muted_once() {
     );
     assert_eq!(sink.muted.len(), 2);
 }
+
+/// An agent (re)started while a keep-alive connection was mid-request: the
+/// first bytes it sees are the tail of a message, which must not mute the
+/// connection for good; the next complete exchange is reported.
+#[test]
+fn joined_midway_recovers_at_the_next_message() {
+    let mut t = ConnectionTable::new(limits());
+    let mut sink = Rec::default();
+    let k = key(12, 9);
+    let mut i = info(k, 1, Role::Server, 1);
+    i.joined_midway = true;
+    t.open(i, &mut sink);
+    let mut f = Feeder::new(k, 1);
+    f.off = [7_000, 3_000];
+    // The rest of a request whose start was read before the agent was there.
+    f.send(
+        &mut t,
+        &mut sink,
+        Ingress,
+        b"er-Agent: x\r\nAccept: */*\r\n\r\n",
+    );
+    f.send(&mut t, &mut sink, Egress, RESP1);
+    assert!(
+        sink.muted.is_empty(),
+        "a midway connection is not muted at once"
+    );
+    f.send(&mut t, &mut sink, Ingress, REQ2);
+    f.send(&mut t, &mut sink, Egress, RESP2);
+    assert_eq!(t.get(k).map(|i| i.protocol), Some(Protocol::Http1));
+    let last = sink.summary().last().cloned();
+    assert_eq!(
+        last.map(|x| x.1),
+        Some("/b".to_string()),
+        "{:?}",
+        sink.summary()
+    );
+    assert!(sink.count("undetected_bytes") > 0);
+}
