@@ -204,11 +204,15 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
     fn exchange(&mut self, conn: &ConnInfo, exchange: HttpExchange) {
         let process = self.processes.get_or_load(conn.key.tgid);
         // The other end: a process on this host first, else a configured name.
-        let local_peer = self
+        // The peer's process may not be named yet (it started before the agent
+        // and its own span comes later): load it now rather than leave the
+        // name out.
+        let peer_tgid = self
             .by_tuple
             .get(&(conn.remote, conn.local))
-            .and_then(|k| self.processes.get(k.tgid))
-            .map(|p| p.service_name.clone());
+            .map(|k| k.tgid);
+        let local_peer =
+            peer_tgid.map(|tgid| self.processes.get_or_load(tgid).service_name.clone());
         let peer = local_peer.or_else(|| {
             self.peers
                 .lookup(conn.remote.ip, conn.remote.port)
