@@ -71,6 +71,7 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
         peers: crate::peers::PeerNames::new(&config.service.peers),
         service_rules: config.service.rules.clone(),
         host_name: crate::process_table::host_name(),
+        read_proc: true,
         host_attributes: std::env::var("OTEL_RESOURCE_ATTRIBUTES")
             .map(|v| crate::process_table::parse_resource_attributes(&v))
             .unwrap_or_default(),
@@ -534,7 +535,8 @@ pub fn replay_into<O: SpanOutput>(
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut reader = RecordingReader::new(std::io::BufReader::new(file))
         .with_context(|| format!("reading {}", path.display()))?;
-    let settings = pipeline_settings(config, reader.header().clock_offset_ns);
+    let mut settings = pipeline_settings(config, reader.header().clock_offset_ns);
+    settings.read_proc = false;
     let mut pipeline = Pipeline::new(settings, output, registry);
     let mut summary = ReplaySummary::default();
     while let Some(bytes) = reader

@@ -70,6 +70,8 @@ pub struct PipelineSettings {
     pub host_name: String,
     /// The agent's own OTEL_RESOURCE_ATTRIBUTES, for every resource.
     pub host_attributes: Vec<(String, String)>,
+    /// Name processes without an exec record from /proc (live capture only).
+    pub read_proc: bool,
     pub span_builder: SpanBuilder,
 }
 
@@ -281,8 +283,15 @@ impl<O: SpanOutput> Pipeline<O> {
         Self {
             tracker: ConnectionTable::new(settings.tracker),
             emitter: Emitter {
-                processes: ProcessTable::new(settings.service_rules, settings.host_name)
-                    .with_host_attributes(settings.host_attributes),
+                processes: {
+                    let t = ProcessTable::new(settings.service_rules, settings.host_name)
+                        .with_host_attributes(settings.host_attributes);
+                    if settings.read_proc {
+                        t
+                    } else {
+                        t.without_proc()
+                    }
+                },
                 spans: settings.span_builder,
                 output,
                 metrics: PipelineMetrics::new(registry),

@@ -179,6 +179,8 @@ pub struct ProcessTable {
     /// The agent's own OTEL_RESOURCE_ATTRIBUTES (such as k8s.node.name set by a
     /// DaemonSet), added to every resource unless the process sets the key.
     host_attributes: Vec<(String, String)>,
+    /// False when replaying a recording: its pids are not this host's.
+    read_proc: bool,
     next_resource_id: u64,
 }
 
@@ -189,8 +191,15 @@ impl ProcessTable {
             rules,
             host_name,
             host_attributes: Vec::new(),
+            read_proc: true,
             next_resource_id: 1,
         }
+    }
+
+    /// Never read /proc (replay: the recording's pids belong to another time).
+    pub fn without_proc(mut self) -> Self {
+        self.read_proc = false;
+        self
     }
 
     /// Attributes every resource gets (the process's own win); `service.name`
@@ -231,7 +240,12 @@ impl ProcessTable {
         if let Some(p) = self.processes.get(&pid) {
             return p.clone();
         }
-        let facts = ProcessFacts::from_proc(pid).unwrap_or(ProcessFacts {
+        let from_proc = if self.read_proc {
+            ProcessFacts::from_proc(pid)
+        } else {
+            None
+        };
+        let facts = from_proc.unwrap_or(ProcessFacts {
             pid,
             ..Default::default()
         });
