@@ -209,7 +209,7 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
     let (id, _, _) = current_ids();
     let call = ConnectCall {
         fd: arg(&ctx, 0) as i32,
-        role: role::CLIENT,
+        _pad: 0,
     };
     let _ = CONNECTING.insert(&id, &call, 0);
     0

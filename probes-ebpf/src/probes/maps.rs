@@ -28,7 +28,7 @@ pub static MUTED: LruHashMap<SocketKey, u8> = LruHashMap::with_max_entries(65536
 #[map]
 pub static INFLIGHT: LruHashMap<u64, InflightCall> = LruHashMap::with_max_entries(16384, 0);
 
-/// Arguments of connect/accept between enter and exit, per thread.
+/// Arguments of connect between enter and exit, per thread.
 #[map]
 pub static CONNECTING: LruHashMap<u64, ConnectCall> = LruHashMap::with_max_entries(16384, 0);
 
@@ -86,12 +86,12 @@ pub mod shape {
     pub const NONE: u32 = 3;
 }
 
-/// What connect/accept enter saves for exit.
+/// What connect's enter hook saves for its exit (the fd is only an argument).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ConnectCall {
     pub fd: i32,
-    pub role: u32,
+    pub _pad: u32,
 }
 
 /// A TLS library call in progress on a thread (between uprobe and uretprobe).
