@@ -8,7 +8,7 @@
 #   FUZZ_SECONDS=60 scripts/fuzz-smoke.sh http1_session hpack_decoder
 #
 # First run on a clean clone: installs cargo-fuzz (~1-2 min) and builds the
-# targets with ASan, including the wirespan crate's eBPF build script
+# targets with ASan (the wirespan crate is built with AYA_BUILD_SKIP=1)
 # (~5-8 min on 2 cores); later runs reuse fuzz/target and take ~2 min in all.
 # Findings land in fuzz/artifacts/<target>/ (git-ignored); see FUZZING.md.
 set -euo pipefail
@@ -39,7 +39,7 @@ else
 fi
 
 if [ ! -d fuzz/target/x86_64-unknown-linux-gnu/release ]; then
-  log "first build of the fuzz targets (dependencies + ASan + the eBPF build script): several minutes"
+  log "first build of the fuzz targets (dependencies with ASan; the eBPF build is skipped): several minutes"
 fi
 log "building ${#TARGETS[@]} target(s): ${FUZZ[*]} build -a (debug assertions on)"
 build_start=$(date +%s)
