@@ -81,7 +81,9 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
         )
         .with_redaction(crate::redact::QueryRedactor::new(
             &config.http.redact_query_params,
-        )),
+        ))
+        .with_templated_names(config.http.templated_span_names),
+        sample_ratio: config.export.sample_ratio,
     }
 }
 

@@ -72,6 +72,8 @@ pub struct PipelineSettings {
     pub host_attributes: Vec<(String, String)>,
     /// Name processes without an exec record from /proc (live capture only).
     pub read_proc: bool,
+    /// Share of traces kept (see `export.sample_ratio`).
+    pub sample_ratio: f64,
     pub span_builder: SpanBuilder,
 }
 
@@ -82,6 +84,7 @@ struct PipelineMetrics {
     bytes: [Counter; 2],
     spans_built: [Counter; 2],
     spans_not_queued: Counter,
+    sampled_out: Counter,
     connections: Gauge,
     processes: Gauge,
     by_label: HashMap<(&'static str, &'static str), Counter>,
@@ -121,6 +124,11 @@ impl PipelineMetrics {
             ],
             bytes: [bytes("egress"), bytes("ingress")],
             spans_built: [built("server"), built("client")],
+            sampled_out: registry.counter(
+                "wirespan_spans_sampled_out_total",
+                "Spans built but left out by sampling (export.sample_ratio or the caller's traceparent).",
+                &[],
+            ),
             spans_not_queued: registry.counter(
                 "wirespan_pipeline_spans_not_queued_total",
                 "Spans the export queue refused (also counted as dropped by the exporter).",
@@ -200,6 +208,34 @@ struct Emitter<O: SpanOutput> {
     ended_processes: VecDeque<(u64, u32, u64)>,
     actions: Vec<KernelAction>,
     links: crate::links::ConnectionLinks,
+    sample_ratio: f64,
+}
+
+/// Parent-based ratio sampling: a traceparent's sampled flag decides;
+/// otherwise the trace id does, so every span of one trace (both ends of a
+/// same-host request included) gets the same answer.
+fn keep_span(span: &ExportSpan, exchange: &HttpExchange, ratio: f64) -> bool {
+    if let Some(tp) = exchange
+        .request
+        .traceparent
+        .as_deref()
+        .and_then(crate::span_builder::parse_traceparent)
+    {
+        return tp.flags & 1 == 1;
+    }
+    if ratio >= 1.0 {
+        return true;
+    }
+    if ratio <= 0.0 {
+        return false;
+    }
+    let mut high = [0u8; 8];
+    for (d, s) in high.iter_mut().zip(span.span.trace_id.iter()) {
+        *d = *s;
+    }
+    // Same rule as the OpenTelemetry TraceIdRatioBased sampler's spirit: a
+    // trace id below ratio × 2^64 is kept.
+    (u64::from_be_bytes(high) as f64) < ratio * (u64::MAX as f64)
 }
 
 impl<O: SpanOutput> TrackerSink for Emitter<O> {
@@ -235,6 +271,10 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
         let span = self.spans.build(&ctx, &exchange);
         let kind = usize::from(conn.role != Role::Server);
         self.metrics.spans_built[kind].inc();
+        if !keep_span(&span, &exchange, self.sample_ratio) {
+            self.metrics.sampled_out.inc();
+            return;
+        }
         if !self.output.send(span) {
             self.metrics.spans_not_queued.inc();
         }
@@ -302,6 +342,7 @@ impl<O: SpanOutput> Pipeline<O> {
                 ended_processes: VecDeque::new(),
                 actions: Vec::new(),
                 links,
+                sample_ratio: settings.sample_ratio,
             },
             own_tuples: HashSet::new(),
             ignored: HashSet::new(),
@@ -611,7 +652,9 @@ mod tests {
 
     impl Feed {
         fn new() -> Self {
-            let config = wirespan_config::Config::default();
+            Self::with_config(wirespan_config::Config::default())
+        }
+        fn with_config(config: wirespan_config::Config) -> Self {
             let mut settings = crate::agent::pipeline_settings(&config, 0);
             settings.span_builder = SpanBuilder::new(
                 crate::span_builder::IdGenerator::with_seed(3),

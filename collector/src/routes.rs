@@ -73,9 +73,58 @@ impl RouteTable {
     }
 }
 
+/// The path with high-cardinality segments replaced: all digits → `{id}`,
+/// a UUID → `{uuid}`, 16 or more hexadecimal digits → `{hash}`. For span names
+/// when no configured route matches (never for `http.route`).
+pub fn templated_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let b = seg.as_bytes();
+        let is_uuid = b.len() == 36
+            && b.iter().enumerate().all(|(j, c)| {
+                if matches!(j, 8 | 13 | 18 | 23) {
+                    *c == b'-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            });
+        if !b.is_empty() && b.iter().all(u8::is_ascii_digit) {
+            out.push_str("{id}");
+        } else if is_uuid {
+            out.push_str("{uuid}");
+        } else if b.len() >= 16 && b.iter().all(u8::is_ascii_hexdigit) {
+            out.push_str("{hash}");
+        } else {
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_high_cardinality_segments() {
+        assert_eq!(
+            templated_path("/users/42/orders/7"),
+            "/users/{id}/orders/{id}"
+        );
+        assert_eq!(
+            templated_path("/blob/0123456789abcdef0123/x"),
+            "/blob/{hash}/x"
+        );
+        assert_eq!(
+            templated_path("/s/123e4567-e89b-12d3-a456-426614174000"),
+            "/s/{uuid}"
+        );
+        assert_eq!(templated_path("/v2/cafe/"), "/v2/cafe/");
+        assert_eq!(templated_path("/"), "/");
+    }
 
     #[test]
     fn matches_in_order() {

@@ -212,6 +212,7 @@ impl LinkIds {
 pub struct SpanBuilder {
     ids: IdGenerator,
     routes: RouteTable,
+    templated_names: bool,
     redactor: crate::redact::QueryRedactor,
     addresses: HashMap<IpAddr, String, foldhash::fast::FixedState>,
 }
@@ -268,9 +269,16 @@ impl SpanBuilder {
         Self {
             ids,
             routes,
+            templated_names: false,
             redactor: crate::redact::QueryRedactor::default(),
             addresses: HashMap::default(),
         }
+    }
+
+    /// Name spans after the templated path when no route matches.
+    pub fn with_templated_names(mut self, on: bool) -> Self {
+        self.templated_names = on;
+        self
     }
 
     /// Query parameters whose values are hidden (see `redact`).
@@ -513,6 +521,9 @@ impl SpanBuilder {
         let name = match (rpc_method, route) {
             (Some(m), _) => m.to_string(),
             (None, Some(r)) => format!("{method} {r}"),
+            (None, None) if self.templated_names => {
+                format!("{method} {}", crate::routes::templated_path(path))
+            }
             (None, None) => method.to_string(),
         };
         let start = ex.request_start_ns;
@@ -777,6 +788,33 @@ mod tests {
         );
         let text = format!("{:?}", span.span.attributes);
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn templated_span_names_only_when_asked_and_no_route() {
+        let mut table = ProcessTable::new(Vec::new(), "host".into());
+        let process = table.on_exec(ProcessFacts {
+            pid: 7,
+            exe_path: "/usr/bin/shop".into(),
+            ..Default::default()
+        });
+        let c = conn(Role::Server);
+        let ctx = SpanContext {
+            conn: &c,
+            process: &process,
+            peer_service: None,
+            clock_offset_ns: 0,
+            scheme: "http",
+            link: None,
+        };
+        let ex = exchange("GET", "/users/42/cart", Some(200));
+        let mut b = SpanBuilder::new(IdGenerator::with_seed(1), RouteTable::default())
+            .with_templated_names(true);
+        let span = b.build(&ctx, &ex);
+        assert_eq!(span.span.name, "GET /users/{id}/cart");
+        assert!(attr(&span, "http.route").is_none());
+        let mut plain = SpanBuilder::new(IdGenerator::with_seed(1), RouteTable::default());
+        assert_eq!(plain.build(&ctx, &ex).span.name, "GET");
     }
 
     #[test]

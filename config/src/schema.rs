@@ -87,6 +87,10 @@ pub struct HttpConfig {
     /// Query parameters whose values are replaced by `REDACTED` in `url.query`
     /// and `url.full` (names compared without case).
     pub redact_query_params: Vec<String>,
+    /// When no route matches, name spans after the path with numeric, UUID and
+    /// hexadecimal-hash segments replaced by `{id}`, `{uuid}` and `{hash}`
+    /// (the span name only; `http.route` stays unset).
+    pub templated_span_names: bool,
 }
 
 /// Query parameters that carry secrets often enough to hide by default.
@@ -128,6 +132,7 @@ impl Default for HttpConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            templated_span_names: false,
         }
     }
 }
@@ -184,6 +189,10 @@ pub struct ExportConfig {
     /// Longest a span waits before its batch is sent.
     #[serde(with = "humantime_serde")]
     pub batch_timeout: Duration,
+    /// Share of traces kept, 0.0 to 1.0, decided from the trace id (so both
+    /// ends of a same-host request decide alike); a request whose traceparent
+    /// carries a sampling decision follows it.
+    pub sample_ratio: f64,
 }
 
 impl Default for ExportConfig {
@@ -194,6 +203,7 @@ impl Default for ExportConfig {
             queue_size: 8192,
             max_batch_size: 512,
             batch_timeout: Duration::from_secs(1),
+            sample_ratio: 1.0,
         }
     }
 }

@@ -196,6 +196,16 @@ impl Config {
             },
         );
         c.positive("export.batch_timeout", export.batch_timeout);
+        c.check(
+            (0.0..=1.0).contains(&export.sample_ratio),
+            "export.sample_ratio",
+            || {
+                format!(
+                    "{} is out of range: must be 0.0 to 1.0",
+                    export.sample_ratio
+                )
+            },
+        );
 
         if let Err(e) = self.metrics.listen.parse::<SocketAddr>() {
             let listen = &self.metrics.listen;
