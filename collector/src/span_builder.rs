@@ -315,9 +315,11 @@ impl SpanBuilder {
             Some((p, q)) => (p, Some(self.redactor.redact(q))),
             None => (path_and_query, None),
         };
+        // Rebuilt only when redaction changed the query (rare); otherwise the
+        // request's own text is borrowed.
         let path_and_query: std::borrow::Cow<'_, str> = match &query {
-            Some(q) => format!("{path}?{q}").into(),
-            None => path.into(),
+            Some(std::borrow::Cow::Owned(q)) => format!("{path}?{q}").into(),
+            _ => path_and_query.into(),
         };
         let route = self.routes.match_path(path);
 
