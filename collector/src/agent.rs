@@ -84,6 +84,7 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
         ))
         .with_templated_names(config.http.templated_span_names),
         sample_ratio: config.export.sample_ratio,
+        in_process_parents: config.traces.in_process_parents,
     }
 }
 

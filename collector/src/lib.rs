@@ -4,6 +4,7 @@
 
 pub mod admin_server;
 pub mod agent;
+pub mod causality;
 pub mod dump;
 pub mod links;
 pub mod peers;

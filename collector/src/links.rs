@@ -5,13 +5,18 @@
 //! Both ends' connections meet under the (client endpoint, server endpoint)
 //! pair when they open; the first end draws a random nonce and the second one
 //! takes it. Each request's ids are then derived from the nonce, the request's
-//! ordinal and its request line (`LinkIds::derive`), which both ends compute
-//! alike without waiting for each other. A nonce, not the 4-tuple itself, so
-//! that a reused port never joins two unrelated connections.
+//! ordinal (its number on the connection, as the parsers count it) and its
+//! request line (`LinkIds::derive`), which both ends compute alike without
+//! waiting for each other. A nonce, not the 4-tuple itself, so that a reused
+//! port never joins two unrelated connections.
+//!
+//! A client request that belongs to an existing trace (in-process causality:
+//! see `causality`) leaves that trace id on the pair, so that the server end
+//! of the same request joins the same trace instead of the derived one.
 
 use conn_tracker::{ConnInfo, ConnKey, Endpoint, Role};
-use protocol_parsers::HttpExchange;
-use std::collections::HashMap;
+use protocol_parsers::{HttpExchange, RequestHead};
+use std::collections::{HashMap, VecDeque};
 
 use crate::pipeline::{TLS_CONN_BIT, TLS_FD_BIT};
 use crate::span_builder::{IdGenerator, LinkIds};
@@ -23,13 +28,18 @@ struct Pair {
     server_seen: bool,
     /// Ends still open.
     open: u8,
+    /// Trace ids that client requests inherited, by (plane, ordinal); the
+    /// oldest is forgotten beyond `MAX_INHERITED_PER_PAIR`.
+    inherited: VecDeque<(usize, u64, [u8; 16])>,
 }
+
+/// Requests of one connection that can be in flight with an inherited trace
+/// at once (pipelining, HTTP/2 streams) before the oldest is forgotten.
+const MAX_INHERITED_PER_PAIR: usize = 64;
 
 #[derive(Debug)]
 struct End {
     pair: (Endpoint, Endpoint),
-    /// Requests seen so far on this end (HTTP/1 ordinals), by plain/TLS.
-    ordinals: [u64; 2],
 }
 
 /// The pairs of connections whose two ends are both traced here.
@@ -90,40 +100,64 @@ impl ConnectionLinks {
             client_seen: false,
             server_seen: false,
             open: 0,
+            inherited: VecDeque::new(),
         });
         match info.role {
             Role::Client => entry.client_seen = true,
             _ => entry.server_seen = true,
         }
         entry.open = entry.open.saturating_add(1);
-        self.ends.insert(
-            (info.key, info.conn_id),
-            End {
-                pair,
-                ordinals: [0, 0],
-            },
-        );
+        self.ends.insert((info.key, info.conn_id), End { pair });
     }
 
-    /// The ids for the next exchange of `conn`, if it is linked.
-    pub fn ids_for(&mut self, conn: &ConnInfo, ex: &HttpExchange) -> Option<LinkIds> {
+    /// The ids of an exchange of `conn`, if the connection is linked.
+    pub fn ids_for(&self, conn: &ConnInfo, ex: &HttpExchange) -> Option<LinkIds> {
+        self.ids_for_request(conn, &ex.request, ex.ordinal)
+    }
+
+    /// The ids of request `ordinal` of `conn`, if the connection is linked:
+    /// the same as [`ids_for`](Self::ids_for) gives for its exchange later.
+    pub fn ids_for_request(
+        &self,
+        conn: &ConnInfo,
+        head: &RequestHead,
+        ordinal: u64,
+    ) -> Option<LinkIds> {
         let (key, conn_id, plane) = real(conn.key, conn.conn_id);
-        let end = self.ends.get_mut(&(key, conn_id))?;
+        let end = self.ends.get(&(key, conn_id))?;
         let pair = self.pairs.get(&end.pair)?;
-        let ordinal = match ex.stream_id {
-            Some(stream) => u64::from(stream),
-            None => {
-                end.ordinals[plane] += 1;
-                end.ordinals[plane]
-            }
-        };
-        Some(LinkIds::derive(
+        let mut ids = LinkIds::derive(
             pair.nonce ^ plane as u64,
             ordinal,
-            &ex.request.method,
-            &ex.request.target,
+            &head.method,
+            &head.target,
             pair.client_seen,
-        ))
+        );
+        if let Some((_, _, trace)) = pair
+            .inherited
+            .iter()
+            .find(|(p, o, _)| *p == plane && *o == ordinal)
+        {
+            ids.trace_id = *trace;
+        }
+        Some(ids)
+    }
+
+    /// Client request `ordinal` of `conn` belongs to trace `trace_id`: both
+    /// ends' spans of it use that trace. Returns false when `conn` is not linked.
+    pub fn inherit(&mut self, conn: &ConnInfo, ordinal: u64, trace_id: [u8; 16]) -> bool {
+        let (key, conn_id, plane) = real(conn.key, conn.conn_id);
+        let Some(end) = self.ends.get(&(key, conn_id)) else {
+            return false;
+        };
+        let Some(pair) = self.pairs.get_mut(&end.pair) else {
+            return false;
+        };
+        if pair.inherited.len() >= MAX_INHERITED_PER_PAIR {
+            pair.inherited.pop_front();
+        }
+        pair.inherited.push_back((plane, ordinal, trace_id));
+        true
     }
 
     /// A connection closed; its pair is forgotten once both ends are.

@@ -11,7 +11,7 @@ use conn_tracker::{
     TrackerLimits, TrackerSink,
 };
 use probes_common::{direction, origin, role};
-use protocol_parsers::{HttpExchange, ParseIssue};
+use protocol_parsers::{HttpExchange, ParseIssue, RequestHead};
 use self_metrics::{Counter, Gauge, Registry};
 use span_export::ExportSpan;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -27,10 +27,11 @@ pub const TLS_CONN_BIT: u64 = 1 << 62;
 const PEER_GRACE_NS: u64 = 5_000_000_000;
 use std::sync::Arc;
 
+use crate::causality::Causality;
 use crate::peers::PeerNames;
 use crate::process_table::{ProcessFacts, ProcessTable};
 use crate::records::{decode, Record};
-use crate::span_builder::{SpanBuilder, SpanContext};
+use crate::span_builder::{parse_traceparent, FixedIds, SpanBuilder, SpanContext};
 
 /// Where finished spans go: the export queue, or a Vec in tests and replay.
 pub trait SpanOutput {
@@ -74,6 +75,8 @@ pub struct PipelineSettings {
     pub read_proc: bool,
     /// Share of traces kept (see `export.sample_ratio`).
     pub sample_ratio: f64,
+    /// In-process causality (see `traces.in_process_parents`).
+    pub in_process_parents: bool,
     pub span_builder: SpanBuilder,
 }
 
@@ -209,12 +212,23 @@ struct Emitter<O: SpanOutput> {
     actions: Vec<KernelAction>,
     links: crate::links::ConnectionLinks,
     sample_ratio: f64,
+    causality: Option<Causality>,
+    /// Thread of the data record being fed to the tracker, if one is.
+    current_tid: Option<u32>,
 }
 
 /// Parent-based ratio sampling: a traceparent's sampled flag decides;
 /// otherwise the trace id does, so every span of one trace (both ends of a
 /// same-host request included) gets the same answer.
-fn keep_span(span: &ExportSpan, exchange: &HttpExchange, ratio: f64) -> bool {
+fn keep_span(
+    span: &ExportSpan,
+    exchange: &HttpExchange,
+    fixed: Option<&FixedIds>,
+    ratio: f64,
+) -> bool {
+    if let Some(sampled) = fixed.and_then(|f| f.sampled) {
+        return sampled;
+    }
     if let Some(tp) = exchange
         .request
         .traceparent
@@ -267,11 +281,14 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
                 "http"
             },
             link: self.links.ids_for(conn, &exchange),
+            fixed: self.causality.as_mut().and_then(|c| {
+                c.take_ids(conn.role == Role::Server, conn.conn_id, exchange.ordinal)
+            }),
         };
         let span = self.spans.build(&ctx, &exchange);
         let kind = usize::from(conn.role != Role::Server);
         self.metrics.spans_built[kind].inc();
-        if !keep_span(&span, &exchange, self.sample_ratio) {
+        if !keep_span(&span, &exchange, ctx.fixed.as_ref(), self.sample_ratio) {
             self.metrics.sampled_out.inc();
             return;
         }
@@ -294,6 +311,53 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
 
     fn mute(&mut self, conn: &ConnInfo) {
         self.actions.push(KernelAction::Mute(conn.key));
+    }
+
+    fn request_started(&mut self, conn: &ConnInfo, head: &RequestHead, ordinal: u64) {
+        let (Some(causality), Some(tid)) = (self.causality.as_mut(), self.current_tid) else {
+            return;
+        };
+        match conn.role {
+            Role::Server => {
+                let parent = head.traceparent.as_deref().and_then(parse_traceparent);
+                let link = self.links.ids_for_request(conn, head, ordinal);
+                causality.server_request(tid, conn.key.tgid, conn.conn_id, ordinal, parent, link);
+            }
+            Role::Client => {
+                let Some(serving) = causality.serving_for(tid, conn.key.tgid) else {
+                    return;
+                };
+                let (parent_ids, adopt) = match serving.ids {
+                    Some(ids) => (ids, None),
+                    None => {
+                        let ids =
+                            self.spans
+                                .decide_ids(true, serving.parent.as_ref(), serving.link);
+                        serving.ids = Some(ids);
+                        (ids, Some((serving.conn_id(), serving.ordinal())))
+                    }
+                };
+                if let Some((conn_id, ordinal)) = adopt {
+                    causality.adopt(conn_id, ordinal, parent_ids);
+                }
+                // A same-host server at the other end joins this trace too.
+                let link = self.links.ids_for_request(conn, head, ordinal);
+                if link.is_some() {
+                    self.links.inherit(conn, ordinal, parent_ids.trace_id);
+                }
+                causality.link_outbound(
+                    conn.conn_id,
+                    ordinal,
+                    FixedIds {
+                        trace_id: parent_ids.trace_id,
+                        span_id: link.map(|l| l.client_span_id),
+                        parent_span_id: parent_ids.span_id,
+                        sampled: parent_ids.sampled,
+                    },
+                );
+            }
+            Role::Unknown => {}
+        }
     }
 }
 
@@ -343,6 +407,10 @@ impl<O: SpanOutput> Pipeline<O> {
                 actions: Vec::new(),
                 links,
                 sample_ratio: settings.sample_ratio,
+                causality: settings
+                    .in_process_parents
+                    .then(|| Causality::new(registry)),
+                current_tid: None,
             },
             own_tuples: HashSet::new(),
             ignored: HashSet::new(),
@@ -414,8 +482,15 @@ impl<O: SpanOutput> Pipeline<O> {
                         .missing(key, conn_id, dir, offset, missing, ts, sink);
                 } else {
                     sink.metrics.bytes[dir as usize].add(payload.len() as u64);
+                    sink.current_tid = Some(header.header.tid);
                     self.tracker
                         .data(key, conn_id, dir, offset, ts, payload, sink);
+                    sink.current_tid = None;
+                }
+                if dir == Direction::Egress {
+                    if let Some(c) = sink.causality.as_mut() {
+                        c.wrote(conn_id);
+                    }
                 }
             }
             Record::ConnOpen(r) => {
@@ -496,7 +571,13 @@ impl<O: SpanOutput> Pipeline<O> {
                     sink,
                 );
                 sink.links.close(key, r.conn_id);
+                if let Some(c) = sink.causality.as_mut() {
+                    c.closed(r.conn_id);
+                }
                 if let Some(twin_id) = self.tls_twins.remove(&key) {
+                    if let Some(c) = sink.causality.as_mut() {
+                        c.closed(twin_id);
+                    }
                     // The plaintext totals are not in the close record: close
                     // at what was seen (a lost plaintext tail shows as a gap
                     // only if more plaintext arrives, which it cannot).
@@ -533,6 +614,9 @@ impl<O: SpanOutput> Pipeline<O> {
                 self.ignored.retain(|(k, _)| k.tgid != tgid);
                 self.tls_twins.retain(|k, _| k.tgid != tgid);
                 sink.links.close_process(tgid);
+                if let Some(c) = sink.causality.as_mut() {
+                    c.process_exited(tgid);
+                }
                 if let Some(p) = sink.processes.get(tgid) {
                     let id = p.resource.id;
                     sink.ended_processes.push_back((ts, tgid, id));
@@ -719,8 +803,25 @@ mod tests {
             ts: u64,
             bytes: &[u8],
         ) {
+            self.data_by(pid, pid, fd, conn_id, dir, offset, ts, bytes);
+        }
+        /// Data moved by thread `tid` of process `pid`.
+        #[allow(clippy::too_many_arguments)]
+        fn data_by(
+            &mut self,
+            pid: u32,
+            tid: u32,
+            fd: i32,
+            conn_id: u64,
+            dir: u32,
+            offset: u64,
+            ts: u64,
+            bytes: &[u8],
+        ) {
+            let mut hdr = header(kind::DATA, pid, fd, ts);
+            hdr.tid = tid;
             let h = DataHeader {
-                header: header(kind::DATA, pid, fd, ts),
+                header: hdr,
                 conn_id,
                 call_stream_offset: offset,
                 call_len: bytes.len() as u64,
@@ -823,6 +924,137 @@ mod tests {
             attr(client_span, "url.full"),
             Some(&Value::StringValue("http://127.0.0.1:8080/a?b=1".into()))
         );
+    }
+
+    /// curl → service A (thread 201 serves the request and calls B) → B, all
+    /// on this host. Returns the spans of curl, A (server), A (client), B.
+    fn call_chain(f: &mut Feed, curl_request: &[u8], a_second_request: bool) -> Vec<ExportSpan> {
+        let (curl, a) = (addr(1, 50000), addr(2, 8080));
+        let (a_out, b) = (addr(2, 50001), addr(3, 9090));
+        f.open(100, 3, 1, role::CLIENT, curl, a, 10);
+        f.open(200, 7, 2, role::SERVER, a, curl, 11);
+        f.open(200, 8, 3, role::CLIENT, a_out, b, 12);
+        f.open(300, 9, 4, role::SERVER, b, a_out, 13);
+        f.data(100, 3, 1, direction::EGRESS, 0, 20, curl_request);
+        f.data_by(200, 201, 7, 2, direction::INGRESS, 0, 21, curl_request);
+        if a_second_request {
+            // The same thread reads another request before answering: ambiguous.
+            let other = addr(4, 50002);
+            f.open(200, 10, 5, role::SERVER, a, other, 12);
+            f.data_by(200, 201, 10, 5, direction::INGRESS, 0, 21, REQ);
+        }
+        let out = b"GET /inventory/7 HTTP/1.1\r\nHost: b:9090\r\n\r\n";
+        f.data_by(200, 201, 8, 3, direction::EGRESS, 0, 22, out);
+        f.data(300, 9, 4, direction::INGRESS, 0, 23, out);
+        f.data(300, 9, 4, direction::EGRESS, 0, 24, RESP);
+        f.data_by(200, 201, 8, 3, direction::INGRESS, 0, 25, RESP);
+        f.data_by(200, 201, 7, 2, direction::EGRESS, 0, 26, RESP);
+        f.data(100, 3, 1, direction::INGRESS, 0, 27, RESP);
+        f.pipeline.flush();
+        let spans = f.pipeline.output().clone();
+        let pick = |pid_service: &str, kind: span_export::span::SpanKind| {
+            spans
+                .iter()
+                .find(|s| service(s).as_deref() == Some(pid_service) && s.span.kind == kind as i32)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {kind:?} span of {pid_service} in {spans:#?}"))
+        };
+        use span_export::span::SpanKind::{Client, Server};
+        vec![
+            pick("curl", Client),
+            pick("svc-a", Server),
+            pick("svc-a", Client),
+            pick("svc-b", Server),
+        ]
+    }
+
+    fn chain_feed(config: wirespan_config::Config) -> Feed {
+        let mut f = Feed::with_config(config);
+        f.exec(100, "/usr/bin/curl", b"");
+        f.exec(200, "/usr/bin/python3", b"OTEL_SERVICE_NAME=svc-a\0");
+        f.exec(300, "/usr/bin/python3", b"OTEL_SERVICE_NAME=svc-b\0");
+        f
+    }
+
+    #[test]
+    fn a_call_made_while_serving_is_a_child_of_the_server_span() {
+        let mut f = chain_feed(wirespan_config::Config::default());
+        let s = call_chain(&mut f, REQ, false);
+        let (curl, a_server, a_client, b_server) = (&s[0].span, &s[1].span, &s[2].span, &s[3].span);
+        // One trace, and each span's parent is the one before it.
+        for span in [a_server, a_client, b_server] {
+            assert_eq!(span.trace_id, curl.trace_id, "{span:#?}");
+        }
+        assert!(curl.parent_span_id.is_empty());
+        assert_eq!(a_server.parent_span_id, curl.span_id);
+        assert_eq!(a_client.parent_span_id, a_server.span_id);
+        assert_eq!(b_server.parent_span_id, a_client.span_id);
+        let ids: HashSet<&Vec<u8>> = s.iter().map(|x| &x.span.span_id).collect();
+        assert_eq!(ids.len(), 4);
+    }
+
+    #[test]
+    fn a_callers_traceparent_reaches_the_whole_tree() {
+        let mut f = chain_feed(wirespan_config::Config::default());
+        let req = b"GET /a HTTP/1.1\r\nHost: a\r\ntraceparent: \
+            00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n";
+        let s = call_chain(&mut f, req, false);
+        let tp =
+            parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+        let trace = tp.trace_id.to_vec();
+        for x in &s {
+            assert_eq!(x.span.trace_id, trace, "{x:#?}");
+        }
+        let (a_server, a_client, b_server) = (&s[1].span, &s[2].span, &s[3].span);
+        assert_eq!(a_server.parent_span_id, tp.parent_id.to_vec());
+        assert_eq!(a_client.parent_span_id, a_server.span_id);
+        assert_eq!(b_server.parent_span_id, a_client.span_id);
+    }
+
+    #[test]
+    fn a_thread_serving_two_requests_gives_no_parent() {
+        let registry = Registry::new();
+        let mut f = chain_feed(wirespan_config::Config::default());
+        let mut settings = crate::agent::pipeline_settings(&wirespan_config::Config::default(), 0);
+        settings.span_builder = SpanBuilder::new(
+            crate::span_builder::IdGenerator::with_seed(3),
+            crate::routes::RouteTable::default(),
+        );
+        f.pipeline = Pipeline::new(settings, Vec::new(), &registry);
+        f.exec(100, "/usr/bin/curl", b"");
+        f.exec(200, "/usr/bin/python3", b"OTEL_SERVICE_NAME=svc-a\0");
+        f.exec(300, "/usr/bin/python3", b"OTEL_SERVICE_NAME=svc-b\0");
+        let s = call_chain(&mut f, REQ, true);
+        let (curl, a_server, a_client, b_server) = (&s[0].span, &s[1].span, &s[2].span, &s[3].span);
+        assert_eq!(a_server.trace_id, curl.trace_id);
+        assert!(a_client.parent_span_id.is_empty());
+        assert_ne!(a_client.trace_id, a_server.trace_id);
+        // The call and its server end still form their own same-host trace.
+        assert_eq!(b_server.trace_id, a_client.trace_id);
+        assert_eq!(b_server.parent_span_id, a_client.span_id);
+        assert_eq!(
+            registry.value(
+                "wirespan_in_process_parents_total",
+                &[("result", "ambiguous")]
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            registry.value("wirespan_in_process_parents_total", &[("result", "linked")]),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn in_process_parents_can_be_turned_off() {
+        let mut config = wirespan_config::Config::default();
+        config.traces.in_process_parents = false;
+        let mut f = chain_feed(config);
+        let s = call_chain(&mut f, REQ, false);
+        let (curl, a_server, a_client) = (&s[0].span, &s[1].span, &s[2].span);
+        assert_eq!(a_server.trace_id, curl.trace_id);
+        assert!(a_client.parent_span_id.is_empty());
+        assert_ne!(a_client.trace_id, a_server.trace_id);
     }
 
     /// The far end of the agent's own connection is never traced.

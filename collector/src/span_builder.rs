@@ -168,6 +168,21 @@ pub struct SpanContext<'a> {
     /// Ids shared with the other end of a same-host connection, so that the
     /// client span and the server span of one request form one trace.
     pub link: Option<LinkIds>,
+    /// Ids decided before the exchange ended (in-process causality); when set,
+    /// `link` and the request's traceparent are not consulted for ids.
+    pub fixed: Option<FixedIds>,
+}
+
+/// A span's ids, decided by [`SpanBuilder::decide_ids`] or ahead of the span
+/// by in-process causality.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedIds {
+    pub trace_id: [u8; 16],
+    /// None: a new id is drawn when the span is built.
+    pub span_id: Option<[u8; 8]>,
+    pub parent_span_id: Option<[u8; 8]>,
+    /// The trace's sampling decision, when a traceparent carried one.
+    pub sampled: Option<bool>,
 }
 
 /// The ids of one request seen at both ends of a connection on this host.
@@ -203,6 +218,45 @@ impl LinkIds {
             server_span_id: nonzero(h(4)).to_be_bytes(),
             client_seen,
         }
+    }
+}
+
+/// The ids of a span whose request carries `parent` (its traceparent) and
+/// whose connection has `link`: a traceparent makes the span part of that
+/// trace (server: its parent is the caller's span); else a same-host link
+/// gives both ends' ids (the client span is the server span's parent);
+/// else a new trace.
+pub fn decide_ids(
+    ids: &mut IdGenerator,
+    is_server: bool,
+    parent: Option<&TraceParent>,
+    link: Option<LinkIds>,
+) -> FixedIds {
+    match (parent, link) {
+        (Some(tp), _) => FixedIds {
+            trace_id: tp.trace_id,
+            span_id: Some(ids.span_id()),
+            parent_span_id: Some(tp.parent_id),
+            sampled: Some(tp.flags & 1 == 1),
+        },
+        (None, Some(link)) if is_server => FixedIds {
+            trace_id: link.trace_id,
+            span_id: Some(link.server_span_id),
+            parent_span_id: link.client_seen.then_some(link.client_span_id),
+            sampled: None,
+        },
+        (None, Some(link)) => FixedIds {
+            trace_id: link.trace_id,
+            span_id: Some(link.client_span_id),
+            parent_span_id: None,
+            sampled: None,
+        },
+        (None, None) => FixedIds {
+            trace_id: ids.trace_id(),
+            span_id: Some(ids.span_id()),
+            parent_span_id: None,
+            sampled: None,
+        },
     }
 }
 
@@ -290,6 +344,16 @@ impl SpanBuilder {
     /// A second id generator seeded from this one: deterministic when this one is.
     pub fn fork_ids(&mut self) -> IdGenerator {
         IdGenerator::with_seed(u64::from_be_bytes(self.ids.span_id()))
+    }
+
+    /// See [`decide_ids`].
+    pub fn decide_ids(
+        &mut self,
+        is_server: bool,
+        parent: Option<&TraceParent>,
+        link: Option<LinkIds>,
+    ) -> FixedIds {
+        decide_ids(&mut self.ids, is_server, parent, link)
     }
 
     pub fn build(&mut self, ctx: &SpanContext<'_>, ex: &HttpExchange) -> ExportSpan {
@@ -485,36 +549,17 @@ impl SpanBuilder {
             }
         }
 
-        // Trace context: a traceparent on the request makes this span part of
-        // that trace (server: its parent is the caller's span).
         let parent = req.traceparent.as_deref().and_then(parse_traceparent);
-        let (trace_id, parent_span_id, span_id) = match (parent, ctx.link) {
-            (Some(tp), _) => (
-                tp.trace_id.to_vec(),
-                tp.parent_id.to_vec(),
-                self.ids.span_id().to_vec(),
-            ),
-            // Same-host link: the client span is the server span's parent.
-            (None, Some(link)) if is_server => (
-                link.trace_id.to_vec(),
-                if link.client_seen {
-                    link.client_span_id.to_vec()
-                } else {
-                    Vec::new()
-                },
-                link.server_span_id.to_vec(),
-            ),
-            (None, Some(link)) => (
-                link.trace_id.to_vec(),
-                Vec::new(),
-                link.client_span_id.to_vec(),
-            ),
-            (None, None) => (
-                self.ids.trace_id().to_vec(),
-                Vec::new(),
-                self.ids.span_id().to_vec(),
-            ),
+        let ids = match ctx.fixed {
+            Some(f) => f,
+            None => decide_ids(&mut self.ids, is_server, parent.as_ref(), ctx.link),
         };
+        let trace_id = ids.trace_id.to_vec();
+        let span_id = match ids.span_id {
+            Some(id) => id.to_vec(),
+            None => self.ids.span_id().to_vec(),
+        };
+        let parent_span_id = ids.parent_span_id.map(|p| p.to_vec()).unwrap_or_default();
         let trace_state = match (&parent, &req.tracestate) {
             (Some(_), Some(ts)) => ts.clone(),
             _ => String::new(),
@@ -645,6 +690,7 @@ mod tests {
             response_start_ns: 2_000,
             response_end_ns: 3_000,
             stream_id: None,
+            ordinal: 1,
             end: ExchangeEnd::Complete,
             headers_incomplete: false,
         }
@@ -676,6 +722,7 @@ mod tests {
                 clock_offset_ns: 1_000_000,
                 scheme: "http",
                 link: None,
+                fixed: None,
             },
             ex,
         )
@@ -780,6 +827,7 @@ mod tests {
                 clock_offset_ns: 0,
                 scheme: "http",
                 link: None,
+                fixed: None,
             },
             &exchange("GET", "/x?q=1&API_KEY=hunter2", Some(200)),
         );
@@ -808,6 +856,7 @@ mod tests {
             clock_offset_ns: 0,
             scheme: "http",
             link: None,
+            fixed: None,
         };
         let ex = exchange("GET", "/users/42/cart", Some(200));
         let mut b = SpanBuilder::new(IdGenerator::with_seed(1), RouteTable::default())

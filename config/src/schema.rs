@@ -13,6 +13,7 @@ pub struct Config {
     pub connections: ConnectionsConfig,
     pub http: HttpConfig,
     pub service: ServiceConfig,
+    pub traces: TracesConfig,
     pub export: ExportConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -147,6 +148,23 @@ pub struct ServiceConfig {
     pub peers: Vec<PeerRule>,
 }
 
+/// How spans are joined into traces.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Outbound requests a thread sends while it serves an inbound HTTP/1
+    /// request become children of that request's server span.
+    pub in_process_parents: bool,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        Self {
+            in_process_parents: true,
+        }
+    }
+}
+
 /// `service.name` for processes whose executable name or path matches.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +207,10 @@ pub struct ExportConfig {
     /// Longest a span waits before its batch is sent.
     #[serde(with = "humantime_serde")]
     pub batch_timeout: Duration,
+    /// Most OTLP export requests in flight at once (each a batch, retried on
+    /// its own), 1 to 64. More than one keeps the export path busy while a
+    /// request waits for its answer.
+    pub max_concurrent_exports: usize,
     /// Share of traces kept, 0.0 to 1.0, decided from the trace id (so both
     /// ends of a same-host request decide alike); a request whose traceparent
     /// carries a sampling decision follows it.
@@ -203,6 +225,7 @@ impl Default for ExportConfig {
             queue_size: 8192,
             max_batch_size: 512,
             batch_timeout: Duration::from_secs(1),
+            max_concurrent_exports: 4,
             sample_ratio: 1.0,
         }
     }

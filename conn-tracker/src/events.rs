@@ -1,7 +1,7 @@
 //! What the tracker reports: parser results tagged with their connection, and
 //! the counted tracker events that become `reason` labels in /metrics.
 
-use protocol_parsers::{HttpExchange, ParseIssue};
+use protocol_parsers::{HttpExchange, ParseIssue, RequestHead};
 
 use crate::types::{ConnInfo, Direction};
 
@@ -16,6 +16,10 @@ pub trait TrackerSink {
     /// The connection carries nothing we parse: the caller may tell the kernel to
     /// stop copying it. Called at most once per connection generation.
     fn mute(&mut self, conn: &ConnInfo);
+    /// A request head of `conn` was parsed (see
+    /// [`ExchangeSink::request_started`](protocol_parsers::ExchangeSink::request_started)):
+    /// called while the data event that completed it is being fed.
+    fn request_started(&mut self, _conn: &ConnInfo, _head: &RequestHead, _ordinal: u64) {}
 }
 
 /// A counted tracker event. `label()` is the `reason` label; byte-carrying

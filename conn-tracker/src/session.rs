@@ -2,7 +2,7 @@
 //! or nothing (muted). Maps directions to parser sides from the role and hands
 //! an HTTP/1 connection over to HTTP/2 after an h2c upgrade.
 
-use protocol_parsers::{ExchangeSink, HttpExchange, ParseIssue, Side};
+use protocol_parsers::{ExchangeSink, HttpExchange, ParseIssue, RequestHead, Side};
 
 use crate::backend::{Http1Session, Http2Session, Upgrade};
 use crate::detect_state::{Detecting, Verdict};
@@ -37,6 +37,9 @@ impl<S: TrackerSink> ExchangeSink for Fwd<'_, S> {
     }
     fn issue(&mut self, issue: ParseIssue) {
         self.sink.parse_issue(self.info, issue);
+    }
+    fn request_started(&mut self, head: &RequestHead, ordinal: u64) {
+        self.sink.request_started(self.info, head, ordinal);
     }
 }
 

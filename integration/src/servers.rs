@@ -100,6 +100,23 @@ pub fn python_script_server(name: &str, args: &[&str]) -> Server {
     Server::spawn(name, cmd, port, dir)
 }
 
+/// Like [`python_script_server`], with extra environment variables (such as
+/// OTEL_SERVICE_NAME) and a port chosen by the caller.
+pub fn python_script_server_env(
+    name: &str,
+    port: u16,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
+    let dir = temp("wirespan-pysrv-");
+    let mut cmd = Command::new(python());
+    cmd.arg(script(name)).arg(port.to_string()).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Server::spawn(name, cmd, port, dir)
+}
+
 /// Where nginx is: `$INTEGRATION_NGINX`, else /usr/sbin/nginx.
 pub fn nginx_bin() -> PathBuf {
     let p = std::env::var_os("INTEGRATION_NGINX")

@@ -90,6 +90,12 @@ pub struct HttpExchange {
     pub response_end_ns: u64,
     /// HTTP/2 stream id; None for HTTP/1.
     pub stream_id: Option<u32>,
+    /// Which request of the connection this is: HTTP/1, its 1-based position
+    /// among the requests queued on the connection (requests dropped by the
+    /// pending limit take no number); HTTP/2, its stream id. Both ends of a
+    /// connection number requests alike, and [`ExchangeSink::request_started`]
+    /// gives the same number when the request head is first parsed.
+    pub ordinal: u64,
     pub end: ExchangeEnd,
     /// HTTP/2 only: some header fields could not be decoded because the agent
     /// joined after the HPACK dynamic table was built; those fields are absent.
@@ -150,6 +156,11 @@ impl ParseIssue {
 pub trait ExchangeSink {
     fn exchange(&mut self, exchange: HttpExchange);
     fn issue(&mut self, issue: ParseIssue);
+    /// A request head was parsed and queued; its exchange (with the same
+    /// `ordinal`) follows once it is answered or ends. Called while the data
+    /// that completed the head is being fed, so the caller knows which event
+    /// (and thread) carried it. HTTP/1 only for now.
+    fn request_started(&mut self, _head: &RequestHead, _ordinal: u64) {}
 }
 
 /// A sink that keeps everything, for tests and tools.

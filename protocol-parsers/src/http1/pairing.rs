@@ -73,6 +73,7 @@ impl PendingRequest {
             response_start_ns: 0,
             response_end_ns: end_ns,
             stream_id: None,
+            ordinal: self.id,
             end,
             headers_incomplete: false,
         }

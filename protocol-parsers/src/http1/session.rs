@@ -223,6 +223,11 @@ impl Http1Session {
                 let id = self
                     .pairing
                     .push(pending, self.limits.max_pending_requests, busy, sink);
+                if let Some(id) = id {
+                    if let Some(r) = self.request_mut(id) {
+                        sink.request_started(&r.head, id);
+                    }
+                }
                 self.req_body_of = id.filter(|_| has_body);
             }
             Event::BodyDone { decoded, end_ns } => {
@@ -386,6 +391,7 @@ impl Http1Session {
             response_start_ns: f.start_ns,
             response_end_ns: end_ns,
             stream_id: None,
+            ordinal: r.id,
             end,
             headers_incomplete: false,
         });

@@ -357,6 +357,7 @@ fn into_exchange(s: Stream, end: ExchangeEnd, ts: u64) -> HttpExchange {
             ts
         },
         stream_id: Some(s.id),
+        ordinal: u64::from(s.id),
         end,
         headers_incomplete: s.incomplete,
     }
