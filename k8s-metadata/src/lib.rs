@@ -6,8 +6,13 @@
 //! It lists then watches pods, Services and (optionally) ReplicaSets on the API
 //! server in a tokio task, over plain HTTP/1.1 (hyper) with rustls, and keeps only
 //! the few fields the lookups need, up to [`KubeSettings::max_objects`] objects.
-//! Lookups are synchronous reads of that store: they never wait on the network.
+//! Lookups are synchronous reads of that store behind an `RwLock`: they never
+//! wait on the network, and writers hold the lock only to apply one event or to
+//! swap in a list built beside it.
 //!
+//! Memory: lists are read in pages of 500 objects (64 MiB at most a page), a
+//! watch event may be 8 MiB at most, and the store keeps at most `max_objects`
+//! small records (pod: names, UID, node, IPs, container IDs and names, owner).
 //! It does not: read `/proc` itself (the caller passes the cgroup text), watch
 //! Jobs, Deployments, Nodes or Namespaces (CronJob names are a heuristic from the
 //! Job's name; Deployment names come from ReplicaSets, or from the
@@ -90,7 +95,8 @@ pub struct KubeSettings {
     /// `apps/replicasets`). Without it the `pod-template-hash` label is used.
     pub watch_replicasets: bool,
     /// Objects (pods + Services + ReplicaSets) held at most; new ones past it
-    /// are refused and counted.
+    /// are refused and counted in `wirespan_k8s_objects_refused_total`.
+    /// Default 100,000.
     pub max_objects: usize,
     /// The bearer token, re-read for every request. `None`: no token.
     pub token_path: Option<PathBuf>,
@@ -105,7 +111,7 @@ impl Default for KubeSettings {
             node_name: None,
             watch_scope: WatchScope::Cluster,
             watch_replicasets: true,
-            max_objects: 200_000,
+            max_objects: 100_000,
             token_path: Some(PathBuf::from(SERVICE_ACCOUNT_DIR).join("token")),
             ca_path: PathBuf::from(SERVICE_ACCOUNT_DIR).join("ca.crt"),
         }

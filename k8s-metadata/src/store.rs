@@ -45,7 +45,7 @@ impl Store {
         }
     }
 
-    fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.pods.len() + self.services.len() + self.replicasets.len()
     }
 
@@ -101,6 +101,37 @@ impl Store {
             }
         }
         refused
+    }
+
+    /// Exchange `resource`'s objects and indexes with `other`'s: a list is
+    /// built into a fresh store without the lock, then swapped in.
+    pub(crate) fn swap_resource(&mut self, resource: Resource, other: &mut Store) {
+        use std::mem::swap;
+        match resource {
+            Resource::Pods => {
+                swap(&mut self.pods, &mut other.pods);
+                swap(&mut self.pod_by_ip, &mut other.pod_by_ip);
+                swap(&mut self.pod_by_container, &mut other.pod_by_container);
+            }
+            Resource::Services => {
+                swap(&mut self.services, &mut other.services);
+                swap(&mut self.service_by_ip, &mut other.service_by_ip);
+            }
+            Resource::ReplicaSets => swap(&mut self.replicasets, &mut other.replicasets),
+        }
+    }
+
+    /// Forget objects of `resource` past the first `keep`; returns how many.
+    pub(crate) fn trim(&mut self, resource: Resource, keep: usize) -> usize {
+        let excess: Vec<String> = match resource {
+            Resource::Pods => self.pods.keys().skip(keep).cloned().collect(),
+            Resource::Services => self.services.keys().skip(keep).cloned().collect(),
+            Resource::ReplicaSets => self.replicasets.keys().skip(keep).cloned().collect(),
+        };
+        for key in &excess {
+            self.remove(resource, key);
+        }
+        excess.len()
     }
 
     fn insert(&mut self, key: String, record: Record) {
@@ -270,6 +301,34 @@ mod tests {
                 .service_by_ip(&ip("10.96.0.1"))
                 .map(|s| s.name.as_str()),
             Some("s")
+        );
+    }
+
+    #[test]
+    fn swap_and_trim_move_one_resource() {
+        let mut live = Store::new(10);
+        live.apply(service("s", "10.96.0.1"));
+        live.apply(pod("old", "10.0.0.9", "c9"));
+        let mut fresh = Store::new(10);
+        fresh.apply(pod("a", "10.0.0.1", "c1"));
+        fresh.apply(pod("b", "10.0.0.2", "c2"));
+        fresh.apply(service("ignored", "10.96.0.2"));
+        assert_eq!(fresh.trim(Resource::Pods, 1), 1);
+        live.swap_resource(Resource::Pods, &mut fresh);
+        assert_eq!(live.len(Resource::Pods), 1);
+        assert_eq!(live.len(Resource::Services), 1);
+        assert!(live.pod_by_ip(&ip("10.0.0.9")).is_none());
+        assert!(live.service_by_ip(&ip("10.96.0.2")).is_none());
+        let kept = live.pods.keys().next().cloned().expect("one pod");
+        let container = if kept == "a" { "c1" } else { "c2" };
+        assert_eq!(
+            live.pod_by_container(container).map(|p| p.uid.clone()),
+            Some(kept)
+        );
+        // The old pod went to the fresh store, to be dropped outside the lock.
+        assert_eq!(
+            fresh.pod_by_container("c9").map(|p| p.uid.as_str()),
+            Some("old")
         );
     }
 }

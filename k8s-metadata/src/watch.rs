@@ -178,12 +178,27 @@ impl ResourceWatcher {
             }
             continue_token = meta.continue_token;
         };
-        let (refused_by_store, len) = {
-            let mut store = self.shared.write();
-            let r = store.replace(self.resource, changes);
-            (r, store.len(self.resource))
+        // Build the new objects and indexes without the lock, so lookups wait
+        // only for the swap; the cap is checked again at the swap, when the
+        // other resources' counts are exact.
+        let others = {
+            let store = self.shared.read();
+            store.total() - store.len(self.resource)
         };
-        self.metrics.refused.add(refused + refused_by_store as u64);
+        let mut fresh = Store::new(self.max_objects.saturating_sub(others));
+        let refused_fresh = fresh.replace(self.resource, changes);
+        let (trimmed, len) = {
+            let mut store = self.shared.write();
+            let others = store.total() - store.len(self.resource);
+            let trimmed = fresh.trim(self.resource, self.max_objects.saturating_sub(others));
+            store.swap_resource(self.resource, &mut fresh);
+            (trimmed, store.len(self.resource))
+        };
+        // The previous objects are freed here, outside the lock.
+        drop(fresh);
+        self.metrics
+            .refused
+            .add(refused + (refused_fresh + trimmed) as u64);
         self.metrics.objects.set(len as i64);
         self.metrics.lists.inc();
         self.shared.synced[self.resource.index()].store(true, Ordering::Release);
