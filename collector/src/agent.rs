@@ -85,6 +85,16 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
         .with_templated_names(config.http.templated_span_names),
         sample_ratio: config.export.sample_ratio,
         in_process_parents: config.traces.in_process_parents,
+        reverse_dns: {
+            let r = &config.service.reverse_dns;
+            r.enabled.then_some(reverse_dns::ReverseDnsSettings {
+                max_entries: r.max_entries,
+                positive_ttl: r.positive_ttl,
+                negative_ttl: r.negative_ttl,
+                max_in_flight: r.max_in_flight,
+                lookup_timeout: r.lookup_timeout,
+            })
+        },
     }
 }
 
@@ -540,6 +550,8 @@ pub fn replay_into<O: SpanOutput>(
         .with_context(|| format!("reading {}", path.display()))?;
     let mut settings = pipeline_settings(config, reader.header().clock_offset_ns);
     settings.read_proc = false;
+    // A recording's addresses belong to another host or time.
+    settings.reverse_dns = None;
     let mut pipeline = Pipeline::new(settings, output, registry);
     let mut summary = ReplaySummary::default();
     while let Some(bytes) = reader

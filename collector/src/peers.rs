@@ -19,7 +19,7 @@ pub struct PeerNames {
 }
 
 /// IPv4-mapped IPv6 addresses compare as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

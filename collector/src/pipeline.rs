@@ -77,6 +77,8 @@ pub struct PipelineSettings {
     pub sample_ratio: f64,
     /// In-process causality (see `traces.in_process_parents`).
     pub in_process_parents: bool,
+    /// Peer names from reverse DNS (`service.reverse_dns`); None: off.
+    pub reverse_dns: Option<reverse_dns::ReverseDnsSettings>,
     pub span_builder: SpanBuilder,
 }
 
@@ -213,6 +215,7 @@ struct Emitter<O: SpanOutput> {
     links: crate::links::ConnectionLinks,
     sample_ratio: f64,
     causality: Option<Causality>,
+    reverse_dns: Option<reverse_dns::ReverseDns>,
     /// Thread of the data record being fed to the tracker, if one is.
     current_tid: Option<u32>,
 }
@@ -265,11 +268,21 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
             .map(|k| k.tgid);
         let local_peer =
             peer_tgid.map(|tgid| self.processes.get_or_load(tgid).service_name.clone());
-        let peer = local_peer.or_else(|| {
-            self.peers
-                .lookup(conn.remote.ip, conn.remote.port)
-                .map(str::to_string)
-        });
+        let peer = local_peer
+            .or_else(|| {
+                self.peers
+                    .lookup(conn.remote.ip, conn.remote.port)
+                    .map(str::to_string)
+            })
+            .or_else(|| {
+                // Never blocks: a name not yet known is looked up in the
+                // background for the next span.
+                let ip = crate::peers::canonical(conn.remote.ip);
+                if ip.is_loopback() || ip.is_unspecified() {
+                    return None;
+                }
+                self.reverse_dns.as_ref()?.lookup(ip).map(|n| n.to_string())
+            });
         let ctx = SpanContext {
             conn,
             process: &process,
@@ -410,6 +423,11 @@ impl<O: SpanOutput> Pipeline<O> {
                 causality: settings
                     .in_process_parents
                     .then(|| Causality::new(registry)),
+                reverse_dns: settings.reverse_dns.and_then(|rd| {
+                    reverse_dns::ReverseDns::new(rd, registry)
+                        .map_err(|e| tracing::warn!("reverse DNS is off: {e}"))
+                        .ok()
+                }),
                 current_tid: None,
             },
             own_tuples: HashSet::new(),

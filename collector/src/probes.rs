@@ -90,10 +90,23 @@ pub fn preflight() -> Result<()> {
     const CAP_BPF: u32 = 39;
     let has = |c: u32| caps & (1u64 << c) != 0;
     if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
+        let missing: Vec<&str> = [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")]
+            .into_iter()
+            .filter(|(c, _)| !has(*c))
+            .map(|(_, name)| name)
+            .collect();
         return Err(anyhow!(
-            "wirespan needs CAP_BPF and CAP_PERFMON (or root) to load its eBPF probes: run it as root or grant those capabilities"
+            "needs CAP_BPF and CAP_PERFMON (or root) to load its eBPF probes, and lacks {}: run it as root or grant those capabilities",
+            missing.join(" and ")
         ));
     }
+    if !Path::new(kernel_btf::SYS_FS_VMLINUX).exists() {
+        return Err(anyhow!(
+            "this kernel exposes no BTF at {} (CONFIG_DEBUG_INFO_BTF is off): wirespan needs it to find socket addresses",
+            kernel_btf::SYS_FS_VMLINUX
+        ));
+    }
+    ensure_tracefs()?;
     // Not needed to capture, but without them other users' processes cannot
     // be named (their /proc/PID/environ and fd/ are closed to us): say so once.
     const CAP_DAC_READ_SEARCH: u32 = 2;
@@ -108,13 +121,6 @@ pub fn preflight() -> Result<()> {
             );
         }
     }
-    if !Path::new(kernel_btf::SYS_FS_VMLINUX).exists() {
-        return Err(anyhow!(
-            "this kernel exposes no BTF at {} (CONFIG_DEBUG_INFO_BTF is off): wirespan needs it to find socket addresses",
-            kernel_btf::SYS_FS_VMLINUX
-        ));
-    }
-    ensure_tracefs()?;
     // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones use
     // memcg and ignore it. Raising it is harmless either way.
     let unlimited = libc::rlimit {
@@ -135,7 +141,18 @@ fn effective_capabilities() -> Option<u64> {
 /// aya finds tracepoint ids under tracefs; mount it when it is missing.
 fn ensure_tracefs() -> Result<()> {
     let tracing = Path::new("/sys/kernel/tracing");
-    if tracing.join("events").exists() || Path::new("/sys/kernel/debug/tracing/events").exists() {
+    match tracing.join("events").try_exists() {
+        Ok(true) => return Ok(()),
+        // Mounted, but closed to this user (mode 700, root's): without
+        // CAP_DAC_READ_SEARCH a non-root agent cannot read tracepoint ids.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(anyhow!(
+                "cannot read tracefs at /sys/kernel/tracing (permission denied), where tracepoint ids are: run it as root or grant CAP_DAC_READ_SEARCH"
+            ));
+        }
+        _ => {}
+    }
+    if Path::new("/sys/kernel/debug/tracing/events").exists() {
         return Ok(());
     }
     let src = c"nodev";

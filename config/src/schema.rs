@@ -146,6 +146,41 @@ pub struct ServiceConfig {
     pub rules: Vec<ServiceRule>,
     /// Names for remote peers by address; first match wins.
     pub peers: Vec<PeerRule>,
+    /// Names for other remote peers from reverse DNS.
+    pub reverse_dns: ReverseDnsConfig,
+}
+
+/// `service.reverse_dns`: peer names from the host's resolver (PTR, /etc/hosts).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReverseDnsConfig {
+    pub enabled: bool,
+    /// Addresses remembered.
+    pub max_entries: usize,
+    /// How long a found name is used before it is looked up again.
+    #[serde(with = "humantime_serde")]
+    pub positive_ttl: Duration,
+    /// How long "no name" or a failed lookup is remembered.
+    #[serde(with = "humantime_serde")]
+    pub negative_ttl: Duration,
+    /// Lookups running at once; more are dropped (counted).
+    pub max_in_flight: usize,
+    /// A lookup that takes longer counts as timed out.
+    #[serde(with = "humantime_serde")]
+    pub lookup_timeout: Duration,
+}
+
+impl Default for ReverseDnsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_entries: 4096,
+            positive_ttl: Duration::from_secs(300),
+            negative_ttl: Duration::from_secs(60),
+            max_in_flight: 4,
+            lookup_timeout: Duration::from_secs(2),
+        }
+    }
 }
 
 /// How spans are joined into traces.

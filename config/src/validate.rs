@@ -26,6 +26,8 @@ pub const MIN_RING_BUFFER_BYTES: u32 = 64 * KIB as u32;
 pub const MAX_RING_BUFFER_BYTES: u32 = GIB as u32;
 /// Smallest `connections.memory_limit_bytes`.
 pub const MIN_MEMORY_LIMIT_BYTES: usize = MIB as usize;
+/// Largest `export.max_concurrent_exports`.
+pub const MAX_CONCURRENT_EXPORTS: usize = 64;
 /// Smallest `http.max_header_bytes`.
 pub const MIN_HEADER_BYTES: usize = 256;
 /// Largest `http.max_header_bytes`.
@@ -170,6 +172,10 @@ impl Config {
                 "is empty".to_string()
             });
         }
+        let rdns = &self.service.reverse_dns;
+        c.at_least("service.reverse_dns.max_entries", rdns.max_entries, 1);
+        c.at_least("service.reverse_dns.max_in_flight", rdns.max_in_flight, 1);
+        c.positive("service.reverse_dns.lookup_timeout", rdns.lookup_timeout);
 
         let export = &self.export;
         if let Some(otlp) = &export.otlp {
@@ -196,6 +202,12 @@ impl Config {
             },
         );
         c.positive("export.batch_timeout", export.batch_timeout);
+        c.range(
+            "export.max_concurrent_exports",
+            export.max_concurrent_exports,
+            1,
+            MAX_CONCURRENT_EXPORTS,
+        );
         c.check(
             (0.0..=1.0).contains(&export.sample_ratio),
             "export.sample_ratio",

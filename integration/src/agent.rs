@@ -21,6 +21,10 @@ pub struct AgentOptions {
     pub env: Vec<(String, String)>,
     /// YAML written to a temp file and passed with `--config`.
     pub config_yaml: Option<String>,
+    /// A command that runs the agent: the agent's path and arguments follow
+    /// it (e.g. `setpriv ... --`). It must exec the agent, so that the pid is
+    /// the agent's.
+    pub wrapper: Vec<String>,
 }
 
 impl AgentOptions {
@@ -40,6 +44,12 @@ impl AgentOptions {
         self.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
             .env("WIRESPAN_EXPORT__BATCH_TIMEOUT", "200ms")
+    }
+
+    /// Runs the agent through `argv` (see [`AgentOptions::wrapper`]).
+    pub fn wrapped(mut self, argv: &[&str]) -> Self {
+        self.wrapper = argv.iter().map(|a| a.to_string()).collect();
+        self
     }
 
     /// Large per-call cap and ring buffer, for exact-capture tests.
@@ -97,7 +107,14 @@ impl Agent {
         let metrics_addr = format!("127.0.0.1:{port}");
         let stderr_path = dir.path().join("stderr.log");
         let stdout_path = dir.path().join("stdout.log");
-        let mut cmd = Command::new(crate::binary::wirespan_bin());
+        let mut cmd = match opts.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(crate::binary::wirespan_bin());
+                c
+            }
+            None => Command::new(crate::binary::wirespan_bin()),
+        };
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
             if k.starts_with("OTEL_") || k.starts_with("WIRESPAN_") || k == "RUST_LOG" {

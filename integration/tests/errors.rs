@@ -42,7 +42,9 @@ fn without_privileges_run_says_what_is_missing() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_one_line(&stderr);
     assert!(
-        stderr.contains("needs CAP_BPF and CAP_PERFMON (or root)"),
+        stderr.contains(
+            "needs CAP_BPF and CAP_PERFMON (or root) to load its eBPF probes, and lacks CAP_BPF and CAP_PERFMON"
+        ),
         "{stderr}"
     );
 }

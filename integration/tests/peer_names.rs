@@ -1,0 +1,159 @@
+//! `service.peer.name` for a remote peer from reverse DNS
+//! (`service.reverse_dns`), end to end with real probes and the host's own
+//! resolver.
+//!
+//! The "remote" server runs on this host's non-loopback address but is left
+//! out of capture (`capture.pids` names only the client), so the agent sees it
+//! as a remote peer. The agent runs in its own mount namespace where
+//! /etc/hosts names that address, so the host's real /etc/hosts is untouched.
+
+use integration::otlp_receiver::OtlpProtocol;
+use integration::prelude::*;
+use integration::span_run::SPAN_TIMEOUT;
+use integration::spans::show;
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The first global-scope IPv4 address of this host (`ip -4 addr`).
+fn global_ipv4() -> Ipv4Addr {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("run `ip` (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "this test needs a non-loopback IPv4 address on the host (the agent \
+                 never looks up loopback peers); `ip -4 addr show scope global` printed:\n{text}"
+            )
+        })
+}
+
+const CLIENT: &str = r#"
+import sys, urllib.request
+for line in sys.stdin:
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+        r.read()
+        print(r.status, flush=True)
+"#;
+
+#[test]
+fn a_remote_peer_is_named_from_reverse_dns() {
+    require_root("a_remote_peer_is_named_from_reverse_dns");
+    let _g = serial();
+    let ip = global_ipv4();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hosts = dir.path().join("hosts");
+    let real = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    std::fs::write(&hosts, format!("{ip} inventory.example\n{real}")).expect("write hosts");
+
+    // The server: not captured (capture.pids names only the client).
+    let port = free_port();
+    let server = Command::new(python())
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            &ip.to_string(),
+            &port.to_string(),
+        ])
+        .arg("--directory")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python http.server");
+    let _server = Guarded::new("http.server", server);
+    assert!(
+        wait_until(Duration::from_secs(30), || std::net::TcpStream::connect((
+            ip, port
+        ))
+        .is_ok()),
+        "http.server did not listen on {ip}:{port}"
+    );
+
+    // The client: one GET per line on its stdin.
+    let mut client = Command::new(python())
+        .args(["-c", CLIENT, &format!("http://{ip}:{port}/hosts")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the client");
+    let mut to_client = client.stdin.take().expect("client stdin");
+    let mut from_client = BufReader::new(client.stdout.take().expect("client stdout"));
+    let client = Guarded::new("client", client);
+    let mut get = || {
+        writeln!(to_client, "go").expect("tell the client");
+        let mut line = String::new();
+        from_client.read_line(&mut line).expect("client answer");
+        assert_eq!(line.trim(), "200", "the client's GET failed");
+    };
+
+    let mount = format!(
+        "mount --bind {} /etc/hosts && exec \"$0\" \"$@\"",
+        hosts.display()
+    );
+    let run = SpanRun::start_with(
+        OtlpProtocol::Grpc,
+        AgentOptions::default()
+            .config(&format!(
+                "capture:\n  pids: [{}]\nservice:\n  reverse_dns:\n    enabled: true\n",
+                client.pid()
+            ))
+            .wrapped(&["unshare", "--mount", "sh", "-c", &mount]),
+    );
+
+    // First request: the name is not known yet; its lookup starts.
+    get();
+    let first = run
+        .receiver
+        .wait_for(SPAN_TIMEOUT, |s| s.iter().any(|x| x.involves_port(port)))
+        .unwrap_or_else(|s| panic!("no span for the first request:\n{}", show(&s)));
+    let first: Vec<&FlatSpan> = first.iter().filter(|x| x.involves_port(port)).collect();
+    assert_eq!(first.len(), 1, "{}", show(&run.receiver.spans()));
+    assert_eq!(first[0].str("service.peer.name"), None);
+    let found = wait_until(SPAN_TIMEOUT, || {
+        run.agent
+            .metrics()
+            .get("wirespan_reverse_dns_lookups_total", &[("result", "found")])
+            >= 1.0
+    });
+    assert!(
+        found,
+        "the lookup never succeeded:\n{}",
+        run.agent.diagnostics()
+    );
+
+    // Second request: named from the cache.
+    get();
+    let spans = run
+        .receiver
+        .wait_for(SPAN_TIMEOUT, |s| {
+            s.iter().filter(|x| x.involves_port(port)).count() >= 2
+        })
+        .unwrap_or_else(|s| panic!("no span for the second request:\n{}", show(&s)));
+    let second = spans
+        .iter()
+        .filter(|x| x.involves_port(port))
+        .nth(1)
+        .expect("second span");
+    assert!(second.is_client(), "{}", show(&spans));
+    assert_eq!(second.str("service.peer.name"), Some("inventory.example"));
+    assert_eq!(second.str("server.address"), Some(ip.to_string().as_str()));
+    let metrics = run.agent.metrics();
+    assert_eq!(
+        metrics.get("wirespan_reverse_dns_lookups_total", &[("result", "found")]),
+        1.0,
+        "one lookup for one address"
+    );
+    let exit = run.agent.stop();
+    assert!(exit.status.success(), "{}", exit.diagnostics());
+}
