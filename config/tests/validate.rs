@@ -191,6 +191,23 @@ fn queue_and_batch() {
 }
 
 #[test]
+fn max_concurrent_exports_range() {
+    assert_eq!(Config::default().export.max_concurrent_exports, 4);
+    for bad in [0, 65, 1000] {
+        only(
+            &with(|c| c.export.max_concurrent_exports = bad),
+            "export.max_concurrent_exports",
+            "out of range: must be 1 to 64",
+        );
+    }
+    for good in [1, 64] {
+        assert!(with(|c| c.export.max_concurrent_exports = good)
+            .validate()
+            .is_ok());
+    }
+}
+
+#[test]
 fn otlp_endpoint() {
     for good in [
         "http://localhost:4317",

@@ -1,11 +1,15 @@
 //! Turning a batch of spans into one OTLP request, one `ResourceSpans` per
-//! distinct process resource.
+//! distinct process resource: as prost messages ([`encode_request`]) or
+//! straight into protobuf bytes ([`encode_request_bytes`], what the exporter
+//! sends).
 
 use crate::ExportSpan;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::Message;
 use std::collections::HashMap;
 
 /// The instrumentation scope every span is reported under.
@@ -51,4 +55,89 @@ pub fn span_count(req: &ExportTraceServiceRequest) -> u64 {
         .flat_map(|r| &r.scope_spans)
         .map(|s| s.spans.len() as u64)
         .sum()
+}
+
+// Field numbers of the enclosing messages, from the OTLP protos.
+/// `ExportTraceServiceRequest.resource_spans`, `ResourceSpans.resource`,
+/// `ScopeSpans.scope`, `Resource.attributes`.
+const FIELD_1: u32 = 1;
+/// `ResourceSpans.scope_spans`, `ScopeSpans.spans`.
+const FIELD_2: u32 = 2;
+
+/// Bytes taken by a length-delimited field with a one-byte key.
+fn delimited_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+fn put_delimited_header(buf: &mut Vec<u8>, field: u32, len: usize) {
+    encode_key(field, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+}
+
+/// The protobuf encoding of `encode_request(batch)`, byte for byte, without
+/// building the request: spans are borrowed (not moved or cloned), each span's
+/// encoded length is computed once (prost's nested `encoded_len` would compute
+/// it again at every enclosing level), resource attributes are written from
+/// the shared [`ProcessResource`](crate::ProcessResource), and the output is
+/// allocated once, at its exact size.
+pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
+    struct Group<'a> {
+        attributes: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
+        resource_len: usize,
+        spans: Vec<(&'a opentelemetry_proto::tonic::trace::v1::Span, usize)>,
+        scope_spans_len: usize,
+        resource_spans_len: usize,
+    }
+    let scope = scope();
+    let scope_len = scope.encoded_len();
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut index: HashMap<u64, usize> = HashMap::new();
+    for ExportSpan { resource, span } in batch {
+        let i = *index.entry(resource.id).or_insert_with(|| {
+            let resource_len = resource
+                .attributes
+                .iter()
+                .map(|kv| delimited_len(kv.encoded_len()))
+                .sum();
+            groups.push(Group {
+                attributes: &resource.attributes,
+                resource_len,
+                spans: Vec::new(),
+                scope_spans_len: 0,
+                resource_spans_len: 0,
+            });
+            groups.len() - 1
+        });
+        groups[i].spans.push((span, span.encoded_len()));
+    }
+    let mut total = 0;
+    for g in &mut groups {
+        g.scope_spans_len = delimited_len(scope_len)
+            + g.spans
+                .iter()
+                .map(|&(_, len)| delimited_len(len))
+                .sum::<usize>();
+        g.resource_spans_len = delimited_len(g.resource_len) + delimited_len(g.scope_spans_len);
+        total += delimited_len(g.resource_spans_len);
+    }
+    let mut buf = Vec::with_capacity(total);
+    for g in &groups {
+        put_delimited_header(&mut buf, FIELD_1, g.resource_spans_len);
+        put_delimited_header(&mut buf, FIELD_1, g.resource_len);
+        for kv in g.attributes {
+            put_delimited_header(&mut buf, FIELD_1, kv.encoded_len());
+            kv.encode_raw(&mut buf);
+        }
+        put_delimited_header(&mut buf, FIELD_2, g.scope_spans_len);
+        put_delimited_header(&mut buf, FIELD_1, scope_len);
+        scope.encode_raw(&mut buf);
+        // `encode_length_delimited` would compute each span's length again.
+        // (`encode_raw` writes the fields only; the key and length are ours.)
+        for &(span, len) in &g.spans {
+            put_delimited_header(&mut buf, FIELD_2, len);
+            span.encode_raw(&mut buf);
+        }
+    }
+    debug_assert_eq!(buf.len(), total);
+    buf
 }

@@ -1,88 +1,35 @@
-//! The task side: takes batches off the queue, prints and/or exports them with
-//! retries, and flushes on shutdown.
+//! The task side: takes batches off the queue, prints them and/or hands each
+//! to its own task that exports it with retries ([`BatchSender`]), at most
+//! `max_concurrent_exports` at once, and flushes on shutdown.
 
-use crate::encode::encode_request;
-use crate::grpc::GrpcTransport;
-use crate::http::HttpTransport;
-use crate::metrics::{DropReason, Metrics, RequestResult};
-use crate::retry::{Backoff, Outcome};
-use crate::settings::{ExportSettings, OtlpSettings};
+use crate::batch_send::BatchSender;
+use crate::metrics::{DropReason, Metrics};
+use crate::settings::ExportSettings;
 use crate::stdout::format_span_line;
 use crate::ExportSpan;
-use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
-use wirespan_config::OtlpProtocol;
-
-enum Transport {
-    Grpc(GrpcTransport),
-    Http(Box<HttpTransport>),
-    /// Settings that could not be turned into a client: every batch fails.
-    Broken(String),
-}
-
-/// One batch, ready to be sent (again).
-enum Payload {
-    Grpc(ExportTraceServiceRequest),
-    Http(Bytes),
-    None,
-}
-
-impl Transport {
-    fn new(s: &OtlpSettings) -> Self {
-        let made = match s.protocol {
-            OtlpProtocol::Grpc => GrpcTransport::new(s).map(Transport::Grpc),
-            OtlpProtocol::HttpProtobuf => {
-                HttpTransport::new(s).map(|h| Transport::Http(Box::new(h)))
-            }
-        };
-        made.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "OTLP exporter cannot start; spans will be dropped");
-            Transport::Broken(e.to_string())
-        })
-    }
-
-    fn prepare(&self, req: ExportTraceServiceRequest) -> Payload {
-        match self {
-            Transport::Grpc(_) => Payload::Grpc(req),
-            Transport::Http(h) => Payload::Http(h.encode(&req)),
-            Transport::Broken(_) => Payload::None,
-        }
-    }
-
-    async fn send(&mut self, payload: &Payload, timeout: Duration) -> Outcome {
-        match (self, payload) {
-            (Transport::Grpc(g), Payload::Grpc(req)) => g.send(req, timeout).await,
-            (Transport::Http(h), Payload::Http(body)) => h.send(body, timeout).await,
-            (Transport::Broken(reason), _) => Outcome::Fatal {
-                reason: reason.clone(),
-            },
-            _ => unreachable!("payload prepared by the same transport"),
-        }
-    }
-}
 
 /// The exporter task's state. It is created and spawned by [`crate::start`];
 /// callers hold the [`crate::SpanQueue`] and [`crate::ExporterHandle`].
 pub struct Exporter {
     rx: mpsc::Receiver<ExportSpan>,
     settings: ExportSettings,
-    transport: Option<Transport>,
+    /// `None` without OTLP (stdout only).
+    sender: Option<Arc<BatchSender>>,
+    /// Batches being exported (one task each), at most `max_concurrent_exports`.
+    /// Dropping the set (when the exporter is aborted) aborts them.
+    in_flight: JoinSet<()>,
     lines: Option<Box<dyn Write + Send>>,
     metrics: Arc<Metrics>,
     /// The shutdown deadline, once shutdown was asked for.
     shutdown: watch::Receiver<Option<Instant>>,
     /// False once the handle is gone without asking for shutdown.
     handle_alive: bool,
-    last_warning: Option<Instant>,
 }
-
-/// At most one drop warning per this interval; the counters have the totals.
-const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Exporter {
     pub(crate) fn new(
@@ -92,9 +39,9 @@ impl Exporter {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<Option<Instant>>,
     ) -> Self {
-        let transport = settings.otlp.as_ref().map(Transport::new);
+        let sender = BatchSender::new(&settings, metrics.clone()).map(Arc::new);
         // Without OTLP the only place spans can go is stdout.
-        let lines = match (settings.stdout || transport.is_none(), lines) {
+        let lines = match (settings.stdout || sender.is_none(), lines) {
             (false, _) => None,
             (true, Some(w)) => Some(w),
             (true, None) => Some(Box::new(std::io::stdout()) as Box<dyn Write + Send>),
@@ -102,12 +49,12 @@ impl Exporter {
         Self {
             rx,
             settings,
-            transport,
+            sender,
+            in_flight: JoinSet::new(),
             lines,
             metrics,
             shutdown,
             handle_alive: true,
-            last_warning: None,
         }
     }
 
@@ -121,6 +68,13 @@ impl Exporter {
                 self.drain(batch, deadline).await;
                 return;
             }
+            let full = batch.len() >= max;
+            let slot_free = self.slot_free();
+            if full && slot_free {
+                flush_at = None;
+                self.dispatch(std::mem::replace(&mut batch, Vec::with_capacity(max)));
+                continue;
+            }
             let room = max - batch.len();
             tokio::select! {
                 biased;
@@ -131,30 +85,53 @@ impl Exporter {
                         self.handle_alive = false;
                     }
                 }
-                n = self.rx.recv_many(&mut batch, room) => {
+                // A request finished: a slot is free again.
+                Some(_) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {}
+                // While every slot is busy and the batch is full, spans wait in
+                // the queue (and new ones are dropped when it is full).
+                n = self.rx.recv_many(&mut batch, room), if !full => {
                     if n == 0 {
                         // Every SpanQueue is gone: send what is left and stop.
-                        if !batch.is_empty() {
-                            self.export(std::mem::take(&mut batch)).await;
-                        }
+                        self.finish(batch).await;
                         return;
                     }
                     flush_at.get_or_insert_with(|| Instant::now() + self.settings.batch_timeout);
-                    if batch.len() >= max {
-                        flush_at = None;
-                        self.export(std::mem::replace(&mut batch, Vec::with_capacity(max))).await;
-                    }
                 }
-                () = sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
+                () = sleep_until(flush_at.unwrap_or_else(Instant::now)),
+                    if flush_at.is_some() && slot_free => {
                     flush_at = None;
-                    self.export(std::mem::replace(&mut batch, Vec::with_capacity(max))).await;
+                    self.dispatch(std::mem::replace(&mut batch, Vec::with_capacity(max)));
                 }
             }
         }
     }
 
-    /// Shutdown: refuse new spans, then send everything queued until `deadline`;
-    /// what cannot be sent by then is dropped as `shutdown`.
+    fn slot_free(&self) -> bool {
+        self.in_flight.len() < self.settings.max_concurrent_exports.max(1)
+    }
+
+    /// Waits until a request in flight finishes (none: returns at once).
+    async fn wait_for_slot(&mut self) {
+        let _ = self.in_flight.join_next().await;
+    }
+
+    /// The producers are gone: send the last batch and wait for every request.
+    async fn finish(&mut self, batch: Vec<ExportSpan>) {
+        if !batch.is_empty() {
+            while !self.slot_free() {
+                self.wait_for_slot().await;
+            }
+            self.dispatch(batch);
+        }
+        while self.in_flight.join_next().await.is_some() {}
+        if let Some(w) = self.lines.as_mut() {
+            let _ = w.flush();
+        }
+    }
+
+    /// Shutdown: refuse new spans, then send everything queued until `deadline`
+    /// (requests in flight honor it too); what cannot be sent by then is
+    /// dropped as `shutdown`.
     async fn drain(&mut self, mut batch: Vec<ExportSpan>, deadline: Instant) {
         self.rx.close();
         let max = self.settings.max_batch_size.max(1);
@@ -174,9 +151,14 @@ impl Exporter {
                 batch.clear();
                 continue;
             }
-            self.export(std::mem::replace(&mut batch, Vec::with_capacity(max)))
-                .await;
+            if self.slot_free() {
+                self.dispatch(std::mem::replace(&mut batch, Vec::with_capacity(max)));
+            } else {
+                self.wait_for_slot().await;
+            }
         }
+        // Each request gives up by the deadline on its own.
+        while self.in_flight.join_next().await.is_some() {}
         if let Some(w) = self.lines.as_mut() {
             let _ = w.flush();
         }
@@ -186,9 +168,10 @@ impl Exporter {
         }
     }
 
-    /// Print and/or export one batch, retrying as the OTLP spec says. Every
-    /// span of the batch ends up counted as exported or dropped.
-    async fn export(&mut self, batch: Vec<ExportSpan>) {
+    /// Print one batch and/or start exporting it in its own task; the caller
+    /// checked that a slot is free. Every span of the batch ends up counted as
+    /// exported or dropped (by the task, for OTLP).
+    fn dispatch(&mut self, batch: Vec<ExportSpan>) {
         let n = batch.len() as u64;
         if n == 0 {
             return;
@@ -202,100 +185,13 @@ impl Exporter {
             // A closed stdout must not stop the exporter.
             let _ = w.write_all(text.as_bytes()).and_then(|()| w.flush());
         }
-        let Some(transport) = self.transport.as_mut() else {
+        let Some(sender) = &self.sender else {
             self.metrics.exported(n);
             return;
         };
-        let payload = transport.prepare(encode_request(batch));
-        let give_up_at = Instant::now() + self.settings.max_retry_time;
-        let mut backoff = Backoff::new(self.settings.initial_backoff, self.settings.max_backoff);
-        loop {
-            let now = Instant::now();
-            let shutdown_at = *self.shutdown.borrow();
-            let mut timeout = self
-                .settings
-                .otlp
-                .as_ref()
-                .map_or(Duration::from_secs(10), |o| o.timeout);
-            if let Some(deadline) = shutdown_at {
-                if now >= deadline {
-                    self.metrics.dropped(DropReason::Shutdown, n);
-                    return;
-                }
-                timeout = timeout.min(deadline - now);
-            }
-            match transport.send(&payload, timeout).await {
-                Outcome::Ok { rejected, message } => {
-                    self.metrics.request(RequestResult::Ok);
-                    let rejected = rejected.min(n);
-                    if rejected > 0 && warn_now(&mut self.last_warning) {
-                        tracing::warn!(rejected, %message, "OTLP receiver rejected spans");
-                    }
-                    self.metrics.exported(n - rejected);
-                    self.metrics
-                        .dropped(DropReason::RejectedByReceiver, rejected);
-                    return;
-                }
-                Outcome::Fatal { reason } => {
-                    self.metrics.request(RequestResult::Error);
-                    if warn_now(&mut self.last_warning) {
-                        tracing::warn!(spans = n, %reason, "OTLP export failed; batch dropped");
-                    }
-                    self.metrics.dropped(DropReason::ExportFailed, n);
-                    return;
-                }
-                Outcome::Retryable { after, reason } => {
-                    self.metrics.request(RequestResult::Retryable);
-                    let wake = Instant::now() + backoff.delay(after);
-                    if wake > give_up_at {
-                        if warn_now(&mut self.last_warning) {
-                            tracing::warn!(spans = n, %reason, "OTLP export still failing after retries; batch dropped");
-                        }
-                        self.metrics.dropped(DropReason::RetryExhausted, n);
-                        return;
-                    }
-                    tracing::debug!(spans = n, %reason, "OTLP export failed; will retry");
-                    // Meanwhile new spans keep queuing (up to the queue bound).
-                    if !wait_until(&mut self.shutdown, &mut self.handle_alive, wake).await {
-                        self.metrics.dropped(DropReason::Shutdown, n);
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Rate-limits drop warnings, so a receiver refusing everything does not
-/// flood the log with one line per batch.
-fn warn_now(last_warning: &mut Option<Instant>) -> bool {
-    let now = Instant::now();
-    if last_warning.is_some_and(|t| now < t + WARN_INTERVAL) {
-        return false;
-    }
-    *last_warning = Some(now);
-    true
-}
-
-/// Sleeps until `wake`; false if a shutdown deadline falls before it.
-async fn wait_until(
-    shutdown: &mut watch::Receiver<Option<Instant>>,
-    handle_alive: &mut bool,
-    wake: Instant,
-) -> bool {
-    loop {
-        if let Some(deadline) = *shutdown.borrow_and_update() {
-            if deadline < wake {
-                return false;
-            }
-        }
-        tokio::select! {
-            () = sleep_until(wake) => return true,
-            changed = shutdown.changed(), if *handle_alive => {
-                if changed.is_err() {
-                    *handle_alive = false;
-                }
-            }
-        }
+        let sender = sender.clone();
+        let shutdown = self.shutdown.clone();
+        self.in_flight
+            .spawn(async move { sender.send(batch, shutdown).await });
     }
 }

@@ -13,9 +13,7 @@ use hyper::{Method, Request, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use std::io::Write as _;
 use std::time::Duration;
@@ -66,9 +64,9 @@ impl HttpTransport {
         })
     }
 
-    /// The request body, encoded once per batch and reused by retries.
-    pub(crate) fn encode(&self, req: &ExportTraceServiceRequest) -> Bytes {
-        let raw = req.encode_to_vec();
+    /// The request body from the encoded request: compressed here (once per
+    /// batch) when gzip is on, and reused by retries.
+    pub(crate) fn body(&self, raw: Vec<u8>) -> Bytes {
         if !self.gzip {
             return raw.into();
         }
@@ -81,7 +79,9 @@ impl HttpTransport {
         enc.finish().unwrap_or_default().into()
     }
 
-    pub(crate) async fn send(&mut self, body: &Bytes, timeout: Duration) -> Outcome {
+    /// One POST of `body`. Takes `&self`: concurrent calls share the client's
+    /// connection pool (one keep-alive connection per request in flight).
+    pub(crate) async fn send(&self, body: &Bytes, timeout: Duration) -> Outcome {
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone())

@@ -13,14 +13,24 @@
 //! - queues spans without ever blocking the producer ([`SpanQueue::try_send`]):
 //!   a full queue drops the span and counts it;
 //! - sends batches of at most `max_batch_size`, when full or after
-//!   `batch_timeout`, one request in flight at a time, retrying retryable
-//!   failures with exponential backoff and jitter (honoring RetryInfo and
-//!   Retry-After) for at most `max_retry_time`;
+//!   `batch_timeout`, with up to `max_concurrent_exports` requests in flight
+//!   (each batch in its own task; gRPC calls share one HTTP/2 connection,
+//!   HTTP/1.1 requests use one pooled connection each; the order in which
+//!   batches arrive is not kept). Each batch is encoded to protobuf once
+//!   ([`encode_request_bytes`]) and retried on its own, with exponential
+//!   backoff and jitter (honoring RetryInfo and Retry-After), for at most
+//!   `max_retry_time`. While every slot is busy and a batch is full, spans
+//!   wait in the queue;
 //! - connects lazily, so a collector that is down at start is just retried;
 //! - counts everything in the self-metrics registry: every span that is
 //!   offered ends up in `wirespan_spans_exported_total` or
 //!   `wirespan_spans_dropped_total{reason}`;
-//! - flushes on [`ExporterHandle::shutdown`], bounded by a deadline.
+//! - flushes on [`ExporterHandle::shutdown`], bounded by a deadline that
+//!   requests already in flight honor too.
+//!
+//! Compression is off unless `OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION=gzip`,
+//! the spec's default; on loopback gzip costs more CPU than it saves
+//! (BENCHMARKS.md, "Export throughput").
 //!
 //! Stdout lines are written with plain blocking writes from the exporter task
 //! (one write per batch); a stdout that blocks for long stalls export too.
@@ -29,6 +39,7 @@
 //! run a local collector for TLS), OTLP/JSON, persistence across restarts,
 //! sampling, or creating spans (the caller fills in ids, times, attributes).
 
+mod batch_send;
 mod encode;
 mod exporter;
 mod grpc;
@@ -39,7 +50,7 @@ mod retry;
 mod settings;
 mod stdout;
 
-pub use encode::{encode_request, scope, span_count};
+pub use encode::{encode_request, encode_request_bytes, scope, span_count};
 pub use exporter::Exporter;
 pub use metrics::DropReason;
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -135,9 +146,9 @@ impl ExporterHandle {
             }
         };
         if !clean {
-            // Whatever the task still held is lost: count it so the books balance.
-            let lost = self.metrics.outstanding();
-            self.metrics.dropped(DropReason::Shutdown, lost);
+            // Whatever the task (and its batch tasks) still held is lost:
+            // count it so the books balance.
+            self.metrics.close();
         }
         let (exported, dropped, dropped_at_shutdown) = self.metrics.totals();
         ShutdownReport {

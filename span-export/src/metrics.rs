@@ -3,6 +3,7 @@
 
 use self_metrics::{Counter, Gauge, Registry};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Why a span was not exported; the `reason` label of
 /// `wirespan_spans_dropped_total`.
@@ -60,6 +61,9 @@ pub(crate) struct Metrics {
     local_exported: AtomicU64,
     local_dropped: AtomicU64,
     local_dropped_shutdown: AtomicU64,
+    /// True once the handle has counted what is still outstanding as lost
+    /// (after aborting the exporter); batch tasks then must not count again.
+    closed: Mutex<bool>,
 }
 
 impl Metrics {
@@ -95,6 +99,7 @@ impl Metrics {
             local_exported: AtomicU64::new(0),
             local_dropped: AtomicU64::new(0),
             local_dropped_shutdown: AtomicU64::new(0),
+            closed: Mutex::new(false),
         }
     }
 
@@ -141,9 +146,25 @@ impl Metrics {
         self.requests[result as usize].inc();
     }
 
-    /// Spans still counted as outstanding (used if the task had to be aborted).
-    pub(crate) fn outstanding(&self) -> u64 {
-        self.outstanding.load(Ordering::Relaxed).max(0) as u64
+    /// Count a batch's fate with `count`, unless [`Self::close`] already
+    /// counted it as lost. A batch task that is aborted while it runs on
+    /// another thread thus counts its spans exactly once.
+    pub(crate) fn settle(&self, count: impl FnOnce(&Self)) {
+        let closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        if !*closed {
+            count(self);
+        }
+    }
+
+    /// After the exporter had to be aborted: drop (as `shutdown`) every span
+    /// still outstanding, and make later [`Self::settle`] calls no-ops.
+    pub(crate) fn close(&self) {
+        let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        if !*closed {
+            *closed = true;
+            let lost = self.outstanding.load(Ordering::Relaxed).max(0) as u64;
+            self.dropped(DropReason::Shutdown, lost);
+        }
     }
 
     pub(crate) fn totals(&self) -> (u64, u64, u64) {

@@ -13,6 +13,8 @@ const TRACES_PATH: &str = "v1/traces";
 /// The YAML default endpoint is the gRPC port; HTTP's default port differs.
 const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
+/// Largest `export.max_concurrent_exports` (the config's validation says the same).
+const MAX_CONCURRENT_EXPORTS: usize = 64;
 
 /// Payload compression of export requests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,6 +52,8 @@ pub struct ExportSettings {
     pub max_batch_size: usize,
     /// Longest a span waits before its (partial) batch is sent.
     pub batch_timeout: Duration,
+    /// Most export requests in flight at once (1 to 64).
+    pub max_concurrent_exports: usize,
     /// First retry delay; it doubles on each retry, with jitter.
     pub initial_backoff: Duration,
     /// Largest delay between two attempts (without a server-given delay).
@@ -80,6 +84,11 @@ impl ExportSettings {
                 "export.batch_timeout must be longer than zero",
             ));
         }
+        if !(1..=MAX_CONCURRENT_EXPORTS).contains(&cfg.max_concurrent_exports) {
+            return Err(ExportError::InvalidSetting(
+                "export.max_concurrent_exports must be 1 to 64",
+            ));
+        }
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let otlp = resolve_otlp(cfg.otlp.as_ref(), &env)?;
         Ok(Self {
@@ -88,6 +97,7 @@ impl ExportSettings {
             queue_size: cfg.queue_size,
             max_batch_size: cfg.max_batch_size,
             batch_timeout: cfg.batch_timeout,
+            max_concurrent_exports: cfg.max_concurrent_exports,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(5),
             max_retry_time: Duration::from_secs(30),

@@ -278,3 +278,25 @@ fn unsupported_and_invalid_endpoints_are_clear_errors() {
         Err(ExportError::InvalidSetting(_))
     ));
 }
+
+#[test]
+fn max_concurrent_exports_is_taken_and_bounded() {
+    let four = resolve(&ExportConfig::default(), &[]).unwrap();
+    assert_eq!(four.max_concurrent_exports, 4);
+    for bad in [0, 65] {
+        let cfg = ExportConfig {
+            max_concurrent_exports: bad,
+            ..Default::default()
+        };
+        let err = resolve(&cfg, &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("export.max_concurrent_exports"),
+            "{bad}: {err}"
+        );
+    }
+    let cfg = ExportConfig {
+        max_concurrent_exports: 64,
+        ..Default::default()
+    };
+    assert_eq!(resolve(&cfg, &[]).unwrap().max_concurrent_exports, 64);
+}

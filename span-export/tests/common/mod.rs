@@ -53,6 +53,58 @@ pub struct Inbox {
     pub attempts: Arc<Mutex<u64>>,
     /// Bumped on every request, to wait on.
     pub notify: Arc<tokio::sync::Notify>,
+    /// Holds requests before they are answered, when closed.
+    pub gate: Gate,
+}
+
+/// A door every request passes before it is answered: open by default; while
+/// closed, requests wait inside the receiver, so a test can see how many are
+/// in flight at once.
+#[derive(Clone, Default)]
+pub struct Gate {
+    closed: Arc<std::sync::atomic::AtomicBool>,
+    opened: Arc<tokio::sync::Notify>,
+    /// Requests inside the receiver now, and the most seen at once.
+    inside: Arc<std::sync::atomic::AtomicU64>,
+    most_inside: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Gate {
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn open(&self) {
+        self.closed
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.opened.notify_waiters();
+    }
+
+    /// Requests being handled (waiting at the gate or not) right now.
+    pub fn inside(&self) -> u64 {
+        self.inside.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The most requests handled at the same time so far.
+    pub fn most_inside(&self) -> u64 {
+        self.most_inside.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn pass<T>(&self, handle: impl std::future::Future<Output = T>) -> T {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.inside.fetch_add(1, SeqCst) + 1;
+        self.most_inside.fetch_max(now, SeqCst);
+        loop {
+            let opened = self.opened.notified();
+            if !self.closed.load(SeqCst) {
+                break;
+            }
+            opened.await;
+        }
+        let out = handle.await;
+        self.inside.fetch_sub(1, SeqCst);
+        out
+    }
 }
 
 impl Inbox {
@@ -126,6 +178,15 @@ struct GrpcService(Inbox);
 #[tonic::async_trait]
 impl TraceService for GrpcService {
     async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0.gate.clone().pass(self.answer(request)).await
+    }
+}
+
+impl GrpcService {
+    async fn answer(
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
@@ -203,6 +264,13 @@ pub async fn grpc_receiver() -> Receiver {
 }
 
 async fn handle_http(
+    inbox: Inbox,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+    inbox.gate.clone().pass(answer_http(inbox, req)).await
+}
+
+async fn answer_http(
     inbox: Inbox,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {

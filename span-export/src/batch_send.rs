@@ -1,0 +1,228 @@
+//! One batch's trip to the OTLP receiver: encode once, send, retry with
+//! backoff, and count every span of the batch as exported or dropped. Several
+//! batches run this at once (as separate tokio tasks), sharing one
+//! [`BatchSender`].
+
+use crate::encode::encode_request_bytes;
+use crate::grpc::GrpcTransport;
+use crate::http::HttpTransport;
+use crate::metrics::{DropReason, Metrics, RequestResult};
+use crate::retry::{Backoff, Outcome};
+use crate::settings::{ExportSettings, OtlpSettings};
+use crate::ExportSpan;
+use bytes::Bytes;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
+use wirespan_config::OtlpProtocol;
+
+/// At most one drop warning per this interval; the counters have the totals.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+enum Transport {
+    Grpc(GrpcTransport),
+    Http(Box<HttpTransport>),
+    /// Settings that could not be turned into a client: every batch fails.
+    Broken(String),
+}
+
+impl Transport {
+    fn new(s: &OtlpSettings) -> Self {
+        let made = match s.protocol {
+            OtlpProtocol::Grpc => GrpcTransport::new(s).map(Transport::Grpc),
+            OtlpProtocol::HttpProtobuf => {
+                HttpTransport::new(s).map(|h| Transport::Http(Box::new(h)))
+            }
+        };
+        made.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "OTLP exporter cannot start; spans will be dropped");
+            Transport::Broken(e.to_string())
+        })
+    }
+
+    /// What goes on the wire for this batch, reused by every attempt: the
+    /// protobuf bytes (gRPC compresses them per call), or the HTTP body.
+    fn payload(&self, batch: &[ExportSpan]) -> Bytes {
+        match self {
+            Transport::Grpc(_) => encode_request_bytes(batch).into(),
+            Transport::Http(h) => h.body(encode_request_bytes(batch)),
+            Transport::Broken(_) => Bytes::new(),
+        }
+    }
+
+    async fn send(&self, payload: &Bytes, timeout: Duration) -> Outcome {
+        match self {
+            Transport::Grpc(g) => g.send(payload, timeout).await,
+            Transport::Http(h) => h.send(payload, timeout).await,
+            Transport::Broken(reason) => Outcome::Fatal {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+// === impl BatchSender ===
+
+/// What every batch's task shares: the client, the retry timings, the
+/// counters and the warning rate limit.
+pub(crate) struct BatchSender {
+    transport: Transport,
+    timeout: Duration,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    max_retry_time: Duration,
+    metrics: Arc<Metrics>,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+impl BatchSender {
+    /// `None` without OTLP settings.
+    pub(crate) fn new(settings: &ExportSettings, metrics: Arc<Metrics>) -> Option<Self> {
+        let otlp = settings.otlp.as_ref()?;
+        Some(Self {
+            transport: Transport::new(otlp),
+            timeout: otlp.timeout,
+            initial_backoff: settings.initial_backoff,
+            max_backoff: settings.max_backoff,
+            max_retry_time: settings.max_retry_time,
+            metrics,
+            last_warning: Mutex::new(None),
+        })
+    }
+
+    /// Export one batch, retrying as the OTLP spec says, until it is accepted,
+    /// refused, out of retry time, or the shutdown deadline passes. Every span
+    /// of the batch ends up counted as exported or dropped.
+    pub(crate) async fn send(
+        &self,
+        batch: Vec<ExportSpan>,
+        mut shutdown: watch::Receiver<Option<Instant>>,
+    ) {
+        let n = batch.len() as u64;
+        if n == 0 {
+            return;
+        }
+        let payload = self.transport.payload(&batch);
+        // The spans are in `payload` now; free them before waiting on the network.
+        drop(batch);
+        let give_up_at = Instant::now() + self.max_retry_time;
+        let mut backoff = Backoff::new(self.initial_backoff, self.max_backoff);
+        let mut handle_alive = true;
+        loop {
+            let now = Instant::now();
+            let mut timeout = self.timeout;
+            if let Some(deadline) = *shutdown.borrow() {
+                if now >= deadline {
+                    self.metrics.settle(|m| m.dropped(DropReason::Shutdown, n));
+                    return;
+                }
+                timeout = timeout.min(deadline - now);
+            }
+            // A request already on its way when shutdown comes still ends by
+            // the deadline.
+            let outcome = tokio::select! {
+                outcome = self.transport.send(&payload, timeout) => outcome,
+                () = deadline_passed(&mut shutdown, &mut handle_alive) => {
+                    self.metrics.settle(|m| m.dropped(DropReason::Shutdown, n));
+                    return;
+                }
+            };
+            match outcome {
+                Outcome::Ok { rejected, message } => {
+                    self.metrics.request(RequestResult::Ok);
+                    let rejected = rejected.min(n);
+                    if rejected > 0 && self.warn_now() {
+                        tracing::warn!(rejected, %message, "OTLP receiver rejected spans");
+                    }
+                    self.metrics.settle(|m| {
+                        m.exported(n - rejected);
+                        m.dropped(DropReason::RejectedByReceiver, rejected);
+                    });
+                    return;
+                }
+                Outcome::Fatal { reason } => {
+                    self.metrics.request(RequestResult::Error);
+                    if self.warn_now() {
+                        tracing::warn!(spans = n, %reason, "OTLP export failed; batch dropped");
+                    }
+                    self.metrics
+                        .settle(|m| m.dropped(DropReason::ExportFailed, n));
+                    return;
+                }
+                Outcome::Retryable { after, reason } => {
+                    self.metrics.request(RequestResult::Retryable);
+                    let wake = Instant::now() + backoff.delay(after);
+                    if wake > give_up_at {
+                        if self.warn_now() {
+                            tracing::warn!(spans = n, %reason, "OTLP export still failing after retries; batch dropped");
+                        }
+                        self.metrics
+                            .settle(|m| m.dropped(DropReason::RetryExhausted, n));
+                        return;
+                    }
+                    tracing::debug!(spans = n, %reason, "OTLP export failed; will retry");
+                    // Meanwhile other batches go on, and new spans keep
+                    // queuing (up to the queue bound).
+                    if !wait_until(&mut shutdown, &mut handle_alive, wake).await {
+                        self.metrics.settle(|m| m.dropped(DropReason::Shutdown, n));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rate-limits drop warnings, so a receiver refusing everything does not
+    /// flood the log with one line per batch.
+    fn warn_now(&self) -> bool {
+        let now = Instant::now();
+        let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| now < t + WARN_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
+/// Returns once a shutdown deadline is set and has passed; never, if the
+/// handle is gone without asking for shutdown.
+async fn deadline_passed(shutdown: &mut watch::Receiver<Option<Instant>>, handle_alive: &mut bool) {
+    loop {
+        let deadline = *shutdown.borrow_and_update();
+        if let Some(deadline) = deadline {
+            sleep_until(deadline).await;
+            return;
+        }
+        if !*handle_alive {
+            return std::future::pending().await;
+        }
+        if shutdown.changed().await.is_err() {
+            *handle_alive = false;
+        }
+    }
+}
+
+/// Sleeps until `wake`; false if a shutdown deadline falls before it.
+async fn wait_until(
+    shutdown: &mut watch::Receiver<Option<Instant>>,
+    handle_alive: &mut bool,
+    wake: Instant,
+) -> bool {
+    loop {
+        if let Some(deadline) = *shutdown.borrow_and_update() {
+            if deadline < wake {
+                return false;
+            }
+        }
+        tokio::select! {
+            () = sleep_until(wake) => return true,
+            changed = shutdown.changed(), if *handle_alive => {
+                if changed.is_err() {
+                    *handle_alive = false;
+                }
+            }
+        }
+    }
+}
