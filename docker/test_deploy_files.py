@@ -44,6 +44,7 @@ DAEMONSET_CAPS = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH", "SYS_RESOUR
 K8S_KINDS = {
     "namespace.yaml": ["Namespace"],
     "serviceaccount.yaml": ["ServiceAccount"],
+    "rbac.yaml": ["ClusterRole", "ClusterRoleBinding"],
     "configmap.yaml": ["ConfigMap"],
     "daemonset.yaml": ["DaemonSet"],
     "collector-gateway.yaml": ["ConfigMap", "Deployment", "Service"],
@@ -452,9 +453,21 @@ def test_daemonset_host_access_and_least_capabilities():
     assert btf_m.get("readOnly") is True and btf_v["hostPath"]["path"] == "/sys/kernel/btf"
     tr_m, tr_v = by_path["/sys/kernel/tracing"]
     assert tr_v["hostPath"]["path"] == "/sys/kernel/tracing"
-    # Service account exists and has no token.
+    # The service account has a token, bound to a read-only role for
+    # Kubernetes metadata, which the config turns on.
     sa = k8s_object("ServiceAccount", pod["serviceAccountName"])
-    assert sa.get("automountServiceAccountToken") is False
+    assert sa.get("automountServiceAccountToken") is True
+    assert pod.get("automountServiceAccountToken") is True
+    role = k8s_object("ClusterRole", "wirespan")
+    for rule in role["rules"]:
+        assert sorted(rule["verbs"]) == ["get", "list", "watch"], rule
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert granted == {("", "pods"), ("", "services"), ("apps", "replicasets")}, granted
+    binding = k8s_object("ClusterRoleBinding", "wirespan")
+    assert binding["roleRef"]["name"] == "wirespan"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "wirespan"}]
+    _, cfg = _configmap_config()
+    assert cfg["kubernetes"]["enabled"] is True
     # Memory is limited.
     assert c["resources"]["limits"]["memory"], "memory limit"
 

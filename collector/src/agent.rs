@@ -95,7 +95,40 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
                 lookup_timeout: r.lookup_timeout,
             })
         },
+        kube: None,
     }
+}
+
+/// Starts listing and watching the API server (`kubernetes.enabled`).
+fn start_kubernetes(
+    config: &wirespan_config::KubernetesConfig,
+    registry: &Registry,
+) -> Result<k8s_metadata::KubeMetadata> {
+    let settings = k8s_metadata::KubeSettings {
+        api_url: config.api_url.clone(),
+        node_name: config
+            .node_name
+            .clone()
+            .or_else(|| std::env::var("NODE_NAME").ok()),
+        watch_scope: if config.watch_scope == "node" {
+            k8s_metadata::WatchScope::Node
+        } else {
+            k8s_metadata::WatchScope::Cluster
+        },
+        max_objects: config.max_objects,
+        ..Default::default()
+    };
+    // Outside a pod (an explicit api_url) there may be no service account:
+    // then requests carry no token, and a refusal is counted as unauthorized.
+    let settings = k8s_metadata::KubeSettings {
+        token_path: settings.token_path.clone().filter(|p| p.exists()),
+        ..settings
+    };
+    // The watch task runs for the agent's life; its handle is not needed.
+    let (kube, _task) = k8s_metadata::KubeMetadata::start(settings, registry)
+        .context("kubernetes.enabled is true but Kubernetes metadata cannot start")?;
+    tracing::info!("watching the Kubernetes API for pods, Services and ReplicaSets");
+    Ok(kube)
 }
 
 /// The probes' counters as Prometheus series.
@@ -378,8 +411,11 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                 span_export::ExportSettings::resolve(&config.export, &|k| std::env::var(k).ok())
                     .context("export settings")?;
             let (queue, handle) = span_export::start(settings, &registry);
-            let pipeline =
-                Pipeline::new(pipeline_settings(&config, clock_offset), queue, &registry);
+            let mut settings = pipeline_settings(&config, clock_offset);
+            if config.kubernetes.enabled {
+                settings.kube = Some(start_kubernetes(&config.kubernetes, &registry)?);
+            }
+            let pipeline = Pipeline::new(settings, queue, &registry);
             Box::new(SpanHandler {
                 pipeline,
                 exporter: Some(handle),

@@ -5,6 +5,7 @@
 pub mod admin_server;
 pub mod agent;
 pub mod causality;
+pub mod cgroups;
 pub mod dump;
 pub mod links;
 pub mod peers;

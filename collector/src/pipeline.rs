@@ -79,6 +79,8 @@ pub struct PipelineSettings {
     pub in_process_parents: bool,
     /// Peer names from reverse DNS (`service.reverse_dns`); None: off.
     pub reverse_dns: Option<reverse_dns::ReverseDnsSettings>,
+    /// Kubernetes metadata (`kubernetes`), already started; None: off.
+    pub kube: Option<k8s_metadata::KubeMetadata>,
     pub span_builder: SpanBuilder,
 }
 
@@ -216,6 +218,7 @@ struct Emitter<O: SpanOutput> {
     sample_ratio: f64,
     causality: Option<Causality>,
     reverse_dns: Option<reverse_dns::ReverseDns>,
+    kube: Option<k8s_metadata::KubeMetadata>,
     /// Thread of the data record being fed to the tracker, if one is.
     current_tid: Option<u32>,
 }
@@ -273,6 +276,10 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
                 self.peers
                     .lookup(conn.remote.ip, conn.remote.port)
                     .map(str::to_string)
+            })
+            .or_else(|| {
+                let kube = self.kube.as_ref()?;
+                kube.for_ip(conn.remote.ip).map(|p| p.name)
             })
             .or_else(|| {
                 // Never blocks: a name not yet known is looked up in the
@@ -401,8 +408,11 @@ impl<O: SpanOutput> Pipeline<O> {
             tracker: ConnectionTable::new(settings.tracker),
             emitter: Emitter {
                 processes: {
-                    let t = ProcessTable::new(settings.service_rules, settings.host_name)
+                    let mut t = ProcessTable::new(settings.service_rules, settings.host_name)
                         .with_host_attributes(settings.host_attributes);
+                    if let Some(kube) = &settings.kube {
+                        t = t.with_kubernetes(kube.clone());
+                    }
                     if settings.read_proc {
                         t
                     } else {
@@ -429,6 +439,7 @@ impl<O: SpanOutput> Pipeline<O> {
                         .ok()
                 }),
                 current_tid: None,
+                kube: settings.kube,
             },
             own_tuples: HashSet::new(),
             ignored: HashSet::new(),

@@ -18,6 +18,8 @@ pub enum NameSource {
     OtelServiceName,
     OtelResourceAttributes,
     ConfigRule,
+    /// The Kubernetes workload (or pod) the process runs in.
+    Kubernetes,
     Executable,
     /// Neither an exec record nor /proc was available: the process was gone.
     Unknown,
@@ -44,6 +46,8 @@ pub struct ProcessFacts {
     /// Values of the OTEL_* variables the identity uses.
     pub otel_service_name: Option<String>,
     pub otel_resource_attributes: Option<String>,
+    /// cgroup v2 id from the exec record (0: unknown).
+    pub cgroup_id: u64,
 }
 
 impl ProcessFacts {
@@ -54,6 +58,7 @@ impl ProcessFacts {
             ppid: view.ppid,
             exe_path: String::from_utf8_lossy(view.filename).into_owned(),
             comm: String::from_utf8_lossy(view.comm).into_owned(),
+            cgroup_id: view.cgroup_id,
             ..Default::default()
         };
         facts.read_environment(view.env);
@@ -171,9 +176,26 @@ impl From<i64> for AttrValue {
     }
 }
 
+/// Processes in a pod the Kubernetes metadata did not know yet (its
+/// container id is posted a moment after the container starts, and nothing is
+/// known before the first list): tried again at most this often.
+const K8S_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most processes waiting for their pod at once; beyond it the oldest wait ends.
+const MAX_K8S_PENDING: usize = 4096;
+
+/// A process named before its pod was known.
+struct PendingPod {
+    facts: ProcessFacts,
+    cgroup: Arc<str>,
+    tried: std::time::Instant,
+}
+
 /// Every known process, by tgid.
 pub struct ProcessTable {
     processes: HashMap<u32, Arc<ProcessIdentity>>,
+    kube: Option<k8s_metadata::KubeMetadata>,
+    cgroups: crate::cgroups::CgroupPaths,
+    pending_pods: HashMap<u32, PendingPod>,
     rules: Vec<ServiceRule>,
     host_name: String,
     /// The agent's own OTEL_RESOURCE_ATTRIBUTES (such as k8s.node.name set by a
@@ -188,12 +210,22 @@ impl ProcessTable {
     pub fn new(rules: Vec<ServiceRule>, host_name: String) -> Self {
         Self {
             processes: HashMap::new(),
+            kube: None,
+            cgroups: crate::cgroups::CgroupPaths::with_root(None),
+            pending_pods: HashMap::new(),
             rules,
             host_name,
             host_attributes: Vec::new(),
             read_proc: true,
             next_resource_id: 1,
         }
+    }
+
+    /// Name processes in pods from Kubernetes metadata.
+    pub fn with_kubernetes(mut self, kube: k8s_metadata::KubeMetadata) -> Self {
+        self.kube = Some(kube);
+        self.cgroups = crate::cgroups::CgroupPaths::discover();
+        self
     }
 
     /// Never read /proc (replay: the recording's pids belong to another time).
@@ -233,10 +265,14 @@ impl ProcessTable {
 
     pub fn on_exit(&mut self, pid: u32) {
         self.processes.remove(&pid);
+        self.pending_pods.remove(&pid);
     }
 
     /// The identity of `pid`, loaded from /proc on first sight.
     pub fn get_or_load(&mut self, pid: u32) -> Arc<ProcessIdentity> {
+        if !self.pending_pods.is_empty() {
+            self.retry_pod(pid);
+        }
         if let Some(p) = self.processes.get(&pid) {
             return p.clone();
         }
@@ -256,7 +292,60 @@ impl ProcessTable {
         self.processes.get(&pid)
     }
 
+    /// A process whose pod was not known: look again (at most every
+    /// `K8S_RETRY`), and rename it once the pod is known.
+    fn retry_pod(&mut self, pid: u32) {
+        let (Some(kube), Some(p)) = (&self.kube, self.pending_pods.get_mut(&pid)) else {
+            return;
+        };
+        if p.tried.elapsed() < K8S_RETRY {
+            return;
+        }
+        p.tried = std::time::Instant::now();
+        if kube.for_cgroup(&p.cgroup).is_none() {
+            return;
+        }
+        if let Some(p) = self.pending_pods.remove(&pid) {
+            let identity = Arc::new(self.build(p.facts));
+            self.processes.insert(pid, identity);
+        }
+    }
+
+    /// The pod of a process, from its cgroup; remembers a process that looks
+    /// like a pod's but whose pod is not known yet.
+    fn pod_of(&mut self, facts: &ProcessFacts) -> Option<k8s_metadata::PodIdentity> {
+        let kube = self.kube.as_ref()?;
+        if !self.read_proc {
+            return None;
+        }
+        let cgroup = self.cgroups.text_for(facts.pid, facts.cgroup_id)?;
+        let pod = kube.for_cgroup(&cgroup);
+        if pod.is_none() && k8s_metadata::parse_cgroup(&cgroup).is_some_and(|c| c.pod_uid.is_some())
+        {
+            if self.pending_pods.len() >= MAX_K8S_PENDING {
+                if let Some(oldest) = self
+                    .pending_pods
+                    .iter()
+                    .min_by_key(|(_, p)| p.tried)
+                    .map(|(pid, _)| *pid)
+                {
+                    self.pending_pods.remove(&oldest);
+                }
+            }
+            self.pending_pods.insert(
+                facts.pid,
+                PendingPod {
+                    facts: facts.clone(),
+                    cgroup,
+                    tried: std::time::Instant::now(),
+                },
+            );
+        }
+        pod
+    }
+
     fn build(&mut self, facts: ProcessFacts) -> ProcessIdentity {
+        let pod = self.pod_of(&facts);
         let exe_name = facts.exe_name();
         let extra = facts
             .otel_resource_attributes
@@ -283,6 +372,8 @@ impl ProcessTable {
                 (n, NameSource::OtelResourceAttributes)
             } else if let Some(r) = rule {
                 (r.name.clone(), NameSource::ConfigRule)
+            } else if let Some(p) = &pod {
+                (p.service_name.clone(), NameSource::Kubernetes)
             } else if !exe_name.is_empty() {
                 (exe_name.clone(), NameSource::Executable)
             } else {
@@ -315,9 +406,17 @@ impl ProcessTable {
         attributes.push(kv("telemetry.distro.name", "wirespan"));
         attributes.push(kv("telemetry.distro.version", env!("CARGO_PKG_VERSION")));
         // The process's own resource attributes, except those we set ourselves,
-        // then the host's.
+        // then its pod's, then the host's.
+        let from_pod = pod.into_iter().flat_map(|p| {
+            let namespace = ("service.namespace".to_string(), p.service_namespace);
+            p.attributes
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .chain(std::iter::once(namespace))
+        });
         for (k, v) in extra
             .into_iter()
+            .chain(from_pod)
             .chain(self.host_attributes.iter().cloned())
         {
             if !attributes.iter().any(|a| a.key == k) {

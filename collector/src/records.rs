@@ -31,6 +31,8 @@ pub struct ExecView<'a> {
     pub args: &'a [u8],
     /// NUL-separated environment (KEY=VALUE).
     pub env: &'a [u8],
+    /// cgroup v2 id; 0 when unknown (old recordings).
+    pub cgroup_id: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -94,12 +96,17 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         kind::CONN_CLOSE => Ok(Record::ConnClose(read(bytes)?)),
         kind::PROC_EXIT => Ok(Record::ProcExit(read(bytes)?)),
         kind::PROC_EXEC => {
-            if bytes.len() < size_of::<ProcExecRecord>() {
+            if bytes.len() < probes_common::PROC_EXEC_V1_LEN {
                 return Err(DecodeError::Truncated {
                     len: bytes.len(),
-                    needed: size_of::<ProcExecRecord>(),
+                    needed: probes_common::PROC_EXEC_V1_LEN,
                 });
             }
+            // Recordings made before `cgroup_id` existed end just before it.
+            let cgroup_id: u64 = match bytes.get(probes_common::PROC_EXEC_V1_LEN..) {
+                Some(rest) if rest.len() >= 8 => read(rest)?,
+                _ => 0,
+            };
             // Read the fixed part by offsets instead of copying 9 KiB.
             let header: RecordHeader = read(bytes)?;
             let base = size_of::<RecordHeader>();
@@ -121,6 +128,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
                 filename: trim(&bytes[filename_at..args_at], filename_len),
                 args: trim(&bytes[args_at..env_at], args_len),
                 env: trim(&bytes[env_at..env_end], env_len),
+                cgroup_id,
             }))
         }
         other => Err(DecodeError::UnknownKind(other)),
@@ -163,6 +171,21 @@ pub mod encode {
         env: &[u8],
         out: &mut Vec<u8>,
     ) {
+        proc_exec_in_cgroup(header, ppid, comm, filename, args, env, 0, out)
+    }
+
+    /// [`proc_exec`] with a cgroup id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn proc_exec_in_cgroup(
+        header: RecordHeader,
+        ppid: u32,
+        comm: &[u8],
+        filename: &[u8],
+        args: &[u8],
+        env: &[u8],
+        cgroup_id: u64,
+        out: &mut Vec<u8>,
+    ) {
         use probes_common::{EXEC_ARGS_MAX, EXEC_ENV_MAX, EXEC_FILENAME_MAX};
         let start = out.len();
         out.resize(start + size_of::<ProcExecRecord>(), 0);
@@ -186,6 +209,8 @@ pub mod encode {
         rec[base + 4..base + 8].copy_from_slice(&f.to_ne_bytes());
         rec[base + 8..base + 12].copy_from_slice(&a.to_ne_bytes());
         rec[base + 12..base + 16].copy_from_slice(&e.to_ne_bytes());
+        rec[probes_common::PROC_EXEC_V1_LEN..probes_common::PROC_EXEC_V1_LEN + 8]
+            .copy_from_slice(&cgroup_id.to_ne_bytes());
     }
 }
 
@@ -253,6 +278,34 @@ mod tests {
             decode(&buf[..100]),
             Err(DecodeError::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn exec_cgroup_id_and_records_older_than_it() {
+        let mut buf = Vec::new();
+        encode::proc_exec_in_cgroup(
+            header(kind::PROC_EXEC),
+            1,
+            b"sh",
+            b"/bin/sh",
+            b"",
+            b"",
+            0x1234_5678_9abc,
+            &mut buf,
+        );
+        assert_eq!(buf.len(), size_of::<ProcExecRecord>());
+        match decode(&buf).unwrap() {
+            Record::ProcExec(e) => assert_eq!(e.cgroup_id, 0x1234_5678_9abc),
+            other => panic!("wrong record {other:?}"),
+        }
+        // A recording made before the field existed: same record, 8 bytes shorter.
+        match decode(&buf[..probes_common::PROC_EXEC_V1_LEN]).unwrap() {
+            Record::ProcExec(e) => {
+                assert_eq!(e.cgroup_id, 0);
+                assert_eq!(e.filename, b"/bin/sh");
+            }
+            other => panic!("wrong record {other:?}"),
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub service: ServiceConfig,
     pub traces: TracesConfig,
+    pub kubernetes: KubernetesConfig,
     pub export: ExportConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -179,6 +180,33 @@ impl Default for ReverseDnsConfig {
             negative_ttl: Duration::from_secs(60),
             max_in_flight: 4,
             lookup_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Kubernetes metadata from the API server.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    pub enabled: bool,
+    /// API server URL; None: in-cluster.
+    pub api_url: Option<String>,
+    /// This node's name; None: `$NODE_NAME`.
+    pub node_name: Option<String>,
+    /// `cluster` or `node`.
+    pub watch_scope: String,
+    /// Pods, Services and ReplicaSets kept at most.
+    pub max_objects: usize,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api_url: None,
+            node_name: None,
+            watch_scope: "cluster".to_string(),
+            max_objects: 20_000,
         }
     }
 }

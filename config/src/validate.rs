@@ -172,6 +172,20 @@ impl Config {
                 "is empty".to_string()
             });
         }
+        let kube = &self.kubernetes;
+        c.check(
+            matches!(kube.watch_scope.as_str(), "cluster" | "node"),
+            "kubernetes.watch_scope",
+            || format!("{:?} is neither `cluster` nor `node`", kube.watch_scope),
+        );
+        c.at_least("kubernetes.max_objects", kube.max_objects, 1);
+        if let Some(url) = &kube.api_url {
+            c.check(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "kubernetes.api_url",
+                || format!("{url:?} is not an http:// or https:// URL"),
+            );
+        }
         let rdns = &self.service.reverse_dns;
         c.at_least("service.reverse_dns.max_entries", rdns.max_entries, 1);
         c.at_least("service.reverse_dns.max_in_flight", rdns.max_in_flight, 1);

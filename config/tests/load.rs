@@ -44,7 +44,7 @@ fn unknown_key_at_top_level() {
     assert_eq!(
         err("capture: {}\nbogus: 1\n", &[]),
         "wirespan.yaml: bogus: unknown key (known keys here: capture, connections, http, \
-         service, traces, export, metrics, log)"
+         service, traces, kubernetes, export, metrics, log)"
     );
 }
 

@@ -430,3 +430,38 @@ fn validation_error_display() {
         "capture.max_sockets: 0 is too small: must be at least 1"
     );
 }
+
+#[test]
+fn kubernetes_and_reverse_dns_values() {
+    only(
+        &with(|c| c.kubernetes.watch_scope = "namespace".into()),
+        "kubernetes.watch_scope",
+        "\"namespace\" is neither `cluster` nor `node`",
+    );
+    only(
+        &with(|c| c.kubernetes.max_objects = 0),
+        "kubernetes.max_objects",
+        "must be at least 1",
+    );
+    only(
+        &with(|c| c.kubernetes.api_url = Some("kubernetes.default".into())),
+        "kubernetes.api_url",
+        "\"kubernetes.default\" is not an http:// or https:// URL",
+    );
+    only(
+        &with(|c| c.service.reverse_dns.max_in_flight = 0),
+        "service.reverse_dns.max_in_flight",
+        "must be at least 1",
+    );
+    only(
+        &with(|c| c.service.reverse_dns.lookup_timeout = std::time::Duration::ZERO),
+        "service.reverse_dns.lookup_timeout",
+        "must be longer than zero",
+    );
+    assert!(with(|c| {
+        c.kubernetes.watch_scope = "node".into();
+        c.kubernetes.api_url = Some("https://10.96.0.1:443".into());
+    })
+    .validate()
+    .is_ok());
+}

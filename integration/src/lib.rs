@@ -49,6 +49,7 @@ pub mod serial;
 pub mod servers;
 pub mod span_run;
 pub mod spans;
+pub mod stdin_client;
 pub mod transcript;
 pub mod wait;
 

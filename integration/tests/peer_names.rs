@@ -11,7 +11,7 @@ use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;
 use integration::span_run::SPAN_TIMEOUT;
 use integration::spans::show;
-use std::io::{BufRead, BufReader, Write};
+use integration::stdin_client::StdinClient;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -35,14 +35,6 @@ fn global_ipv4() -> Ipv4Addr {
             )
         })
 }
-
-const CLIENT: &str = r#"
-import sys, urllib.request
-for line in sys.stdin:
-    with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
-        r.read()
-        print(r.status, flush=True)
-"#;
 
 #[test]
 fn a_remote_peer_is_named_from_reverse_dns() {
@@ -79,23 +71,10 @@ fn a_remote_peer_is_named_from_reverse_dns() {
         "http.server did not listen on {ip}:{port}"
     );
 
-    // The client: one GET per line on its stdin.
-    let mut client = Command::new(python())
-        .args(["-c", CLIENT, &format!("http://{ip}:{port}/hosts")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the client");
-    let mut to_client = client.stdin.take().expect("client stdin");
-    let mut from_client = BufReader::new(client.stdout.take().expect("client stdout"));
-    let client = Guarded::new("client", client);
-    let mut get = || {
-        writeln!(to_client, "go").expect("tell the client");
-        let mut line = String::new();
-        from_client.read_line(&mut line).expect("client answer");
-        assert_eq!(line.trim(), "200", "the client's GET failed");
-    };
+    // The client: one GET per `get()`.
+    let mut client = StdinClient::start(&format!("http://{ip}:{port}/hosts"), None);
+    let client_pid = client.pid();
+    let mut get = || client.get();
 
     let mount = format!(
         "mount --bind {} /etc/hosts && exec \"$0\" \"$@\"",
@@ -106,7 +85,7 @@ fn a_remote_peer_is_named_from_reverse_dns() {
         AgentOptions::default()
             .config(&format!(
                 "capture:\n  pids: [{}]\nservice:\n  reverse_dns:\n    enabled: true\n",
-                client.pid()
+                client_pid
             ))
             .wrapped(&["unshare", "--mount", "sh", "-c", &mount]),
     );

@@ -243,7 +243,17 @@ pub struct ProcExecRecord {
     pub filename: [u8; EXEC_FILENAME_MAX],
     pub args: [u8; EXEC_ARGS_MAX],
     pub env: [u8; EXEC_ENV_MAX],
+    /// The process's cgroup v2 id (`bpf_get_current_cgroup_id`: the inode
+    /// number of its directory in the unified hierarchy), so that a process
+    /// gone before user space reads `/proc` can still be placed in its
+    /// container. Last, so records written before it existed (shorter by 8
+    /// bytes, [`PROC_EXEC_V1_LEN`]) still decode, with 0 here.
+    pub cgroup_id: u64,
 }
+
+/// Length of an exec record before `cgroup_id` was added (old recordings).
+pub const PROC_EXEC_V1_LEN: usize =
+    24 + 16 + 16 + EXEC_FILENAME_MAX + EXEC_ARGS_MAX + EXEC_ENV_MAX;
 
 /// A process (thread group) exited.
 #[repr(C)]
@@ -365,8 +375,9 @@ mod tests {
         assert_eq!(size_of::<ProcExitRecord>(), 24);
         assert_eq!(
             size_of::<ProcExecRecord>(),
-            24 + 16 + 16 + EXEC_FILENAME_MAX + EXEC_ARGS_MAX + EXEC_ENV_MAX
+            24 + 16 + 16 + EXEC_FILENAME_MAX + EXEC_ARGS_MAX + EXEC_ENV_MAX + 8
         );
+        assert_eq!(size_of::<ProcExecRecord>(), PROC_EXEC_V1_LEN + 8);
         assert_eq!(size_of::<SocketState>(), 48);
         assert_eq!(size_of::<KernelOffsets>(), 22 * 4);
         assert_eq!(size_of::<ProbeSettings>(), 24 + 22 * 4);

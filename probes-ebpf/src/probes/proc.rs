@@ -75,6 +75,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         (*rec).args_len = 0;
         (*rec).env_len = 0;
         (*rec).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        (*rec).cgroup_id = aya_ebpf::helpers::generated::bpf_get_current_cgroup_id();
 
         let loc: u32 = ctx.read_at::<u32>(8).unwrap_or(0);
         let name_ptr = (ctx.as_ptr_u64()) + (loc & 0xffff) as u64;
