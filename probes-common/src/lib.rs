@@ -252,8 +252,7 @@ pub struct ProcExecRecord {
 }
 
 /// Length of an exec record before `cgroup_id` was added (old recordings).
-pub const PROC_EXEC_V1_LEN: usize =
-    24 + 16 + 16 + EXEC_FILENAME_MAX + EXEC_ARGS_MAX + EXEC_ENV_MAX;
+pub const PROC_EXEC_V1_LEN: usize = 24 + 16 + 16 + EXEC_FILENAME_MAX + EXEC_ARGS_MAX + EXEC_ENV_MAX;
 
 /// A process (thread group) exited.
 #[repr(C)]
