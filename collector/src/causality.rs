@@ -1,20 +1,23 @@
 //! In-process causality: an outbound request that a thread sends while it
 //! serves an inbound request becomes a child of that request's server span.
 //!
-//! The heuristic (`traces.in_process_parent: thread`) fits thread-per-request
+//! The heuristic (`traces.in_process_parents`) fits thread-per-request
 //! servers (a worker thread reads the request, calls other services, writes
 //! the response) and proxies whose event loop forwards a request as soon as it
-//! has read it. A thread "serves" an HTTP/1 request from the data event that
-//! completes the request head until it writes anything back on that
-//! connection, the connection closes, or the process exits. A thread that has
-//! read a second request before answering the first is ambiguous: its
-//! outbound requests get no parent (counted) rather than a guessed one.
+//! has read it. A thread "serves" a request (an HTTP/1 request, or an HTTP/2
+//! stream) from the data event that completes its head until it writes
+//! anything back on that connection, the connection closes, or the process
+//! exits. A thread that has read a second request before answering the first
+//! is ambiguous: its outbound requests get no parent (counted) rather than a
+//! guessed one.
 //!
 //! What it cannot see: work handed to another thread (thread pools fed by an
-//! I/O thread, async runtimes that move tasks between threads, HTTP/2 or gRPC
-//! servers, whose streams are not tracked per thread here), and an event loop
-//! that sends an unrelated request (a timer, a health check) while exactly one
-//! inbound request is open: that request becomes its parent.
+//! I/O thread, as in most gRPC servers; async runtimes that move tasks between
+//! threads), and on HTTP/2 any write on the connection (a WINDOW_UPDATE, a
+//! PING answer) ends the serving of its stream, so later calls are not
+//! linked. What it can get wrong: an event loop that sends an unrelated
+//! request (a timer, a health check) while exactly one inbound request is
+//! open: that request becomes its parent.
 //!
 //! Ids are decided when the child starts, because the child's span is built
 //! before the parent's (the parent ends last): the parent's ids are fixed

@@ -48,6 +48,8 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub struct ConnectionLinks {
     pairs: FastMap<(Endpoint, Endpoint), Pair>,
     ends: FastMap<(ConnKey, u64), End>,
+    /// The ends of each process, so its exit does not scan every end.
+    ends_by_tgid: FastMap<u32, Vec<(ConnKey, u64)>>,
     ids: IdGenerator,
 }
 
@@ -81,6 +83,7 @@ impl ConnectionLinks {
         Self {
             pairs: FastMap::default(),
             ends: FastMap::default(),
+            ends_by_tgid: FastMap::default(),
             ids,
         }
     }
@@ -107,7 +110,16 @@ impl ConnectionLinks {
             _ => entry.server_seen = true,
         }
         entry.open = entry.open.saturating_add(1);
-        self.ends.insert((info.key, info.conn_id), End { pair });
+        if self
+            .ends
+            .insert((info.key, info.conn_id), End { pair })
+            .is_none()
+        {
+            self.ends_by_tgid
+                .entry(info.key.tgid)
+                .or_default()
+                .push((info.key, info.conn_id));
+        }
     }
 
     /// The ids of an exchange of `conn`, if the connection is linked.
@@ -162,6 +174,12 @@ impl ConnectionLinks {
 
     /// A connection closed; its pair is forgotten once both ends are.
     pub fn close(&mut self, key: ConnKey, conn_id: u64) {
+        if let Some(mine) = self.ends_by_tgid.get_mut(&key.tgid) {
+            mine.retain(|e| *e != (key, conn_id));
+            if mine.is_empty() {
+                self.ends_by_tgid.remove(&key.tgid);
+            }
+        }
         if let Some(end) = self.ends.remove(&(key, conn_id)) {
             if let Some(pair) = self.pairs.get_mut(&end.pair) {
                 pair.open = pair.open.saturating_sub(1);
@@ -174,13 +192,7 @@ impl ConnectionLinks {
 
     /// The process exited: its connections are closed.
     pub fn close_process(&mut self, tgid: u32) {
-        let gone: Vec<(ConnKey, u64)> = self
-            .ends
-            .keys()
-            .filter(|(k, _)| k.tgid == tgid)
-            .copied()
-            .collect();
-        for (k, id) in gone {
+        for (k, id) in self.ends_by_tgid.remove(&tgid).unwrap_or_default() {
             self.close(k, id);
         }
     }

@@ -208,6 +208,9 @@ struct Emitter<O: SpanOutput> {
     peers: PeerNames,
     /// Connections by (local, remote), to name a peer that is a process here.
     by_tuple: HashMap<(Endpoint, Endpoint), ConnKey, foldhash::fast::RandomState>,
+    /// The tuple of each open socket, so a process exit finds its own
+    /// tuples (through `keys_by_tgid`) without scanning them all.
+    tuple_of: HashMap<ConnKey, (Endpoint, Endpoint), foldhash::fast::RandomState>,
     /// Tuples and processes that ended, kept for `PEER_GRACE_NS` because the
     /// other end's spans are often built just after (a server closes first,
     /// then the client reads the response).
@@ -425,6 +428,7 @@ impl<O: SpanOutput> Pipeline<O> {
                 clock_offset_ns: settings.clock_offset_ns,
                 peers: settings.peers,
                 by_tuple: HashMap::default(),
+                tuple_of: HashMap::default(),
                 ended_tuples: VecDeque::new(),
                 ended_processes: VecDeque::new(),
                 actions: Vec::new(),
@@ -562,6 +566,7 @@ impl<O: SpanOutput> Pipeline<O> {
                 };
                 self.last_ts_ns = self.last_ts_ns.max(r.header.ts_ns);
                 sink.by_tuple.insert((local, remote), key);
+                sink.tuple_of.insert(key, (local, remote));
                 sink.links.open(&info);
                 let fds = self.keys_by_tgid.entry(key.tgid).or_default();
                 if !fds.contains(&key.fd) {
@@ -591,6 +596,7 @@ impl<O: SpanOutput> Pipeline<O> {
                 if let Some(fds) = self.keys_by_tgid.get_mut(&key.tgid) {
                     fds.retain(|fd| *fd != key.fd);
                 }
+                sink.tuple_of.remove(&key);
                 self.tracker.close(
                     key,
                     r.conn_id,
@@ -628,20 +634,24 @@ impl<O: SpanOutput> Pipeline<O> {
                 let tgid = r.header.tgid;
                 self.last_ts_ns = self.last_ts_ns.max(r.header.ts_ns);
                 self.tracker.close_process(tgid, r.header.ts_ns, sink);
+                let ts = r.header.ts_ns;
                 if let Some(fds) = self.keys_by_tgid.remove(&tgid) {
                     for fd in fds {
-                        sink.actions
-                            .push(KernelAction::Forget(ConnKey { tgid, fd }));
+                        let key = ConnKey { tgid, fd };
+                        sink.actions.push(KernelAction::Forget(key));
+                        if let Some(tuple) = sink.tuple_of.remove(&key) {
+                            if sink.by_tuple.get(&tuple) == Some(&key) {
+                                sink.ended_tuples.push_back((ts, tuple, key));
+                            }
+                        }
                     }
                 }
-                let ts = r.header.ts_ns;
-                for (tuple, k) in sink.by_tuple.iter() {
-                    if k.tgid == tgid {
-                        sink.ended_tuples.push_back((ts, *tuple, *k));
-                    }
+                if !self.ignored.is_empty() {
+                    self.ignored.retain(|(k, _)| k.tgid != tgid);
                 }
-                self.ignored.retain(|(k, _)| k.tgid != tgid);
-                self.tls_twins.retain(|k, _| k.tgid != tgid);
+                if !self.tls_twins.is_empty() {
+                    self.tls_twins.retain(|k, _| k.tgid != tgid);
+                }
                 sink.links.close_process(tgid);
                 if let Some(c) = sink.causality.as_mut() {
                     c.process_exited(tgid);

@@ -215,8 +215,8 @@ impl Default for KubernetesConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TracesConfig {
-    /// Outbound requests a thread sends while it serves an inbound HTTP/1
-    /// request become children of that request's server span.
+    /// Outbound requests a thread sends while it serves an inbound request
+    /// become children of that request's server span.
     pub in_process_parents: bool,
 }
 

@@ -28,6 +28,35 @@ pub fn free_port() -> u16 {
     panic!("no free TCP port on 127.0.0.1 in 20000..32000")
 }
 
+/// The first global-scope IPv4 address of this host (`ip -4 addr`), for tests
+/// that need a peer address that is not loopback. Panics, saying why, when
+/// there is none.
+pub fn global_ipv4() -> std::net::Ipv4Addr {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("run `ip` (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "this test needs a non-loopback IPv4 address on the host (the agent \
+                 treats loopback peers as local); `ip -4 addr show scope global` printed:\n{text}"
+            )
+        })
+}
+
+/// Waits until something accepts connections on `addr` (any host).
+pub fn wait_addr(addr: std::net::SocketAddr, timeout: Duration) -> bool {
+    crate::wait::wait_until(timeout, || {
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    })
+}
+
 /// Waits until something accepts connections on 127.0.0.1:`port`.
 pub fn wait_port(port: u16, timeout: Duration) -> bool {
     crate::wait::wait_until(timeout, || {

@@ -46,3 +46,18 @@ impl Drop for Guarded {
         }
     }
 }
+
+/// A command that first moves itself into the cgroup v2 directory `cgroup`,
+/// then execs `program` (so the pid, and the exec record, are the program's).
+pub fn in_cgroup(
+    cgroup: &std::path::Path,
+    program: impl AsRef<std::ffi::OsStr>,
+) -> std::process::Command {
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c")
+        .arg("echo $$ > \"$1/cgroup.procs\" && shift && exec \"$@\"")
+        .arg("sh")
+        .arg(cgroup)
+        .arg(program);
+    c
+}

@@ -20,15 +20,7 @@ impl StdinClient {
     pub fn start(url: &str, cgroup: Option<&Path>) -> StdinClient {
         let py = python();
         let mut cmd = match cgroup {
-            Some(dir) => {
-                let mut c = Command::new("sh");
-                c.arg("-c")
-                    .arg("echo $$ > \"$1/cgroup.procs\" && shift && exec \"$@\"")
-                    .arg("sh")
-                    .arg(dir)
-                    .arg(&py);
-                c
-            }
+            Some(dir) => crate::process::in_cgroup(dir, &py),
             None => Command::new(&py),
         };
         cmd.arg(script("get_on_stdin.py")).arg(url);

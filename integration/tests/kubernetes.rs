@@ -9,8 +9,10 @@
 //! hierarchy, the processes and their cgroup ids, the agent's HTTP client, its
 //! parsing of the API's JSON, and everything after.
 
+use integration::net::{global_ipv4, wait_addr};
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;
+use integration::process::in_cgroup;
 use integration::span_run::SPAN_TIMEOUT;
 use integration::spans::show;
 use integration::stdin_client::StdinClient;
@@ -201,12 +203,7 @@ fn processes_in_pods_get_their_pod_and_workload() {
 
     // The server, inside the checkout pod's container cgroup.
     let port = free_port();
-    let server = Command::new("sh")
-        .arg("-c")
-        .arg("echo $$ > \"$1/cgroup.procs\" && shift && exec \"$@\"")
-        .arg("sh")
-        .arg(checkout_cg.leaf())
-        .arg(python())
+    let server = in_cgroup(checkout_cg.leaf(), python())
         .args([
             "-m",
             "http.server",
@@ -229,19 +226,8 @@ fn processes_in_pods_get_their_pod_and_workload() {
     // The client: curl, inside the loadgen pod's cgroup, living milliseconds;
     // then once more with its own OTEL_SERVICE_NAME, which wins over the pod's.
     let curl_in_loadgen = |env: &[(&str, &str)]| {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg("echo $$ > \"$1/cgroup.procs\" && shift && exec \"$@\"")
-            .arg("sh")
-            .arg(loadgen_cg.leaf())
-            .args([
-                "/usr/bin/curl",
-                "-sS",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-            ])
+        let out = in_cgroup(loadgen_cg.leaf(), "/usr/bin/curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
             .arg(format!("http://127.0.0.1:{port}/state.json"))
             .envs(env.iter().copied())
             .output()
@@ -322,19 +308,7 @@ fn a_remote_pod_ip_is_named_from_its_workload() {
     // The "remote" pod's IP must be a real address here that the server can
     // bind; the server stays out of capture (capture.pids), so only the API
     // can name it.
-    let ip = {
-        let out = Command::new("ip")
-            .args(["-4", "-o", "addr", "show", "scope", "global"])
-            .output()
-            .expect("run `ip`");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.split_whitespace()
-            .skip_while(|w| *w != "inet")
-            .nth(1)
-            .and_then(|c| c.split('/').next())
-            .map(str::to_string)
-            .unwrap_or_else(|| panic!("this test needs a non-loopback IPv4 address:\n{text}"))
-    };
+    let ip = global_ipv4().to_string();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut st = state();
     st["pods"].as_array_mut().expect("pods").push(pod(
@@ -365,10 +339,10 @@ fn a_remote_pod_ip_is_named_from_its_workload() {
     let _server = Guarded::new("http.server", server);
     let addr = format!("{ip}:{port}");
     assert!(
-        wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(
-            &addr
-        )
-        .is_ok()),
+        wait_addr(
+            addr.parse().expect("socket address"),
+            Duration::from_secs(30)
+        ),
         "server did not listen on {addr}"
     );
     let loadgen_cg = PodCgroup::create(&cgroup2_root(), LOADGEN_UID, LOADGEN_CONTAINER);

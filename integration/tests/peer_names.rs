@@ -7,34 +7,14 @@
 //! as a remote peer. The agent runs in its own mount namespace where
 //! /etc/hosts names that address, so the host's real /etc/hosts is untouched.
 
+use integration::net::{global_ipv4, wait_addr};
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;
 use integration::span_run::SPAN_TIMEOUT;
 use integration::spans::show;
 use integration::stdin_client::StdinClient;
-use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// The first global-scope IPv4 address of this host (`ip -4 addr`).
-fn global_ipv4() -> Ipv4Addr {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
-        .output()
-        .expect("run `ip` (iproute2)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .and_then(|cidr| cidr.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "this test needs a non-loopback IPv4 address on the host (the agent \
-                 never looks up loopback peers); `ip -4 addr show scope global` printed:\n{text}"
-            )
-        })
-}
 
 #[test]
 fn a_remote_peer_is_named_from_reverse_dns() {
@@ -64,10 +44,7 @@ fn a_remote_peer_is_named_from_reverse_dns() {
         .expect("start python http.server");
     let _server = Guarded::new("http.server", server);
     assert!(
-        wait_until(Duration::from_secs(30), || std::net::TcpStream::connect((
-            ip, port
-        ))
-        .is_ok()),
+        wait_addr((ip, port).into(), Duration::from_secs(30)),
         "http.server did not listen on {ip}:{port}"
     );
 

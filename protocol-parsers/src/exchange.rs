@@ -159,7 +159,8 @@ pub trait ExchangeSink {
     /// A request head was parsed and queued; its exchange (with the same
     /// `ordinal`) follows once it is answered or ends. Called while the data
     /// that completed the head is being fed, so the caller knows which event
-    /// (and thread) carried it. HTTP/1 only for now.
+    /// (and thread) carried it. HTTP/1: when the head is queued; HTTP/2: when
+    /// a stream's request header block is complete (not for pushed streams).
     fn request_started(&mut self, _head: &RequestHead, _ordinal: u64) {}
 }
 
@@ -168,9 +169,14 @@ pub trait ExchangeSink {
 pub struct CollectingSink {
     pub exchanges: Vec<HttpExchange>,
     pub issues: Vec<ParseIssue>,
+    /// (request target, ordinal) of every `request_started`, in order.
+    pub started: Vec<(String, u64)>,
 }
 
 impl ExchangeSink for CollectingSink {
+    fn request_started(&mut self, head: &RequestHead, ordinal: u64) {
+        self.started.push((head.target.clone(), ordinal));
+    }
     fn exchange(&mut self, exchange: HttpExchange) {
         self.exchanges.push(exchange);
     }

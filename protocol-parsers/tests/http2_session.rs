@@ -711,3 +711,27 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn request_started_gives_each_stream_as_its_headers_complete() {
+    let mut sink = protocol_parsers::CollectingSink::default();
+    let mut s = session();
+    for (i, (side, b)) in conv(vec![
+        (Q, headers(1, &req_block("GET", "/one", "h"), true)),
+        (Q, headers(3, &req_block("GET", "/two", "h"), true)),
+    ])
+    .iter()
+    .enumerate()
+    {
+        s.on_data(*side, i as u64, b, &mut sink);
+    }
+    // Both started before any response: numbered by stream id.
+    assert_eq!(
+        sink.started,
+        vec![("/one".to_string(), 1), ("/two".to_string(), 3)]
+    );
+    assert!(sink.exchanges.is_empty());
+    s.on_data(R, 10, &headers(3, &resp_block("200"), true), &mut sink);
+    assert_eq!(sink.exchanges.len(), 1);
+    assert_eq!(sink.exchanges[0].ordinal, 3);
+}

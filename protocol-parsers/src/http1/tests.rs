@@ -315,6 +315,30 @@ fn pending_overflow_does_not_shift_pairs() {
         .map(|e| (e.request.target.as_str(), e.response_body_size))
         .collect();
     assert_eq!(got, vec![("/1", 0), ("/2", 1), ("/5", 5)]);
+    // Requests dropped by the limit take no number: both ends count alike.
+    let started: Vec<(&str, u64)> = t
+        .sink
+        .started
+        .iter()
+        .map(|(t, o)| (t.as_str(), *o))
+        .collect();
+    assert_eq!(started, vec![("/1", 1), ("/2", 2), ("/5", 3)]);
+    let ordinals: Vec<u64> = t.sink.exchanges.iter().map(|e| e.ordinal).collect();
+    assert_eq!(ordinals, vec![1, 2, 3]);
+}
+
+#[test]
+fn request_started_comes_with_the_head_before_the_response() {
+    let mut t = T::new();
+    let post = b"POST /orders HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n";
+    t.data(REQ, 1, post);
+    // The head is complete (the body is not): started, no exchange yet.
+    assert_eq!(t.sink.started, vec![("/orders".to_string(), 1)]);
+    assert!(t.sink.exchanges.is_empty());
+    t.data(REQ, 2, b"abcd").data(RESP, 3, &ok("x"));
+    t.data(REQ, 4, &get("/next"));
+    assert_eq!(t.sink.started[1], ("/next".to_string(), 2));
+    assert_eq!(t.ex(0).ordinal, 1);
 }
 
 #[test]

@@ -187,6 +187,9 @@ impl Streams {
                 let incomplete = fields.incomplete;
                 let mut s = new_stream(id, fields.into_request(), start_ts, ts, end_stream);
                 s.incomplete = incomplete;
+                if self.open.len() < self.max {
+                    sink.request_started(&s.request, u64::from(id));
+                }
                 self.insert(s, sink);
             }
             Side::Response => {
