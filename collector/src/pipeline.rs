@@ -886,10 +886,10 @@ mod tests {
         }
     }
 
-    fn attr<'a>(s: &'a ExportSpan, key: &str) -> Option<&'a Value> {
-        s.span
-            .attributes
-            .iter()
+    /// The value of attribute `key` as exported (leaked: test-only).
+    fn attr(s: &ExportSpan, key: &str) -> Option<&'static Value> {
+        let all: &'static Vec<span_export::KeyValue> = Box::leak(Box::new(s.attributes()));
+        all.iter()
             .find(|a| a.key == key)
             .and_then(|a| a.value.as_ref())
             .and_then(|v| v.value.as_ref())

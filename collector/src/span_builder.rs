@@ -6,12 +6,12 @@
 
 use conn_tracker::{ConnInfo, Endpoint, Role};
 use protocol_parsers::{ExchangeEnd, HttpExchange};
-use span_export::{span, status, ExportSpan, KeyValue, Span, Status};
+use span_export::{span, status, AttrValue, Attrs, ExportSpan, Span, Status};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::process_table::{kv, ProcessIdentity};
+use crate::process_table::ProcessIdentity;
 use crate::routes::RouteTable;
 
 /// Methods the conventions know; anything else is reported as `_OTHER`.
@@ -260,6 +260,15 @@ pub fn decide_ids(
     }
 }
 
+/// `url.scheme` without an allocation for the usual two.
+fn static_scheme(scheme: &str) -> AttrValue {
+    match scheme {
+        "http" => AttrValue::Static("http"),
+        "https" => AttrValue::Static("https"),
+        other => AttrValue::Owned(other.to_string()),
+    }
+}
+
 /// Builds spans; holds the id generator, the route table, and the text of
 /// recently seen addresses (formatting an address on every span was 15% of
 /// span building).
@@ -268,7 +277,7 @@ pub struct SpanBuilder {
     routes: RouteTable,
     templated_names: bool,
     redactor: crate::redact::QueryRedactor,
-    addresses: HashMap<IpAddr, String, foldhash::fast::FixedState>,
+    addresses: HashMap<IpAddr, Arc<str>, foldhash::fast::FixedState>,
 }
 
 /// Most address strings kept; the cache is cleared when it fills.
@@ -276,16 +285,16 @@ const ADDRESS_CACHE_MAX: usize = 4096;
 
 /// `ip_string` through the builder's cache.
 fn cached_address(
-    cache: &mut HashMap<IpAddr, String, foldhash::fast::FixedState>,
+    cache: &mut HashMap<IpAddr, Arc<str>, foldhash::fast::FixedState>,
     ip: IpAddr,
-) -> String {
+) -> Arc<str> {
     if let Some(s) = cache.get(&ip) {
         return s.clone();
     }
     if cache.len() >= ADDRESS_CACHE_MAX {
         cache.clear();
     }
-    let s = ip_string(ip);
+    let s: Arc<str> = ip_string(ip).into();
     cache.insert(ip, s.clone());
     s
 }
@@ -359,12 +368,12 @@ impl SpanBuilder {
     pub fn build(&mut self, ctx: &SpanContext<'_>, ex: &HttpExchange) -> ExportSpan {
         let is_server = ctx.conn.role == Role::Server;
         let req = &ex.request;
-        let method_known = KNOWN_METHODS.contains(&req.method.as_str());
-        let method = if method_known {
-            req.method.as_str()
-        } else {
-            "_OTHER"
-        };
+        let known_method: Option<&'static str> = KNOWN_METHODS
+            .iter()
+            .copied()
+            .find(|m| *m == req.method.as_str());
+        let method_known = known_method.is_some();
+        let method: &'static str = known_method.unwrap_or("_OTHER");
 
         // origin-form "/p?q", or absolute-form "http://h/p?q" from proxies.
         let target = req.target.as_str();
@@ -387,85 +396,86 @@ impl SpanBuilder {
         };
         let route = self.routes.match_path(path);
 
-        let mut attrs: Vec<KeyValue> = Vec::with_capacity(20);
-        attrs.push(kv("http.request.method", method));
+        let mut attrs = Attrs::with_capacity(24);
+        attrs.push("http.request.method", method);
         if !method_known {
-            attrs.push(kv("http.request.method_original", req.method.as_str()));
+            attrs.push("http.request.method_original", req.method.clone());
         }
-        attrs.push(kv("url.path", path));
+        attrs.push("url.path", path.to_string());
         if let Some(q) = &query {
-            attrs.push(kv("url.query", q.as_ref()));
+            attrs.push("url.query", q.to_string());
         }
         let scheme = req.scheme.as_deref().unwrap_or(ctx.scheme);
-        attrs.push(kv("url.scheme", scheme));
+        attrs.push("url.scheme", static_scheme(scheme));
         if let Some(r) = route {
-            attrs.push(kv("http.route", r));
+            attrs.push("http.route", r.to_string());
         }
-        attrs.push(kv("network.protocol.name", "http"));
-        attrs.push(kv("network.protocol.version", req.version.as_otel()));
-        attrs.push(kv("network.transport", "tcp"));
+        attrs.push("network.protocol.name", "http");
+        attrs.push("network.protocol.version", req.version.as_otel());
+        attrs.push("network.transport", "tcp");
 
         let server_end: &Endpoint = if is_server {
             &ctx.conn.local
         } else {
             &ctx.conn.remote
         };
-        let (server_address, server_port) = match req.authority.as_deref() {
+        let (server_address, server_port): (AttrValue, u16) = match req.authority.as_deref() {
             Some(a) if !a.is_empty() => {
                 let (h, p) = split_authority(a);
-                (h.to_string(), p.unwrap_or(server_end.port))
+                (h.to_string().into(), p.unwrap_or(server_end.port))
             }
             _ => (
-                cached_address(&mut self.addresses, server_end.ip),
+                cached_address(&mut self.addresses, server_end.ip).into(),
                 server_end.port,
             ),
         };
-        attrs.push(kv("server.address", server_address.as_str()));
-        attrs.push(kv("server.port", server_port as i64));
+        let server_host = server_address.as_str().unwrap_or_default();
+        attrs.push("server.address", server_address.clone());
+        attrs.push("server.port", server_port as i64);
         if is_server {
-            attrs.push(kv(
+            attrs.push(
                 "client.address",
                 cached_address(&mut self.addresses, ctx.conn.remote.ip),
-            ));
-            attrs.push(kv("client.port", ctx.conn.remote.port as i64));
+            );
+            attrs.push("client.port", ctx.conn.remote.port as i64);
         } else {
             let default_port = if scheme == "https" { 443 } else { 80 };
             let host_port = if server_port == default_port {
-                server_address.clone()
-            } else if server_address.contains(':') {
-                format!("[{server_address}]:{server_port}")
+                server_host.to_string()
+            } else if server_host.contains(':') {
+                format!("[{server_host}]:{server_port}")
             } else {
-                format!("{server_address}:{server_port}")
+                format!("{server_host}:{server_port}")
             };
-            attrs.push(kv(
+            attrs.push(
                 "url.full",
                 format!("{scheme}://{host_port}{path_and_query}"),
-            ));
+            );
         }
-        attrs.push(kv(
+        attrs.push(
             "network.peer.address",
             cached_address(&mut self.addresses, ctx.conn.remote.ip),
-        ));
-        attrs.push(kv("network.peer.port", ctx.conn.remote.port as i64));
-        attrs.push(kv(
+        );
+        attrs.push("network.peer.port", ctx.conn.remote.port as i64);
+        attrs.push(
             "network.local.address",
             cached_address(&mut self.addresses, ctx.conn.local.ip),
-        ));
-        attrs.push(kv("network.local.port", ctx.conn.local.port as i64));
+        );
+        attrs.push("network.local.port", ctx.conn.local.port as i64);
         if let Some(ua) = &req.user_agent {
-            attrs.push(kv("user_agent.original", ua.as_str()));
+            attrs.push("user_agent.original", ua.clone());
         }
-        attrs.push(kv("http.request.body.size", ex.request_body_size as i64));
+        attrs.push("http.request.body.size", ex.request_body_size as i64);
         if let Some(peer) = ctx.peer_service {
-            attrs.push(kv("service.peer.name", peer));
+            attrs.push("service.peer.name", peer.to_string());
         }
 
         let mut status = Status::default();
         let mut error_type: Option<String> = None;
         match &ex.response {
             Some(resp) => {
-                attrs.push(kv("http.response.status_code", resp.status as i64));
-                attrs.push(kv("http.response.body.size", ex.response_body_size as i64));
+                attrs.push("http.response.status_code", resp.status as i64);
+                attrs.push("http.response.body.size", ex.response_body_size as i64);
                 let threshold = if is_server { 500 } else { 400 };
                 if resp.status >= threshold {
                     error_type = Some(resp.status.to_string());
@@ -482,16 +492,16 @@ impl SpanBuilder {
             // before the response was complete: what is known is reported,
             // marked as such.
             ExchangeEnd::ConnectionClosed => {
-                attrs.push(kv("wirespan.capture.incomplete", "response_truncated"))
+                attrs.push("wirespan.capture.incomplete", "response_truncated")
             }
             ExchangeEnd::Reset => error_type = Some("stream_reset".to_string()),
-            ExchangeEnd::Gap => attrs.push(kv("wirespan.capture.incomplete", "gap")),
+            ExchangeEnd::Gap => attrs.push("wirespan.capture.incomplete", "gap"),
         }
         if ex.headers_incomplete {
-            attrs.push(kv("wirespan.capture.incomplete", "hpack_state_unknown"));
+            attrs.push("wirespan.capture.incomplete", "hpack_state_unknown");
         }
         if let Some(e) = &error_type {
-            attrs.push(kv("error.type", e.as_str()));
+            attrs.push("error.type", e.clone());
             status.code = status::StatusCode::Error as i32;
         }
 
@@ -504,13 +514,13 @@ impl SpanBuilder {
         if grpc {
             let method_name = path.strip_prefix('/').unwrap_or(path);
             rpc_method = Some(method_name);
-            attrs.push(kv("rpc.system.name", "grpc"));
-            attrs.push(kv("rpc.method", method_name));
+            attrs.push("rpc.system.name", "grpc");
+            attrs.push("rpc.method", method_name.to_string());
             let code = ex.response.as_ref().and_then(|r| r.grpc_status);
             match code {
                 Some(code) => {
                     let name = grpc_code_name(code);
-                    attrs.push(kv("rpc.response.status_code", name));
+                    attrs.push("rpc.response.status_code", name);
                     let is_error = if is_server {
                         GRPC_SERVER_ERRORS.contains(&code)
                     } else {
@@ -536,10 +546,10 @@ impl SpanBuilder {
                 None => {}
             }
             if let Some(e) = &error_type {
-                attrs.retain(|a| a.key != "error.type");
-                attrs.push(kv("error.type", e.as_str()));
+                attrs.remove("error.type");
+                attrs.push("error.type", e.clone());
             } else {
-                attrs.retain(|a| a.key != "error.type");
+                attrs.remove("error.type");
             }
             if let Some(m) = ex.response.as_ref().and_then(|r| r.grpc_message.as_deref()) {
                 if status.code == status::StatusCode::Error as i32 {
@@ -593,13 +603,13 @@ impl SpanBuilder {
             },
             start_time_unix_nano: to_unix(start),
             end_time_unix_nano: to_unix(end),
-            attributes: attrs,
             status: Some(status),
             ..Default::default()
         };
         ExportSpan {
             resource: ctx.process.resource.clone(),
             span,
+            attrs,
         }
     }
 }
@@ -696,10 +706,10 @@ mod tests {
         }
     }
 
-    fn attr<'a>(s: &'a ExportSpan, key: &str) -> Option<&'a Value> {
-        s.span
-            .attributes
-            .iter()
+    /// The value of attribute `key` as exported (leaked: test-only).
+    fn attr(s: &ExportSpan, key: &str) -> Option<&'static Value> {
+        let all: &'static Vec<span_export::KeyValue> = Box::leak(Box::new(s.attributes()));
+        all.iter()
             .find(|a| a.key == key)
             .and_then(|a| a.value.as_ref())
             .and_then(|v| v.value.as_ref())
@@ -836,7 +846,7 @@ mod tests {
             attr(&span, "url.full"),
             s("http://shop.example:8080/x?q=1&API_KEY=REDACTED")
         );
-        let text = format!("{:?}", span.span.attributes);
+        let text = format!("{:?}", span.attributes());
         assert!(!text.contains("hunter2"), "{text}");
     }
 

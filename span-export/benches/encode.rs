@@ -60,6 +60,7 @@ fn batch(size: usize, resources: usize) -> Vec<ExportSpan> {
             attributes.extend((0..3).map(|k| str_kv(&format!("wirespan.extra.{k}"), "value")));
             ExportSpan {
                 resource: resources[n as usize % resources.len()].clone(),
+                attrs: Default::default(),
                 span: Span {
                     trace_id: [n as u8; 16].to_vec(),
                     span_id: [n as u8 ^ 0x5a; 8].to_vec(),

@@ -119,6 +119,7 @@ fn template(resource: Arc<ProcessResource>) -> ExportSpan {
     ];
     ExportSpan {
         resource,
+        attrs: Default::default(),
         span: Span {
             trace_id: vec![0; 16],
             span_id: vec![0; 8],

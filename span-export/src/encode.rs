@@ -28,7 +28,13 @@ pub fn encode_request(batch: Vec<ExportSpan>) -> ExportTraceServiceRequest {
     let mut resource_spans: Vec<ResourceSpans> = Vec::new();
     let mut index: HashMap<u64, usize> = HashMap::new();
     let scope = scope();
-    for ExportSpan { resource, span } in batch {
+    for ExportSpan {
+        resource,
+        mut span,
+        attrs,
+    } in batch
+    {
+        span.attributes.extend(attrs.to_key_values());
         let i = *index.entry(resource.id).or_insert_with(|| {
             resource_spans.push(ResourceSpans {
                 resource: Some(Resource {
@@ -84,7 +90,7 @@ pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
     struct Group<'a> {
         attributes: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
         resource_len: usize,
-        spans: Vec<(&'a opentelemetry_proto::tonic::trace::v1::Span, usize)>,
+        spans: Vec<(&'a ExportSpan, usize)>,
         scope_spans_len: usize,
         resource_spans_len: usize,
     }
@@ -92,7 +98,8 @@ pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
     let scope_len = scope.encoded_len();
     let mut groups: Vec<Group<'_>> = Vec::new();
     let mut index: HashMap<u64, usize> = HashMap::new();
-    for ExportSpan { resource, span } in batch {
+    for s in batch {
+        let resource = &s.resource;
         let i = *index.entry(resource.id).or_insert_with(|| {
             let resource_len = resource
                 .attributes
@@ -108,7 +115,9 @@ pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
             });
             groups.len() - 1
         });
-        groups[i].spans.push((span, span.encoded_len()));
+        groups[i]
+            .spans
+            .push((s, s.span.encoded_len() + s.attrs.encoded_len()));
     }
     let mut total = 0;
     for g in &mut groups {
@@ -133,9 +142,10 @@ pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
         scope.encode_raw(&mut buf);
         // `encode_length_delimited` would compute each span's length again.
         // (`encode_raw` writes the fields only; the key and length are ours.)
-        for &(span, len) in &g.spans {
+        for &(s, len) in &g.spans {
             put_delimited_header(&mut buf, FIELD_2, len);
-            span.encode_raw(&mut buf);
+            s.span.encode_raw(&mut buf);
+            s.attrs.encode_raw(&mut buf);
         }
     }
     debug_assert_eq!(buf.len(), total);

@@ -39,6 +39,7 @@
 //! run a local collector for TLS), OTLP/JSON, persistence across restarts,
 //! sampling, or creating spans (the caller fills in ids, times, attributes).
 
+mod attrs;
 mod batch_send;
 mod encode;
 mod exporter;
@@ -50,6 +51,7 @@ mod retry;
 mod settings;
 mod stdout;
 
+pub use attrs::{AttrValue, Attrs};
 pub use encode::{encode_request, encode_request_bytes, scope, span_count};
 pub use exporter::Exporter;
 pub use metrics::DropReason;
@@ -79,7 +81,37 @@ pub struct ProcessResource {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExportSpan {
     pub resource: Arc<ProcessResource>,
+    /// The span; its own `attributes` are exported first, then `attrs`.
     pub span: Span,
+    /// More attributes, without an allocation each (see [`Attrs`]).
+    pub attrs: Attrs,
+}
+
+impl ExportSpan {
+    /// A span whose attributes are all in `span.attributes`.
+    pub fn new(resource: Arc<ProcessResource>, span: Span) -> Self {
+        ExportSpan {
+            resource,
+            span,
+            attrs: Attrs::default(),
+        }
+    }
+
+    /// Every attribute, as exported, as prost `KeyValue`s (allocates: for
+    /// printing and tests).
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        let mut all = self.span.attributes.clone();
+        all.extend(self.attrs.to_key_values());
+        all
+    }
+
+    /// The span as exported, attributes included (allocates).
+    pub fn to_proto(&self) -> Span {
+        Span {
+            attributes: self.attributes(),
+            ..self.span.clone()
+        }
+    }
 }
 
 /// Configuration errors found while resolving settings.

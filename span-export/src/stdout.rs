@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 /// The stdout line for one span (no trailing newline).
 pub fn format_span_line(s: &ExportSpan) -> String {
     let span = &s.span;
-    let attrs = &span.attributes;
+    let all = s.attributes();
+    let attrs = &all;
     let mut line = String::with_capacity(160);
     push_timestamp(&mut line, span.start_time_unix_nano);
     line.push(' ');

@@ -70,6 +70,7 @@ fn client_error_span_line() {
     });
     let s = span_export::ExportSpan {
         resource: res,
+        attrs: Default::default(),
         span: span_export::Span {
             trace_id: vec![0xff; 16],
             span_id: vec![0x11; 8],

@@ -423,6 +423,7 @@ pub fn server_span(resource: &Arc<ProcessResource>, n: u64) -> ExportSpan {
     let start = 1_764_099_601_123_000_000 + n * 1_000;
     ExportSpan {
         resource: resource.clone(),
+        attrs: Default::default(),
         span: Span {
             trace_id: trace_id.to_vec(),
             span_id: span_id.to_vec(),
