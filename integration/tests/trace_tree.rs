@@ -39,7 +39,7 @@ fn hex(b: &[u8]) -> String {
 /// Waits for `expected.len()` spans touching `ports`, stops the agent, and
 /// checks that the spans are exactly `expected`: same count, every node found
 /// once, one trace id for all, and each span's parent the expected span.
-fn assert_tree(run: SpanRun, ports: &[u16], expected: &[Node]) -> Vec<FlatSpan> {
+fn assert_tree(run: SpanRun, ports: &[u16], expected: &[Node]) -> (Vec<FlatSpan>, AgentExit) {
     let touches = |s: &FlatSpan| ports.iter().any(|p| s.involves_port(*p));
     let waited = run.receiver.wait_for(SPAN_TIMEOUT, |s| {
         s.iter().filter(|x| touches(x)).count() >= expected.len()
@@ -117,7 +117,7 @@ fn assert_tree(run: SpanRun, ports: &[u16], expected: &[Node]) -> Vec<FlatSpan> 
             Root => assert!(s.parent_span_id.is_empty(), "{what}: should be a root"),
         }
     }
-    found
+    (found, exit)
 }
 
 fn chain_services() -> (integration::servers::Server, integration::servers::Server) {
@@ -200,7 +200,15 @@ fn a_request_through_two_services_is_one_trace_tree() {
             parent: P(4),
         },
     ];
-    let spans = assert_tree(run, &[frontend.port, backend.port], &tree);
+    let (spans, exit) = assert_tree(run, &[frontend.port, backend.port], &tree);
+    // Both calls were linked in process, and counted as such.
+    assert_eq!(
+        exit.metrics
+            .get("wirespan_in_process_parents_total", &[("result", "linked")]),
+        2.0,
+        "{}",
+        exit.diagnostics()
+    );
     // The children lie within their parents' time.
     let within = |child: &FlatSpan, parent: &FlatSpan| {
         child.start_ns >= parent.start_ns && child.end_ns <= parent.end_ns
@@ -278,6 +286,6 @@ fn a_callers_traceparent_roots_the_tree() {
             parent: P(4),
         },
     ];
-    let spans = assert_tree(run, &[frontend.port, backend.port], &tree);
+    let (spans, _) = assert_tree(run, &[frontend.port, backend.port], &tree);
     assert_eq!(hex(&spans[0].trace_id), trace);
 }
