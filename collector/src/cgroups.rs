@@ -25,7 +25,7 @@ const MAX_WALK_ENTRIES: usize = 100_000;
 const MISS_RETRY: Duration = Duration::from_secs(10);
 
 /// The cgroup v2 mount point, from `/proc/self/mountinfo`.
-fn cgroup2_root() -> Option<PathBuf> {
+pub fn cgroup2_root() -> Option<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     info.lines().find_map(|line| {
         // "... mount-point options - fstype source super-options"

@@ -13,7 +13,7 @@ use conn_tracker::{
 use probes_common::{direction, origin, role};
 use protocol_parsers::{HttpExchange, ParseIssue, RequestHead};
 use self_metrics::{Counter, Gauge, Registry};
-use span_export::ExportSpan;
+use span_export::{AttrValue, ExportSpan};
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// TLS plaintext of a socket is tracked as a connection of its own (its "twin"),
@@ -272,17 +272,18 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
             .by_tuple
             .get(&(conn.remote, conn.local))
             .map(|k| k.tgid);
-        let local_peer =
-            peer_tgid.map(|tgid| self.processes.get_or_load(tgid).service_name.clone());
+        let local_peer = peer_tgid.map(|tgid| {
+            AttrValue::Shared(self.processes.get_or_load(tgid).service_name.clone())
+        });
         let peer = local_peer
             .or_else(|| {
                 self.peers
                     .lookup(conn.remote.ip, conn.remote.port)
-                    .map(str::to_string)
+                    .map(|name| AttrValue::Owned(name.to_string()))
             })
             .or_else(|| {
                 let kube = self.kube.as_ref()?;
-                kube.for_ip(conn.remote.ip).map(|p| p.name)
+                kube.for_ip(conn.remote.ip).map(|p| AttrValue::Owned(p.name))
             })
             .or_else(|| {
                 // Never blocks: a name not yet known is looked up in the
@@ -291,22 +292,29 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
                 if ip.is_loopback() || ip.is_unspecified() {
                     return None;
                 }
-                self.reverse_dns.as_ref()?.lookup(ip).map(|n| n.to_string())
+                self.reverse_dns.as_ref()?.lookup(ip).map(AttrValue::Shared)
             });
+        // Ids fixed ahead (in-process causality) make the link ids moot.
+        let fixed = self
+            .causality
+            .as_mut()
+            .and_then(|c| c.take_ids(conn.role == Role::Server, conn.conn_id, exchange.ordinal));
+        let link = match fixed {
+            Some(_) => None,
+            None => self.links.ids_for(conn, &exchange),
+        };
         let ctx = SpanContext {
             conn,
             process: &process,
-            peer_service: peer.as_deref(),
+            peer_service: peer,
             clock_offset_ns: self.clock_offset_ns,
             scheme: if conn.key.fd & TLS_FD_BIT != 0 {
                 "https"
             } else {
                 "http"
             },
-            link: self.links.ids_for(conn, &exchange),
-            fixed: self.causality.as_mut().and_then(|c| {
-                c.take_ids(conn.role == Role::Server, conn.conn_id, exchange.ordinal)
-            }),
+            link,
+            fixed,
         };
         let span = self.spans.build(&ctx, &exchange);
         let kind = usize::from(conn.role != Role::Server);

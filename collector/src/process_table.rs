@@ -31,7 +31,8 @@ pub struct ProcessIdentity {
     pub pid: u32,
     pub exe_name: String,
     pub exe_path: String,
-    pub service_name: String,
+    /// Shared with every span naming this process as a peer.
+    pub service_name: Arc<str>,
     pub name_source: NameSource,
     pub resource: Arc<ProcessResource>,
 }
@@ -429,7 +430,7 @@ impl ProcessTable {
             pid: facts.pid,
             exe_name,
             exe_path: facts.exe_path,
-            service_name,
+            service_name: service_name.into(),
             name_source,
             resource: Arc::new(ProcessResource { id, attributes }),
         }
@@ -478,7 +479,7 @@ mod tests {
         let mut t = ProcessTable::new(rules, "h".into());
         let a = t.on_exec(facts("/usr/bin/curl", b"A=1\0OTEL_SERVICE_NAME=checkout\0"));
         assert_eq!(
-            (a.service_name.as_str(), a.name_source),
+            (&*a.service_name, a.name_source),
             ("checkout", NameSource::OtelServiceName)
         );
         let b = t.on_exec(facts(
@@ -486,7 +487,7 @@ mod tests {
             b"OTEL_RESOURCE_ATTRIBUTES=service.name=cart,deployment.environment=prod%20eu\0",
         ));
         assert_eq!(
-            (b.service_name.as_str(), b.name_source),
+            (&*b.service_name, b.name_source),
             ("cart", NameSource::OtelResourceAttributes)
         );
         assert_eq!(
@@ -495,12 +496,12 @@ mod tests {
         );
         let c = t.on_exec(facts("/usr/bin/curl", b""));
         assert_eq!(
-            (c.service_name.as_str(), c.name_source),
+            (&*c.service_name, c.name_source),
             ("from-rule", NameSource::ConfigRule)
         );
         let d = t.on_exec(facts("/usr/sbin/nginx", b""));
         assert_eq!(
-            (d.service_name.as_str(), d.name_source),
+            (&*d.service_name, d.name_source),
             ("nginx", NameSource::Executable)
         );
         assert_eq!(
@@ -533,7 +534,7 @@ mod tests {
             attr(&p, "deployment.environment"),
             Some(&any_value::Value::StringValue("dev".into()))
         );
-        assert_eq!(p.service_name, "app");
+        assert_eq!(&*p.service_name, "app");
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub struct SpanContext<'a> {
     pub conn: &'a ConnInfo,
     pub process: &'a Arc<ProcessIdentity>,
     /// The other side's service, when known.
-    pub peer_service: Option<&'a str>,
+    pub peer_service: Option<AttrValue>,
     /// Added to kernel monotonic timestamps to get Unix-epoch nanoseconds.
     pub clock_offset_ns: i64,
     /// "https" once TLS capture marks the connection.
@@ -466,8 +466,8 @@ impl SpanBuilder {
             attrs.push("user_agent.original", ua.clone());
         }
         attrs.push("http.request.body.size", ex.request_body_size as i64);
-        if let Some(peer) = ctx.peer_service {
-            attrs.push("service.peer.name", peer.to_string());
+        if let Some(peer) = &ctx.peer_service {
+            attrs.push("service.peer.name", peer.clone());
         }
 
         let mut status = Status::default();
@@ -728,7 +728,7 @@ mod tests {
             &SpanContext {
                 conn: &c,
                 process: &process,
-                peer_service: Some("frontend"),
+                peer_service: Some(AttrValue::Static("frontend")),
                 clock_offset_ns: 1_000_000,
                 scheme: "http",
                 link: None,

@@ -26,7 +26,9 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
-    fn spawn(name: &str, mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Server {
+    /// Spawns `cmd` (output to `<dir>/server.log`) and waits (bounded) for
+    /// 127.0.0.1:`port` to accept connections; panics with the log if not.
+    pub fn spawn(name: &str, mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Server {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
@@ -134,6 +136,18 @@ pub fn nginx_bin() -> PathBuf {
 /// inside of the `server { }` block after `listen`. Static files go to
 /// `<dir>/html`, written before start.
 pub fn nginx(files: &[(&str, &[u8])], locations: &str) -> Server {
+    nginx_configured("nginx", files, "", |_| locations.to_string())
+}
+
+/// [`nginx`] with `listen_options` after the listen address (such as
+/// `" ssl http2"`) and the server-block directives `server_block` returns,
+/// given the prefix directory (to write certificates into, say).
+pub fn nginx_configured(
+    name: &str,
+    files: &[(&str, &[u8])],
+    listen_options: &str,
+    server_block: impl FnOnce(&Path) -> String,
+) -> Server {
     let dir = temp("wirespan-nginx-");
     let html = dir.path().join("html");
     std::fs::create_dir(&html).expect("html dir");
@@ -143,6 +157,7 @@ pub fn nginx(files: &[(&str, &[u8])], locations: &str) -> Server {
     for sub in ["logs", "tmp"] {
         std::fs::create_dir(dir.path().join(sub)).expect("nginx dir");
     }
+    let locations = server_block(dir.path());
     let port = free_port();
     let p = dir.path().display();
     let conf = format!(
@@ -164,7 +179,7 @@ http {{
     uwsgi_temp_path {p}/tmp/uwsgi;
     scgi_temp_path {p}/tmp/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen_options};
         root {p}/html;
 {locations}
     }}
@@ -180,7 +195,7 @@ http {{
         .arg(&conf_path)
         .arg("-e")
         .arg(dir.path().join("logs/error.log"));
-    Server::spawn("nginx", cmd, port, dir)
+    Server::spawn(name, cmd, port, dir)
 }
 
 /// The children of `pid` (e.g. nginx's worker), from /proc.

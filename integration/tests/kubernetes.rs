@@ -22,13 +22,7 @@ use std::time::Duration;
 
 /// The cgroup v2 mount (`/sys/fs/cgroup` or `/sys/fs/cgroup/unified`).
 fn cgroup2_root() -> PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    info.lines()
-        .find_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2")
-                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
-        })
+    wirespan::cgroups::cgroup2_root()
         .expect("this test needs a cgroup v2 (unified) hierarchy mounted")
 }
 

@@ -18,59 +18,16 @@ use integration::spans::{assert_spans, show, ExpectedSpan, KIND_CLIENT};
 use std::process::Command;
 
 /// nginx with TLS (and HTTP/2 by ALPN) on 127.0.0.1: one worker, foreground,
-/// temp prefix, static files in `<dir>/html`.
+/// temp prefix, static files in `<dir>/html`, a fresh self-signed certificate.
 fn nginx_tls(files: &[(&str, &[u8])]) -> TestServer {
-    let dir = tempdir("wirespan-nginx-tls-");
-    let html = dir.path().join("html");
-    std::fs::create_dir(&html).expect("html dir");
-    for (name, content) in files {
-        std::fs::write(html.join(name), content).expect("write static file");
-    }
-    for sub in ["logs", "tmp"] {
-        std::fs::create_dir(dir.path().join(sub)).expect("nginx dir");
-    }
-    let (cert, key) = self_signed_cert(dir.path());
-    let port = free_port();
-    let p = dir.path().display();
-    let conf = format!(
-        "daemon off;
-master_process on;
-worker_processes 1;
-user root;
-pid {p}/logs/nginx.pid;
-error_log {p}/logs/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    sendfile on;
-    keepalive_timeout 30s;
-    default_type application/octet-stream;
-    client_body_temp_path {p}/tmp/body;
-    proxy_temp_path {p}/tmp/proxy;
-    fastcgi_temp_path {p}/tmp/fastcgi;
-    uwsgi_temp_path {p}/tmp/uwsgi;
-    scgi_temp_path {p}/tmp/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl http2;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        root {p}/html;
-    }}
-}}
-",
-        cert = cert.display(),
-        key = key.display()
-    );
-    let conf_path = dir.path().join("nginx.conf");
-    std::fs::write(&conf_path, conf).expect("write nginx.conf");
-    let mut cmd = Command::new(integration::servers::nginx_bin());
-    cmd.arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf_path)
-        .arg("-e")
-        .arg(dir.path().join("logs/error.log"));
-    TestServer::spawn("nginx (tls)", cmd, port, dir)
+    integration::servers::nginx_configured("nginx (tls)", files, " ssl http2", |dir| {
+        let (cert, key) = self_signed_cert(dir);
+        format!(
+            "        ssl_certificate {};\n        ssl_certificate_key {};",
+            cert.display(),
+            key.display()
+        )
+    })
 }
 
 /// A Python 3 HTTPS server (`http.server` behind `ssl` → libssl.so.3),

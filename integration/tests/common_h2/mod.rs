@@ -339,48 +339,7 @@ pub fn pid_of(s: &FlatSpan) -> Option<i64> {
 }
 
 /// A server process started by a test, killed when dropped.
-pub struct TestServer {
-    pub port: u16,
-    pub process: Guarded,
-    pub dir: tempfile::TempDir,
-}
-
-impl TestServer {
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-
-    /// Spawns `cmd` (output to `<dir>/server.log`) and waits (bounded) for
-    /// 127.0.0.1:`port` to accept connections.
-    pub fn spawn(name: &str, mut cmd: Command, port: u16, dir: tempfile::TempDir) -> TestServer {
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        let mut s = TestServer {
-            port,
-            process: Guarded::new(name, child),
-            dir,
-        };
-        let up = wait_port(port, Duration::from_secs(30));
-        if let Some(status) = s.process.exited() {
-            panic!("{name} exited ({status}) at start; its log:\n{}", s.log());
-        }
-        assert!(
-            up,
-            "{name} never listened on 127.0.0.1:{port}; log:\n{}",
-            s.log()
-        );
-        s
-    }
-}
+pub type TestServer = integration::servers::Server;
 
 pub fn tempdir(prefix: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
