@@ -272,9 +272,8 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
             .by_tuple
             .get(&(conn.remote, conn.local))
             .map(|k| k.tgid);
-        let local_peer = peer_tgid.map(|tgid| {
-            AttrValue::Shared(self.processes.get_or_load(tgid).service_name.clone())
-        });
+        let local_peer = peer_tgid
+            .map(|tgid| AttrValue::Shared(self.processes.get_or_load(tgid).service_name.clone()));
         let peer = local_peer
             .or_else(|| {
                 self.peers
@@ -283,7 +282,8 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
             })
             .or_else(|| {
                 let kube = self.kube.as_ref()?;
-                kube.for_ip(conn.remote.ip).map(|p| AttrValue::Owned(p.name))
+                kube.for_ip(conn.remote.ip)
+                    .map(|p| AttrValue::Owned(p.name))
             })
             .or_else(|| {
                 // Never blocks: a name not yet known is looked up in the
