@@ -156,27 +156,68 @@ impl KernelCounterMetrics {
                     "Syscalls whose payload was cut by the per-call cap or the iovec limit.",
                     &[],
                 ),
-                counter::TLS_CALLS => registry.counter(
+                counter::TLS_CALLS | counter::GO_TLS_CALLS => registry.counter(
                     "wirespan_tls_calls_total",
-                    "SSL_read/SSL_write calls that moved plaintext.",
-                    &[],
+                    "TLS library calls that moved plaintext: SSL_read/SSL_write (OpenSSL, \
+                     BoringSSL) or Go crypto/tls (*Conn).Read/Write.",
+                    &[(
+                        "library",
+                        if i as u32 == counter::GO_TLS_CALLS {
+                            "go"
+                        } else {
+                            "openssl"
+                        },
+                    )],
+                ),
+                counter::GO_FD_CHECK_AGREED | counter::GO_FD_CHECK_DISAGREED => registry.counter(
+                    "wirespan_tls_go_fd_cross_checks_total",
+                    "Go TLS calls whose socket was found both in the tls.Conn and by the \
+                     syscall made inside the call, by whether the two agreed (the tls.Conn's is used).",
+                    &[(
+                        "result",
+                        if i as u32 == counter::GO_FD_CHECK_AGREED {
+                            "agreed"
+                        } else {
+                            "disagreed"
+                        },
+                    )],
                 ),
                 counter::TLS_FD_NESTED
                 | counter::TLS_FD_CACHED
                 | counter::TLS_FD_THREAD
                 | counter::TLS_FD_UNKNOWN
-                | counter::TLS_SOCKET_UNTRACKED => {
+                | counter::TLS_SOCKET_UNTRACKED
+                | counter::TLS_FD_GO_CONN
+                | counter::TLS_FD_GO_CACHED => {
                     let how = match i as u32 {
                         counter::TLS_FD_NESTED => "nested_syscall",
                         counter::TLS_FD_CACHED => "remembered_ssl",
                         counter::TLS_FD_THREAD => "thread_last_read",
                         counter::TLS_FD_UNKNOWN => "not_found",
+                        counter::TLS_FD_GO_CONN => "go_conn_struct",
+                        counter::TLS_FD_GO_CACHED => "remembered_go_conn",
                         _ => "socket_untracked",
                     };
                     registry.counter(
                         "wirespan_tls_calls_by_socket_source_total",
                         "TLS calls by how their socket was found; not_found and socket_untracked lose their plaintext.",
                         &[("source", how)],
+                    )
+                }
+                counter::GO_ORPHAN_READ_GAP | counter::GO_ORPHAN_LOST | counter::GO_WRITE_SHORT => {
+                    registry.counter(
+                        "wirespan_tls_go_incomplete_calls_total",
+                        "Go TLS calls seen only in part: a Read whose entry came before the probes \
+                         (gap_marked: an exact gap on its socket; lost: no socket to mark), a Write \
+                         emitted at entry that sent less (write_short).",
+                        &[(
+                            "result",
+                            match i as u32 {
+                                counter::GO_ORPHAN_READ_GAP => "gap_marked",
+                                counter::GO_ORPHAN_LOST => "lost",
+                                _ => "write_short",
+                            },
+                        )],
                     )
                 }
                 counter::TRUNCATED_BYTES

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Context as _, Result};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
-use probes_common::{counter, ProbeSettings, SocketKey, SocketState};
+use probes_common::{counter, go_cookie, ProbeSettings, SocketKey, SocketState};
 use std::path::Path;
 
 /// The compiled programs, built by build.rs (aya-build) and embedded.
@@ -80,6 +80,9 @@ pub struct Probes {
     ebpf: Ebpf,
     /// Attached program count, for /readyz and the start-up log.
     pub attached: usize,
+    /// The Go TLS probes of each Go executable, so that they can be replaced
+    /// when DWARF corrects the offsets they were attached with.
+    go_links: std::collections::HashMap<std::path::PathBuf, Vec<aya::programs::uprobe::UProbeLinkId>>,
 }
 
 /// Checks made before loading, each failing with one sentence a person can act on.
@@ -257,7 +260,11 @@ impl Probes {
                 .map_err(|e| anyhow!("attaching to tracepoint {category}:{name} failed: {e}"))?;
             attached += 1;
         }
-        Ok(Self { ebpf, attached })
+        Ok(Self {
+            ebpf,
+            attached,
+            go_links: std::collections::HashMap::new(),
+        })
     }
 
     /// The ring buffer; can be taken once.
@@ -357,6 +364,91 @@ impl Probes {
             hooked += 1;
         }
         Ok(hooked)
+    }
+
+    /// Attaches the Go crypto/tls probes to one Go executable: the `go_tls`
+    /// program at the entry and at every `RET` of `(*Conn).Write` and
+    /// `(*Conn).Read`, each with a cookie saying which it is and carrying the
+    /// binary's struct offsets. All or nothing: on a failure the probes
+    /// already attached to this file are detached. Attaching a file again
+    /// replaces its probes: the new ones are attached before the old ones
+    /// are detached, so no call is missed (a call seen by both sets emits
+    /// once: the first return takes the goroutine's entry). Returns the
+    /// probe count.
+    pub fn attach_go_tls(&mut self, target: &Path, go: &go_binary::GoTlsTargets) -> Result<usize> {
+        let prog: &mut UProbe = self
+            .ebpf
+            .program_mut("go_tls")
+            .context("program go_tls missing from the eBPF object")?
+            .try_into()?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|e| {
+                anyhow!(
+                    "the kernel refused eBPF program go_tls: {}",
+                    verifier_summary(&e)
+                )
+            })?;
+        }
+        let offsets = go.offsets.and_then(|(o, _)| {
+            Some(go_cookie::ConnFdOffsets {
+                tls_conn_conn: u8::try_from(o.tls_conn_conn).ok()?,
+                net_conn_fd: u8::try_from(o.net_conn_fd).ok()?,
+                netfd_pfd: u8::try_from(o.netfd_pfd).ok()?,
+                pfd_sysfd: u8::try_from(o.pfd_sysfd).ok()?,
+            })
+        });
+        // Returns first: an entry without its returns would leave a
+        // per-goroutine entry behind (harmless, LRU, but wasted).
+        // Each function's entry right after its returns, so that the window
+        // in which a call's return is probed but not its entry is short.
+        let mut points: Vec<(u64, u64)> = Vec::new();
+        for (f, ret_kind, entry_kind) in [
+            (
+                &go.write,
+                go_cookie::kind::WRITE_RETURN,
+                go_cookie::kind::WRITE_ENTRY,
+            ),
+            (
+                &go.read,
+                go_cookie::kind::READ_RETURN,
+                go_cookie::kind::READ_ENTRY,
+            ),
+        ] {
+            for &ret in &f.return_file_offsets {
+                points.push((ret, go_cookie::pack(ret_kind, None)));
+            }
+            points.push((f.entry_file_offset, go_cookie::pack(entry_kind, offsets)));
+        }
+        let mut links = Vec::with_capacity(points.len());
+        for (offset, cookie) in points {
+            let point = aya::programs::uprobe::UProbeAttachPoint {
+                location: aya::programs::uprobe::UProbeAttachLocation::AbsoluteOffset(offset),
+                cookie: Some(cookie),
+            };
+            match prog.attach(
+                point,
+                target,
+                aya::programs::uprobe::UProbeScope::AllProcesses,
+            ) {
+                Ok(link) => links.push(link),
+                Err(e) => {
+                    for link in links {
+                        let _ = prog.detach(link);
+                    }
+                    return Err(anyhow!(
+                        "attaching a Go TLS uprobe at file offset {offset:#x} of {}: {e}",
+                        target.display()
+                    ));
+                }
+            }
+        }
+        let n = links.len();
+        if let Some(old) = self.go_links.insert(target.to_path_buf(), links) {
+            for link in old {
+                let _ = prog.detach(link);
+            }
+        }
+        Ok(n)
     }
 
     /// A handle on the per-CPU counters.

@@ -305,8 +305,27 @@ fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(file) }
 }
 
-/// Everything [`GoTlsTargets`] holds, from the bytes of an executable.
+/// Everything [`GoTlsTargets`] holds, from the bytes of an executable, with
+/// the offsets from DWARF when the binary has it.
 pub fn inspect_tls_bytes(data: &[u8]) -> Result<GoTlsTargets, GoBinaryError> {
+    inspect(data, true)
+}
+
+/// [`inspect_tls_bytes`] without reading DWARF (inflating it takes 10–20 ms
+/// for a 7 MB binary, longer than a short-lived client lives): the offsets
+/// come from the version table only, and `has_dwarf` says whether
+/// [`dwarf_conn_offsets`] can confirm them afterwards.
+pub fn inspect_tls_bytes_quick(data: &[u8]) -> Result<GoTlsTargets, GoBinaryError> {
+    inspect(data, false)
+}
+
+/// The `*tls.Conn` → fd offsets from the executable's own DWARF.
+pub fn dwarf_conn_offsets(data: &[u8]) -> Result<dwarf_offsets::DwarfOutcome, GoBinaryError> {
+    let file = ElfFile64::<LittleEndian>::parse(data).map_err(|e| GoBinaryError::BadElf(e.to_string()))?;
+    Ok(dwarf_offsets::read_offsets(&file))
+}
+
+fn inspect(data: &[u8], with_dwarf: bool) -> Result<GoTlsTargets, GoBinaryError> {
     if data.get(..4) != Some(&object::elf::ELFMAG[..]) {
         return Err(GoBinaryError::NotElf);
     }
@@ -345,7 +364,7 @@ pub fn inspect_tls_bytes(data: &[u8]) -> Result<GoTlsTargets, GoBinaryError> {
 
     let has_symtab = file.section_by_name(".symtab").is_some();
     let has_dwarf = file.section_by_name(".debug_info").is_some();
-    let from_dwarf = if has_dwarf {
+    let from_dwarf = if has_dwarf && with_dwarf {
         match dwarf_offsets::read_offsets(&file) {
             dwarf_offsets::DwarfOutcome::Found(offsets) => Some(offsets),
             _ => None,

@@ -9,6 +9,7 @@
 //!   `$WIRESPAN_BIN`, else `<workspace>/target/debug/wirespan` ([`binary`]).
 //! * **Debian packages**: `python3` (3.11), `curl`, `nginx-light`.
 //! * **pip**: `pip install rotel` (for the real-collector test, `tests/rotel.rs`).
+//! * **Go**: Debian's `golang-1.19-go` ([`go`] builds the programs in `integration/go/`).
 //!
 //! # How to run
 //!
@@ -31,12 +32,13 @@
 //! OTLP receiver, [`spans`] flattens what it received, [`capture`] rebuilds
 //! streams from a recording, [`servers`] starts real servers, [`python`] runs
 //! the helper scripts in `integration/scripts/`, [`net`] has port helpers,
-//! [`rotel`] runs the real collector.
+//! [`rotel`] runs the real collector, [`go`] builds the Go test programs.
 
 pub mod agent;
 pub mod binary;
 pub mod capture;
 pub mod curl;
+pub mod go;
 pub mod http_expect;
 pub mod metrics;
 pub mod net;

@@ -130,7 +130,27 @@ pub mod counter {
     pub const TLS_SOCKET_UNTRACKED: u32 = 17;
     /// Ciphertext bytes not copied because the socket's plaintext is captured.
     pub const TLS_CIPHERTEXT_BYTES: u32 = 18;
-    pub const COUNT: u32 = 19;
+    /// Go crypto/tls `(*Conn).Read`/`Write` calls that returned data.
+    pub const GO_TLS_CALLS: u32 = 19;
+    /// ... whose socket was read from the `tls.Conn` (conn -> netFD -> Sysfd).
+    pub const TLS_FD_GO_CONN: u32 = 20;
+    /// ... whose socket was remembered for that `tls.Conn` from an earlier call.
+    pub const TLS_FD_GO_CACHED: u32 = 21;
+    /// Go calls where both the `tls.Conn` and the nested syscall named a
+    /// socket and the two agreed (the cross-check of the struct offsets).
+    pub const GO_FD_CHECK_AGREED: u32 = 22;
+    /// ... and disagreed (the `tls.Conn`'s socket is used).
+    pub const GO_FD_CHECK_DISAGREED: u32 = 23;
+    /// A Go `Read` returned data but its entry was not seen (it began before
+    /// the probes were attached): a gap of that size was marked on the socket
+    /// the thread last read, so the stream says exactly what is missing.
+    pub const GO_ORPHAN_READ_GAP: u32 = 24;
+    /// ... and no socket could be named: the plaintext is lost, unmarked.
+    pub const GO_ORPHAN_LOST: u32 = 25;
+    /// A Go `Write` emitted at its entry returned fewer bytes than it was
+    /// given (the connection failed): the stream holds bytes never sent.
+    pub const GO_WRITE_SHORT: u32 = 26;
+    pub const COUNT: u32 = 27;
 
     /// Label for each index, in order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -153,6 +173,14 @@ pub mod counter {
         "tls_fd_unknown",
         "tls_socket_untracked",
         "tls_ciphertext_bytes",
+        "go_tls_calls",
+        "tls_fd_go_conn",
+        "tls_fd_go_cached",
+        "go_fd_check_agreed",
+        "go_fd_check_disagreed",
+        "go_orphan_read_gap",
+        "go_orphan_lost",
+        "go_write_short",
     ];
 }
 
@@ -269,6 +297,68 @@ pub struct SocketKey {
     pub fd: i32,
 }
 
+/// The BPF cookie of each Go crypto/tls uprobe: what the hooked instruction
+/// is, and the struct offsets that lead from a `*tls.Conn` to its socket fd in
+/// that binary. One program serves every Go binary; the cookie carries what
+/// differs between them, so no per-binary map is needed.
+///
+/// Layout: bits 0..8 the [`go_cookie::kind`]; bit 8 set when the offsets are
+/// known; then one byte each, from bit 16: `tls.Conn.conn`, `net.conn.fd`,
+/// `netFD.pfd`, `poll.FD.Sysfd`.
+pub mod go_cookie {
+    pub mod kind {
+        /// Entry of `crypto/tls.(*Conn).Write`.
+        pub const WRITE_ENTRY: u64 = 1;
+        /// Entry of `crypto/tls.(*Conn).Read`.
+        pub const READ_ENTRY: u64 = 2;
+        /// A `RET` instruction of `(*Conn).Write`.
+        pub const WRITE_RETURN: u64 = 3;
+        /// A `RET` instruction of `(*Conn).Read`.
+        pub const READ_RETURN: u64 = 4;
+    }
+    const OFFSETS_KNOWN: u64 = 1 << 8;
+
+    /// Offsets from a `*tls.Conn` to the socket fd, in bytes.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ConnFdOffsets {
+        pub tls_conn_conn: u8,
+        pub net_conn_fd: u8,
+        pub netfd_pfd: u8,
+        pub pfd_sysfd: u8,
+    }
+
+    /// The cookie for a probe of `kind` in a binary with `offsets`.
+    pub const fn pack(kind: u64, offsets: Option<ConnFdOffsets>) -> u64 {
+        match offsets {
+            None => kind & 0xff,
+            Some(o) => {
+                (kind & 0xff)
+                    | OFFSETS_KNOWN
+                    | (o.tls_conn_conn as u64) << 16
+                    | (o.net_conn_fd as u64) << 24
+                    | (o.netfd_pfd as u64) << 32
+                    | (o.pfd_sysfd as u64) << 40
+            }
+        }
+    }
+
+    pub const fn kind(cookie: u64) -> u64 {
+        cookie & 0xff
+    }
+
+    pub const fn offsets(cookie: u64) -> Option<ConnFdOffsets> {
+        if cookie & OFFSETS_KNOWN == 0 {
+            return None;
+        }
+        Some(ConnFdOffsets {
+            tls_conn_conn: (cookie >> 16) as u8,
+            net_conn_fd: (cookie >> 24) as u8,
+            netfd_pfd: (cookie >> 32) as u8,
+            pfd_sysfd: (cookie >> 40) as u8,
+        })
+    }
+}
+
 /// Flags in [`SocketState::flags`].
 pub mod socket_flag {
     /// User space decided the connection carries nothing it parses: count its
@@ -279,8 +369,9 @@ pub mod socket_flag {
     pub const TLS: u32 = 2;
 }
 
-/// Value of the socket map. The stream offsets are advanced atomically by the
-/// probes, so every byte has an exact position and a lost record is a measurable gap.
+/// Value of the socket map. The probes advance the stream offsets as they copy
+/// (a plain read-modify-write, not atomic: see ARCHITECTURE.md), so every byte
+/// has an exact position and a lost record is a measurable gap.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SocketState {
@@ -385,6 +476,22 @@ mod tests {
     #[test]
     fn counter_names_are_unique_and_named() {
         assert_eq!(counter::NAMES.len(), counter::COUNT as usize);
+    }
+
+    #[test]
+    fn go_cookie_round_trips() {
+        let o = go_cookie::ConnFdOffsets {
+            tls_conn_conn: 0,
+            net_conn_fd: 8,
+            netfd_pfd: 255,
+            pfd_sysfd: 16,
+        };
+        let c = go_cookie::pack(go_cookie::kind::READ_ENTRY, Some(o));
+        assert_eq!(go_cookie::kind(c), go_cookie::kind::READ_ENTRY);
+        assert_eq!(go_cookie::offsets(c), Some(o));
+        let c = go_cookie::pack(go_cookie::kind::READ_RETURN, None);
+        assert_eq!(go_cookie::kind(c), go_cookie::kind::READ_RETURN);
+        assert_eq!(go_cookie::offsets(c), None);
         for (i, a) in counter::NAMES.iter().enumerate() {
             assert!(!a.is_empty() && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
             for b in &counter::NAMES[i + 1..] {

@@ -1,4 +1,4 @@
-//! Helpers shared by `tests/http2.rs`, `tests/grpc.rs` and `tests/tls.rs`:
+//! Helpers shared by `tests/http2.rs`, `tests/grpc.rs`, `tests/tls.rs` and `tests/go_tls.rs`:
 //! one agent plus OTLP receiver per test, bounded command runs, span
 //! selection by port, and the expected-span templates for HTTP/2 and TLS.
 //!
@@ -328,6 +328,19 @@ pub fn self_signed_cert(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) 
         String::from_utf8_lossy(&out.stderr)
     );
     (cert, key)
+}
+
+/// nginx with TLS (and HTTP/2 by ALPN) on 127.0.0.1: one worker, foreground,
+/// temp prefix, static files in `<dir>/html`, a fresh self-signed certificate.
+pub fn nginx_tls(files: &[(&str, &[u8])]) -> TestServer {
+    integration::servers::nginx_configured("nginx (tls)", files, " ssl http2", |dir| {
+        let (cert, key) = self_signed_cert(dir);
+        format!(
+            "        ssl_certificate {};\n        ssl_certificate_key {};",
+            cert.display(),
+            key.display()
+        )
+    })
 }
 
 /// The span's `process.pid` resource attribute.

@@ -109,8 +109,67 @@ pub struct TlsCall {
     pub direction: u32,
     /// Nested SSL_* calls on the same thread: only the outermost one emits.
     pub depth: u32,
+    /// One of [`tls_call_kind`].
     pub is_ex: u32,
 }
+
+/// What kind of call a [`TlsCall`] is.
+pub mod tls_call_kind {
+    /// SSL_read / SSL_write: the length is the return value.
+    pub const PLAIN: u32 = 0;
+    /// SSL_read_ex / SSL_write_ex: the length is stored through `len_ptr`.
+    pub const EX: u32 = 1;
+    /// A Go crypto/tls call on this thread: only its nested socket is learned
+    /// here (`ssl` is the `*tls.Conn`); the call itself lives in `GO_TLS_ACTIVE`.
+    pub const GO: u32 = 2;
+}
+
+/// Which goroutine: Go moves goroutines between threads, so a Go call's state
+/// is keyed by its `g` (R14 in the register ABI), not by the thread.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoroutineKey {
+    pub g: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+/// A `*tls.Conn` of one process (heap addresses repeat across Go processes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoConnKey {
+    pub conn: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+/// A Go crypto/tls `Read`/`Write` between its entry and one of its `RET`s.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoTlsCall {
+    /// The `*tls.Conn` receiver.
+    pub conn: u64,
+    /// The plaintext buffer (`b []byte`'s data pointer and length).
+    pub buf: u64,
+    pub len: u64,
+    /// The entry probe's cookie: kind and struct offsets of this binary.
+    pub cookie: u64,
+    pub direction: u32,
+    /// The socket a `Write` was emitted on at its entry, or -1.
+    pub emitted_fd: i32,
+}
+
+/// Go TLS calls in progress, per goroutine. A goroutine parked in `Read` on an
+/// idle keep-alive connection holds its entry, hence the size; LRU so that a
+/// goroutine that never returns cannot leak one.
+#[map]
+pub static GO_TLS_ACTIVE: LruHashMap<GoroutineKey, GoTlsCall> =
+    LruHashMap::with_max_entries(65536, 0);
+
+/// `*tls.Conn` → socket fd, learned once and reused for calls that make no
+/// syscall (a `Read` served from the connection's buffer).
+#[map]
+pub static GO_CONN_FD: LruHashMap<GoConnKey, i32> = LruHashMap::with_max_entries(65536, 0);
 
 /// TLS calls in progress, per thread.
 #[map]

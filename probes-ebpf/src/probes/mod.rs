@@ -2,6 +2,7 @@
 
 mod conn;
 mod data;
+mod go_tls;
 mod maps;
 mod proc;
 mod tls;

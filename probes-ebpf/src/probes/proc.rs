@@ -113,7 +113,10 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
             }
         }
     }
-    entry.submit(ring_flags());
+    // Wake user space now: a new executable with its own TLS (Go, static
+    // OpenSSL) must be hooked before a short-lived process's first TLS call.
+    const BPF_RB_FORCE_WAKEUP: u64 = 2;
+    entry.submit(BPF_RB_FORCE_WAKEUP);
     0
 }
 

@@ -24,7 +24,7 @@ use probes_common::{counter, direction, socket_flag, source, SocketKey};
 
 use super::{
     data::{data_header, emit, read_user_u64},
-    maps::{shape, TlsCall, SOCKETS, THREAD_LAST_FD, TLS_ACTIVE, TLS_SSL_FD},
+    maps::{shape, tls_call_kind, TlsCall, SOCKETS, THREAD_LAST_FD, TLS_ACTIVE, TLS_SSL_FD},
     util::{count, current_ids, fetch_add},
 };
 
@@ -33,9 +33,12 @@ fn enter(ctx: &ProbeContext, dir: u32, is_ex: bool) -> u32 {
     let (id, _, _) = current_ids();
     if let Some(active) = TLS_ACTIVE.get_ptr_mut(&id) {
         // An SSL_* call inside another (a library calling its own API): only
-        // the outermost call's return emits.
-        unsafe { (*active).depth += 1 };
-        return 0;
+        // the outermost call's return emits. A Go call's marker is not a
+        // call of this library: replace it.
+        if unsafe { (*active).is_ex } != tls_call_kind::GO {
+            unsafe { (*active).depth += 1 };
+            return 0;
+        }
     }
     let ssl: u64 = ctx.arg(0).unwrap_or(0);
     let buf: u64 = ctx.arg(1).unwrap_or(0);
@@ -47,7 +50,11 @@ fn enter(ctx: &ProbeContext, dir: u32, is_ex: bool) -> u32 {
         fd: -1,
         direction: dir,
         depth: 0,
-        is_ex: u32::from(is_ex),
+        is_ex: if is_ex {
+            tls_call_kind::EX
+        } else {
+            tls_call_kind::PLAIN
+        },
     };
     let _ = TLS_ACTIVE.insert(&id, &call, 0);
     0
@@ -79,6 +86,9 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     let (id, tgid, tid) = current_ids();
     let call = match TLS_ACTIVE.get_ptr_mut(&id) {
         Some(p) => unsafe {
+            if (*p).is_ex == tls_call_kind::GO {
+                return 0;
+            }
             if (*p).depth > 0 {
                 (*p).depth -= 1;
                 return 0;
@@ -89,7 +99,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     };
     let _ = TLS_ACTIVE.remove(&id);
     let ret: i64 = ctx.ret::<i32>() as i64;
-    let len: u64 = if call.is_ex != 0 {
+    let len: u64 = if call.is_ex == tls_call_kind::EX {
         if ret != 1 {
             return 0;
         }
@@ -121,29 +131,49 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         return 0;
     };
 
+    emit_plaintext(tgid, tid, fd, call.direction, call.buf, len);
+    0
+}
+
+/// Emits `len` plaintext bytes at `buf` as the TLS twin stream of socket
+/// (`tgid`, `fd`) in direction `dir`, and marks the socket so that its
+/// ciphertext is counted, not copied. Shared by the OpenSSL and Go probes.
+#[inline(always)]
+pub(super) fn emit_plaintext(tgid: u32, tid: u32, fd: i32, dir: u32, buf: u64, len: u64) {
+    emit_twin(tgid, tid, fd, dir, buf, len, shape::BUFFER);
+}
+
+/// Advances the TLS twin stream by `len` bytes that could not be copied: a
+/// header-only record, which user space treats as an exact gap.
+#[inline(always)]
+pub(super) fn emit_plaintext_gap(tgid: u32, tid: u32, fd: i32, dir: u32, len: u64) {
+    emit_twin(tgid, tid, fd, dir, 0, len, shape::NONE);
+}
+
+#[inline(always)]
+fn emit_twin(tgid: u32, tid: u32, fd: i32, dir: u32, buf: u64, len: u64, buf_shape: u32) {
     let key = SocketKey { tgid, fd };
     let state = match SOCKETS.get_ptr_mut(&key) {
         Some(p) => p,
         None => {
             count(counter::TLS_SOCKET_UNTRACKED, 1);
-            return 0;
+            return;
         }
     };
     let (conn_id, offset) = unsafe {
         (*state).flags |= socket_flag::TLS;
-        let off = if call.direction == direction::EGRESS {
+        let off = if dir == direction::EGRESS {
             &raw mut (*state).tls_egress_offset
         } else {
             &raw mut (*state).tls_ingress_offset
         };
         ((*state).conn_id, fetch_add(off, len))
     };
-    let src = if call.direction == direction::EGRESS {
+    let src = if dir == direction::EGRESS {
         source::TLS_WRITE
     } else {
         source::TLS_READ
     };
-    let header = data_header(tgid, tid, fd, conn_id, offset, len, call.direction, src);
-    emit(header, shape::BUFFER, call.buf, 0);
-    0
+    let header = data_header(tgid, tid, fd, conn_id, offset, len, dir, src);
+    emit(header, buf_shape, buf, 0);
 }

@@ -1,0 +1,289 @@
+//! Go crypto/tls plaintext: uprobes on the entry and on every `RET`
+//! instruction of `crypto/tls.(*Conn).Write` and `crypto/tls.(*Conn).Read` in
+//! each Go executable. No uretprobe: it rewrites the return address on the
+//! stack, and Go moves goroutine stacks, which then crashes the program.
+//!
+//! One program serves every probe; its BPF cookie says which instruction it
+//! is on and carries that binary's struct offsets (`probes_common::go_cookie`).
+//!
+//! The call's state is keyed by goroutine (a goroutine parked inside `Read`
+//! resumes on any thread). A `Read` is emitted at a RET (the plaintext is
+//! there only then); a `Write` at its entry when its socket is already known
+//! (so that the request precedes the response in the ring), else at a RET.
+//! The socket comes from, in order:
+//! - the `tls.Conn` itself: `conn` (a `net.Conn` interface; its data word is
+//!   the `*net.TCPConn`) → `fd *netFD` → `pfd poll.FD` → `Sysfd`, when user
+//!   space knows the offsets (DWARF or its version table) and the fd found is
+//!   a tracked socket of this process;
+//! - the syscall Go made on this thread inside the call (the marker left in
+//!   `TLS_ACTIVE`, filled by `data::enter`), also a cross-check of the first;
+//! - the fd remembered for this `tls.Conn` from an earlier call.
+//!
+//! Relied on (Go ≥ 1.17 on amd64, register ABI "ABIInternal"):
+//!   func (c *Conn) Write(b []byte) (int, error)
+//!   func (c *Conn) Read(b []byte) (int, error)
+//!   at entry: RAX = c, RBX = b's data pointer, RCX = len(b);
+//!   at each RET: RAX = the int result; R14 = the current goroutine's g
+//!   throughout Go code.
+
+use aya_ebpf::{
+    helpers::{bpf_probe_read_user, generated::bpf_get_attach_cookie},
+    macros::uprobe,
+    programs::ProbeContext,
+    EbpfContext,
+};
+use probes_common::{counter, direction, go_cookie, SocketKey};
+
+use super::{
+    maps::{
+        tls_call_kind, GoConnKey, GoTlsCall, GoroutineKey, TlsCall, GO_CONN_FD, GO_TLS_ACTIVE,
+        SOCKETS, THREAD_LAST_FD, TLS_ACTIVE,
+    },
+    tls::{emit_plaintext, emit_plaintext_gap},
+    util::{count, current_ids},
+};
+
+/// Largest fd taken from a `poll.FD` as plausible (the kernel's default
+/// `nr_open` is 1 Mi).
+const MAX_FD: i64 = 1 << 20;
+
+#[uprobe]
+pub fn go_tls(ctx: ProbeContext) -> u32 {
+    // SAFETY: the helper only reads the cookie of the link that ran us.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    match go_cookie::kind(cookie) {
+        go_cookie::kind::WRITE_ENTRY => entry(&ctx, cookie, direction::EGRESS),
+        go_cookie::kind::READ_ENTRY => entry(&ctx, cookie, direction::INGRESS),
+        go_cookie::kind::WRITE_RETURN => on_return(&ctx, direction::EGRESS),
+        go_cookie::kind::READ_RETURN => on_return(&ctx, direction::INGRESS),
+        _ => 0,
+    }
+}
+
+#[inline(always)]
+fn entry(ctx: &ProbeContext, cookie: u64, dir: u32) -> u32 {
+    // SAFETY: a uprobe's context is the task's saved user registers.
+    let (g, conn, buf, len) = unsafe {
+        (
+            (*ctx.regs).r14,
+            (*ctx.regs).rax,
+            (*ctx.regs).rbx,
+            (*ctx.regs).rcx,
+        )
+    };
+    if g == 0 || conn == 0 {
+        return 0;
+    }
+    let (id, tgid, tid) = current_ids();
+    let mut call = GoTlsCall {
+        conn,
+        buf,
+        len,
+        cookie,
+        direction: dir,
+        emitted_fd: -1,
+    };
+    // A write is emitted at its entry when its socket is known already: the
+    // request must be in the ring before the response, which another thread
+    // can read before this one reaches the RET.
+    if dir == direction::EGRESS && len > 0 {
+        let fd = known_fd(conn, tgid, cookie);
+        if fd >= 0 {
+            count(counter::GO_TLS_CALLS, 1);
+            emit_plaintext(tgid, tid, fd, dir, buf, len);
+            call.emitted_fd = fd;
+        }
+    }
+    let key = GoroutineKey { g, tgid, _pad: 0 };
+    // A second entry for the same goroutine (the prologue grew the stack and
+    // restarted the function) replaces the first with the same arguments.
+    let _ = GO_TLS_ACTIVE.insert(&key, &call, 0);
+    // Lets the syscall hook note the socket this thread uses inside the call.
+    let marker = TlsCall {
+        ssl: conn,
+        buf: 0,
+        len_ptr: 0,
+        fd: -1,
+        direction: dir,
+        depth: 0,
+        is_ex: tls_call_kind::GO,
+    };
+    let _ = TLS_ACTIVE.insert(&id, &marker, 0);
+    0
+}
+
+/// The socket of `conn` from the `tls.Conn` itself (counted
+/// `TLS_FD_GO_CONN`) or remembered from an earlier call (`TLS_FD_GO_CACHED`),
+/// when it is a tracked socket of this process; else -1.
+#[inline(always)]
+fn known_fd(conn: u64, tgid: u32, cookie: u64) -> i32 {
+    if let Some(o) = go_cookie::offsets(cookie) {
+        let fd = conn_fd(conn, o);
+        if fd >= 0 && is_tracked(tgid, fd) {
+            count(counter::TLS_FD_GO_CONN, 1);
+            return fd;
+        }
+    }
+    let conn_key = GoConnKey {
+        conn,
+        tgid,
+        _pad: 0,
+    };
+    if let Some(fd) = unsafe { GO_CONN_FD.get(&conn_key) } {
+        let fd = *fd;
+        if is_tracked(tgid, fd) {
+            count(counter::TLS_FD_GO_CACHED, 1);
+            return fd;
+        }
+    }
+    -1
+}
+
+#[inline(always)]
+fn on_return(ctx: &ProbeContext, dir: u32) -> u32 {
+    // SAFETY: as in `entry`.
+    let (g, n) = unsafe { ((*ctx.regs).r14, (*ctx.regs).rax as i64) };
+    let (id, tgid, tid) = current_ids();
+    let key = GoroutineKey { g, tgid, _pad: 0 };
+    let call = match unsafe { GO_TLS_ACTIVE.get(&key) } {
+        Some(c) => *c,
+        None => {
+            if n > 0 {
+                orphan_return(id, tgid, tid, dir, n as u64);
+            }
+            return 0;
+        }
+    };
+    let _ = GO_TLS_ACTIVE.remove(&key);
+    let nested = take_nested_fd(id, call.conn);
+    if call.emitted_fd >= 0 {
+        if nested >= 0 {
+            cross_check(nested, call.emitted_fd);
+        }
+        if n < call.len as i64 {
+            count(counter::GO_WRITE_SHORT, 1);
+        }
+        return 0;
+    }
+    if n <= 0 {
+        return 0;
+    }
+    let conn_key = GoConnKey {
+        conn: call.conn,
+        tgid,
+        _pad: 0,
+    };
+    let from_conn = match go_cookie::offsets(call.cookie) {
+        Some(o) => conn_fd(call.conn, o),
+        None => -1,
+    };
+    let fd = if from_conn >= 0 && is_tracked(tgid, from_conn) {
+        if nested >= 0 {
+            cross_check(nested, from_conn);
+        }
+        count(counter::TLS_FD_GO_CONN, 1);
+        from_conn
+    } else if nested >= 0 {
+        count(counter::TLS_FD_NESTED, 1);
+        let _ = GO_CONN_FD.insert(&conn_key, &nested, 0);
+        nested
+    } else if let Some(fd) = unsafe { GO_CONN_FD.get(&conn_key) } {
+        count(counter::TLS_FD_GO_CACHED, 1);
+        *fd
+    } else {
+        count(counter::TLS_FD_UNKNOWN, 1);
+        return 0;
+    };
+    count(counter::GO_TLS_CALLS, 1);
+    emit_plaintext(tgid, tid, fd, call.direction, call.buf, n as u64);
+    0
+}
+
+#[inline(always)]
+fn cross_check(nested: i32, used: i32) {
+    count(
+        if nested == used {
+            counter::GO_FD_CHECK_AGREED
+        } else {
+            counter::GO_FD_CHECK_DISAGREED
+        },
+        1,
+    );
+}
+
+/// A call returned `n` bytes but its entry was never seen: it began before
+/// the probes were attached (a goroutine parked in `Read` on a keep-alive
+/// connection). Its bytes cannot be copied (the buffer is unknown), but for
+/// a `Read` the socket is the one this thread just read the ciphertext from:
+/// an exact gap is marked there, so the parsers know a message is missing
+/// instead of pairing around it.
+#[inline(always)]
+fn orphan_return(id: u64, tgid: u32, tid: u32, dir: u32, n: u64) {
+    if dir == direction::INGRESS {
+        if let Some(fd) = unsafe { THREAD_LAST_FD.get(&id) } {
+            let fd = *fd;
+            if is_tracked(tgid, fd) {
+                count(counter::GO_ORPHAN_READ_GAP, 1);
+                emit_plaintext_gap(tgid, tid, fd, dir, n);
+                return;
+            }
+        }
+    }
+    count(counter::GO_ORPHAN_LOST, 1);
+}
+
+/// The socket this thread's syscall hook saw inside the call on `conn`, and
+/// the marker removed; -1 when there is none (no syscall, or the goroutine
+/// came back on another thread).
+#[inline(always)]
+fn take_nested_fd(id: u64, conn: u64) -> i32 {
+    let marker = match TLS_ACTIVE.get_ptr(&id) {
+        Some(p) => unsafe { *p },
+        None => return -1,
+    };
+    if marker.is_ex != tls_call_kind::GO {
+        return -1;
+    }
+    let _ = TLS_ACTIVE.remove(&id);
+    if marker.ssl == conn {
+        marker.fd
+    } else {
+        -1
+    }
+}
+
+/// `c.conn.(*net.TCPConn).fd.pfd.Sysfd`, or -1 where a read fails or the
+/// value is not a plausible fd.
+#[inline(always)]
+fn conn_fd(conn: u64, o: go_cookie::ConnFdOffsets) -> i32 {
+    // The interface's second word is its data pointer: the *net.TCPConn.
+    let Some(tcp_conn) = read_u64(conn + o.tls_conn_conn as u64 + 8) else {
+        return -1;
+    };
+    let Some(net_fd) = read_u64(tcp_conn + o.net_conn_fd as u64) else {
+        return -1;
+    };
+    let Some(sysfd) = read_u64(net_fd + o.netfd_pfd as u64 + o.pfd_sysfd as u64) else {
+        return -1;
+    };
+    let sysfd = sysfd as i64;
+    if (0..MAX_FD).contains(&sysfd) {
+        sysfd as i32
+    } else {
+        -1
+    }
+}
+
+#[inline(always)]
+fn read_u64(addr: u64) -> Option<u64> {
+    if addr < 4096 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_user checks the address; a fault is an Err.
+    unsafe { bpf_probe_read_user(addr as *const u64) }.ok()
+}
+
+#[inline(always)]
+fn is_tracked(tgid: u32, fd: i32) -> bool {
+    SOCKETS.get_ptr(&SocketKey { tgid, fd }).is_some()
+}
