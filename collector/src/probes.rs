@@ -82,7 +82,8 @@ pub struct Probes {
     pub attached: usize,
     /// The Go TLS probes of each Go executable, so that they can be replaced
     /// when DWARF corrects the offsets they were attached with.
-    go_links: std::collections::HashMap<std::path::PathBuf, Vec<aya::programs::uprobe::UProbeLinkId>>,
+    go_links:
+        std::collections::HashMap<std::path::PathBuf, Vec<aya::programs::uprobe::UProbeLinkId>>,
 }
 
 /// Checks made before loading, each failing with one sentence a person can act on.

@@ -306,7 +306,12 @@ impl TlsHook for crate::probes::Probes {
 
 impl TlsAttacher {
     pub fn new(registry: &Registry) -> Self {
-        for path in [TlsPath::SharedLibssl, TlsPath::Static, TlsPath::Go, TlsPath::None] {
+        for path in [
+            TlsPath::SharedLibssl,
+            TlsPath::Static,
+            TlsPath::Go,
+            TlsPath::None,
+        ] {
             process_counter(registry, path);
         }
         Self {
@@ -541,7 +546,10 @@ impl TlsAttacher {
                 self.dwarf.count("corrected");
             }
             Err(e) => {
-                tracing::warn!(path, "Go crypto/tls probes not re-attached with DWARF offsets: {e:#}");
+                tracing::warn!(
+                    path,
+                    "Go crypto/tls probes not re-attached with DWARF offsets: {e:#}"
+                );
                 self.attach_failures.inc();
             }
         }
@@ -565,7 +573,9 @@ impl TlsAttacher {
     }
 }
 
-fn offsets_label(offsets: Option<(go_binary::ConnFdOffsets, go_binary::OffsetsSource)>) -> &'static str {
+fn offsets_label(
+    offsets: Option<(go_binary::ConnFdOffsets, go_binary::OffsetsSource)>,
+) -> &'static str {
     match offsets {
         Some((_, go_binary::OffsetsSource::Dwarf)) => "dwarf",
         Some((_, go_binary::OffsetsSource::VersionTable)) => "version_table",
@@ -584,7 +594,11 @@ fn process_counter(registry: &Registry, path: TlsPath) -> Counter {
             HELP,
             &[("path", path.label()), ("reason", reason)],
         ),
-        None => registry.counter("wirespan_tls_processes_total", HELP, &[("path", path.label())]),
+        None => registry.counter(
+            "wirespan_tls_processes_total",
+            HELP,
+            &[("path", path.label())],
+        ),
     }
 }
 
@@ -632,6 +646,53 @@ mod tests {
             self.0.push(target.to_path_buf());
             Ok(6)
         }
+    }
+
+    /// Debian's Go compiler is itself a stripped Go program with crypto/tls.
+    const DEBIAN_GO: &str = "/usr/lib/go-1.19/bin/go";
+
+    #[test]
+    fn go_executables_are_hooked_once_and_skips_are_counted() {
+        let go = Path::new(DEBIAN_GO);
+        assert!(
+            go.exists(),
+            "{DEBIAN_GO} is missing: run scripts/setup.sh (apt-get install golang-1.19-go)"
+        );
+        let registry = Registry::new();
+        let mut a = TlsAttacher::new(&registry);
+        let mut r = Recorder(Vec::new());
+        assert_eq!(a.hook(&mut r, go, FileKind::Executable), TlsPath::Go);
+        assert_eq!(a.hook(&mut r, go, FileKind::Executable), TlsPath::Go);
+        assert_eq!(r.0, vec![go.to_path_buf()]);
+        a.count_process(1, TlsPath::Go);
+        assert_eq!(
+            registry.value("wirespan_tls_processes_total", &[("path", "go")]),
+            Some(1)
+        );
+
+        // A Go executable whose function table is damaged: skipped, with why.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let damaged = dir.path().join("go-damaged");
+        let mut bytes = std::fs::read(go).expect("read go");
+        let pos = {
+            use object::{Object, ObjectSection};
+            let file = object::File::parse(&*bytes).expect("ELF");
+            let section = file.section_by_name(".gopclntab").expect(".gopclntab");
+            section.file_range().expect("in the file").0 as usize
+        };
+        bytes[pos..pos + 4].copy_from_slice(&[0, 0, 0, 0]);
+        std::fs::write(&damaged, bytes).expect("write");
+        let verdict = a.hook(&mut r, &damaged, FileKind::Executable);
+        assert_eq!(verdict, TlsPath::GoSkipped("bad_pclntab"));
+        assert_eq!(r.0.len(), 1, "nothing attached to the damaged file");
+        a.count_process(2, verdict);
+        assert_eq!(
+            registry.value(
+                "wirespan_tls_processes_total",
+                &[("path", "go_skipped"), ("reason", "bad_pclntab")]
+            ),
+            Some(1)
+        );
     }
 
     #[test]

@@ -321,7 +321,8 @@ pub fn inspect_tls_bytes_quick(data: &[u8]) -> Result<GoTlsTargets, GoBinaryErro
 
 /// The `*tls.Conn` → fd offsets from the executable's own DWARF.
 pub fn dwarf_conn_offsets(data: &[u8]) -> Result<dwarf_offsets::DwarfOutcome, GoBinaryError> {
-    let file = ElfFile64::<LittleEndian>::parse(data).map_err(|e| GoBinaryError::BadElf(e.to_string()))?;
+    let file =
+        ElfFile64::<LittleEndian>::parse(data).map_err(|e| GoBinaryError::BadElf(e.to_string()))?;
     Ok(dwarf_offsets::read_offsets(&file))
 }
 

@@ -268,7 +268,11 @@ fn go_server_and_client_started_after_agent() {
     }
     eprintln!(
         "the first run of the new client binary was {} from its first request",
-        if first_client_seen { "traced" } else { "not yet hooked" }
+        if first_client_seen {
+            "traced"
+        } else {
+            "not yet hooked"
+        }
     );
     assert_spans(&expected_first, &of_first, &exit.diagnostics());
 
@@ -312,10 +316,18 @@ fn short_lived_go_client() {
         .expect("run the Go client");
     let lived = started.elapsed();
     eprintln!("the short-lived Go client ran for {lived:?}");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = String::from_utf8_lossy(&out.stdout).to_string();
     let f: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(&f[..3], &["HTTP/1.1", "200", "14"], "client output {line:?}");
+    assert_eq!(
+        &f[..3],
+        &["HTTP/1.1", "200", "14"],
+        "client output {line:?}"
+    );
     let r = [GoResponse {
         version: "1.1",
         status: 200,
