@@ -282,6 +282,9 @@ impl Streams {
                         let informational =
                             fields.status.is_some_and(|st| (100..200).contains(&st));
                         // 1xx heads are not the response; the final one follows.
+                        if informational && !end_stream && fields.incomplete() {
+                            s.unknown.insert(UnknownFields::RESPONSE_HEADERS);
+                        }
                         if !informational || end_stream {
                             s.unknown.insert(fields.response_unknown(true, end_stream));
                             s.response = Some(fields.into_response());
