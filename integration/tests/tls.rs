@@ -17,19 +17,6 @@ use integration::prelude::*;
 use integration::spans::{assert_spans, show, ExpectedSpan, KIND_CLIENT};
 use std::process::Command;
 
-/// nginx with TLS (and HTTP/2 by ALPN) on 127.0.0.1: one worker, foreground,
-/// temp prefix, static files in `<dir>/html`, a fresh self-signed certificate.
-fn nginx_tls(files: &[(&str, &[u8])]) -> TestServer {
-    integration::servers::nginx_configured("nginx (tls)", files, " ssl http2", |dir| {
-        let (cert, key) = self_signed_cert(dir);
-        format!(
-            "        ssl_certificate {};\n        ssl_certificate_key {};",
-            cert.display(),
-            key.display()
-        )
-    })
-}
-
 /// A Python 3 HTTPS server (`http.server` behind `ssl` → libssl.so.3),
 /// serving `dir`'s files, HTTP/1.0 (one request per connection).
 const PY_TLS_SERVER: &str = r#"
