@@ -569,14 +569,20 @@ impl<O: SpanOutput> Pipeline<O> {
                     if self.tls_twins.get(&real) != Some(&conn_id) {
                         // First plaintext of this socket: the twin inherits the
                         // socket's role and addresses.
-                        let mut info = match self.tracker.get(real) {
-                            Some(i) if i.conn_id == header.conn_id => i.clone(),
-                            _ => ConnInfo::unknown(real, header.conn_id, header.header.ts_ns),
+                        let (mut info, socket_midway) = match self.tracker.get(real) {
+                            Some(i) if i.conn_id == header.conn_id => (i.clone(), i.joined_midway),
+                            _ => (
+                                ConnInfo::unknown(real, header.conn_id, header.header.ts_ns),
+                                false,
+                            ),
                         };
                         info.key = key;
                         info.conn_id = conn_id;
                         info.protocol = Protocol::Undetected;
-                        info.joined_midway = header.call_stream_offset != 0;
+                        // The plaintext offsets start where the probes first
+                        // saw the TLS session: a socket open before the agent
+                        // (seeded from /proc) carries a session joined midway.
+                        info.joined_midway = socket_midway || header.call_stream_offset != 0;
                         self.tls_twins.insert(real, conn_id);
                         self.tracker.open(info, sink);
                     }

@@ -343,3 +343,29 @@ fn an_unknown_status_is_named_not_zeroed_into_a_value() {
     assert!(!e.unknown.contains(UnknownFields::REQUEST_HEADERS));
     assert!(!e.grpc_by_wire);
 }
+
+/// A frame that is exactly one chunk (one write) is a boundary at once: the
+/// request of the first stream after the join is not lost while its
+/// response arrives, which would leave that response unpaired.
+#[test]
+fn a_lone_frame_in_its_own_chunk_is_found_at_once() {
+    let req = block(&[
+        Rep::Indexed(2),
+        Rep::Indexed(7),
+        Rep::NoIdx(Name::Idx(4), "/a"),
+    ]);
+    let chunks = vec![
+        (Q, headers(9, &req, true)),
+        (R, headers(9, &block(&[Rep::Indexed(8)]), true)),
+    ];
+    let (s, sink) = midstream(&chunks);
+    assert!(!s.is_failed());
+    assert_eq!(sink.exchanges.len(), 1, "{:?}", sink.issues);
+    assert_eq!(sink.exchanges[0].request.target, "/a");
+    assert!(!sink.issues.contains(&ParseIssue::UnpairedResponse));
+    // A chunk that is not exactly one frame still needs a second frame.
+    let mut torn = headers(9, &req, true);
+    torn.push(0);
+    let (_, sink) = midstream(&[(Q, torn)]);
+    assert!(sink.exchanges.is_empty());
+}

@@ -30,6 +30,20 @@ fn plausible_start(h: &FrameHeader, max: u32) -> bool {
         }
 }
 
+/// `chunk` (the bytes of one read or write, nothing buffered before it) is
+/// exactly one plausible frame: its declared length ends where the chunk
+/// ends. Peers write whole frames, so this is a boundary even without a
+/// second frame to confirm it (a lone request HEADERS frame, whose response
+/// would otherwise arrive before the request side is found).
+pub(super) fn is_single_frame(chunk: &[u8], max: u32) -> bool {
+    chunk
+        .get(..FRAME_HEADER_LEN)
+        .and_then(FrameHeader::parse)
+        .is_some_and(|h| {
+            plausible_start(&h, max) && FRAME_HEADER_LEN + h.length as usize == chunk.len()
+        })
+}
+
 pub(super) fn find_boundary(buf: &[u8], max: u32) -> Boundary {
     for off in 0..buf.len() {
         let Some(h) = buf.get(off..).and_then(FrameHeader::parse) else {

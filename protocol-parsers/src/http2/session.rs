@@ -27,7 +27,7 @@ use super::frame::{
 };
 use super::grpc_wire;
 use super::hpack::{Decoder, DecoderError};
-use super::hunt::{find_boundary, Boundary, HUNT_WINDOW};
+use super::hunt::{find_boundary, is_single_frame, Boundary, HUNT_WINDOW};
 use super::streams::{Fields, Streams};
 use crate::{ExchangeEnd, ExchangeSink, ParseIssue, RequestHead, Side};
 
@@ -680,7 +680,13 @@ impl Http2Session {
             &d.hunt
         };
         let len = scan.len();
-        match find_boundary(scan, max) {
+        let found = match find_boundary(scan, max) {
+            Boundary::Undecided(0) if d.hunt.is_empty() && is_single_frame(data, max) => {
+                Boundary::At(0)
+            }
+            other => other,
+        };
+        match found {
             Boundary::At(off) => {
                 if off > 0 {
                     sink.issue(ParseIssue::ResyncSkippedBytes(off as u64));
