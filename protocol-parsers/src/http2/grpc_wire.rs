@@ -54,9 +54,11 @@ pub fn classify(prefix: &[u8], body_len: u64) -> Framing {
     }
     let msg = u64::from(u32::from_be_bytes([p[1], p[2], p[3], p[4]]));
     let framed = msg + PREFIX_LEN as u64;
-    if framed == body_len {
-        Framing::Framed
-    } else if framed > body_len && body_len >= u64::from(DEFAULT_MAX_FRAME_SIZE) {
+    // Exactly one message, or the start of one that continues in the next
+    // frames (then this frame is full-size).
+    let exact = framed == body_len;
+    let continues = framed > body_len && body_len >= u64::from(DEFAULT_MAX_FRAME_SIZE);
+    if exact || continues {
         Framing::Framed
     } else {
         Framing::Undecided
