@@ -344,11 +344,11 @@ fn an_unknown_status_is_named_not_zeroed_into_a_value() {
     assert!(!e.grpc_by_wire);
 }
 
-/// A frame that is exactly one chunk (one write) is a boundary at once: the
-/// request of the first stream after the join is not lost while its
-/// response arrives, which would leave that response unpaired.
+/// A lone request HEADERS frame cannot be confirmed by a second request
+/// frame; its response, on the same stream id, confirms it, so the first
+/// request after the join is not lost (and its response not unpaired).
 #[test]
-fn a_lone_frame_in_its_own_chunk_is_found_at_once() {
+fn a_lone_request_frame_is_confirmed_by_its_response() {
     let req = block(&[
         Rep::Indexed(2),
         Rep::Indexed(7),
@@ -356,16 +356,37 @@ fn a_lone_frame_in_its_own_chunk_is_found_at_once() {
     ]);
     let chunks = vec![
         (Q, headers(9, &req, true)),
-        (R, headers(9, &block(&[Rep::Indexed(8)]), true)),
+        (
+            R,
+            [
+                headers(9, &block(&[Rep::Indexed(8)]), false),
+                data(9, 3, true),
+            ]
+            .concat(),
+        ),
     ];
     let (s, sink) = midstream(&chunks);
     assert!(!s.is_failed());
     assert_eq!(sink.exchanges.len(), 1, "{:?}", sink.issues);
-    assert_eq!(sink.exchanges[0].request.target, "/a");
+    let e = &sink.exchanges[0];
+    assert_eq!(e.request.target, "/a");
+    // The request's time is that of its own bytes, not of the response.
+    assert_eq!(e.request_start_ns, 10);
+    assert_eq!(e.response_body_size, 3);
     assert!(!sink.issues.contains(&ParseIssue::UnpairedResponse));
-    // A chunk that is not exactly one frame still needs a second frame.
-    let mut torn = headers(9, &req, true);
-    torn.push(0);
-    let (_, sink) = midstream(&[(Q, torn)]);
+    // A response on another stream confirms nothing.
+    let chunks = vec![
+        (Q, headers(9, &req, true)),
+        (
+            R,
+            [
+                headers(11, &block(&[Rep::Indexed(8)]), false),
+                data(11, 3, true),
+            ]
+            .concat(),
+        ),
+    ];
+    let (_, sink) = midstream(&chunks);
     assert!(sink.exchanges.is_empty());
+    assert!(sink.issues.contains(&ParseIssue::UnpairedResponse));
 }

@@ -30,18 +30,24 @@ fn plausible_start(h: &FrameHeader, max: u32) -> bool {
         }
 }
 
-/// `chunk` (the bytes of one read or write, nothing buffered before it) is
-/// exactly one plausible frame: its declared length ends where the chunk
-/// ends. Peers write whole frames, so this is a boundary even without a
-/// second frame to confirm it (a lone request HEADERS frame, whose response
-/// would otherwise arrive before the request side is found).
-pub(super) fn is_single_frame(chunk: &[u8], max: u32) -> bool {
-    chunk
-        .get(..FRAME_HEADER_LEN)
-        .and_then(FrameHeader::parse)
-        .is_some_and(|h| {
-            plausible_start(&h, max) && FRAME_HEADER_LEN + h.length as usize == chunk.len()
-        })
+/// Where in `buf` (bytes held while hunting) a complete HEADERS frame of
+/// stream `stream_id` starts, if one does. Used when the *other* direction,
+/// already in sync, shows that stream: a lone request HEADERS frame cannot
+/// be confirmed by a second frame until the next request, and its response
+/// would otherwise arrive unpaired. The stream id seen in both directions is
+/// the confirmation.
+pub(super) fn find_headers_of(buf: &[u8], stream_id: u32, max: u32) -> Option<usize> {
+    (0..buf.len()).find(|&off| {
+        buf.get(off..)
+            .and_then(FrameHeader::parse)
+            .is_some_and(|h| {
+                h.kind == FrameType::Headers
+                    && h.stream_id == stream_id
+                    && h.has(flags::END_HEADERS)
+                    && plausible_start(&h, max)
+                    && off + FRAME_HEADER_LEN + h.length as usize <= buf.len()
+            })
+    })
 }
 
 pub(super) fn find_boundary(buf: &[u8], max: u32) -> Boundary {

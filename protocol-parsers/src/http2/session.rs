@@ -27,7 +27,7 @@ use super::frame::{
 };
 use super::grpc_wire;
 use super::hpack::{Decoder, DecoderError};
-use super::hunt::{find_boundary, is_single_frame, Boundary, HUNT_WINDOW};
+use super::hunt::{find_boundary, find_headers_of, Boundary, HUNT_WINDOW};
 use super::streams::{Fields, Streams};
 use crate::{ExchangeEnd, ExchangeSink, ParseIssue, RequestHead, Side};
 
@@ -110,6 +110,8 @@ struct Dir {
     block: Vec<u8>,
     pending_block: Option<BlockMeta>,
     hunt: Vec<u8>,
+    /// Timestamp of the chunk that started the bytes held in `hunt`.
+    hunt_ts: u64,
     /// Largest frame this direction may send (the receiver's SETTINGS).
     max_frame_size: u32,
     /// SETTINGS from the receiver not yet acknowledged by this direction.
@@ -129,6 +131,7 @@ impl Dir {
             block: Vec::new(),
             pending_block: None,
             hunt: Vec::new(),
+            hunt_ts: 0,
             max_frame_size,
             pending_frame_size: None,
             pending_table_size: None,
@@ -604,6 +607,9 @@ impl Http2Session {
             }
         }
         fields.unknown_refs = stats.unknown_refs;
+        if i == 1 && meta.promised.is_none() {
+            self.sync_request_side_on(meta.stream_id, sink)?;
+        }
         match meta.promised {
             Some(p) => self
                 .streams
@@ -662,6 +668,33 @@ impl Http2Session {
         Ok(())
     }
 
+    /// Midstream, the response side in sync and the request side still
+    /// hunting: a response on `stream_id` confirms a complete request
+    /// HEADERS frame of that stream held in the request side's hunt buffer
+    /// (see [`find_headers_of`]); parsing of the request side starts there,
+    /// at the time its bytes arrived, before the response is handled.
+    fn sync_request_side_on(
+        &mut self,
+        stream_id: u32,
+        sink: &mut impl ExchangeSink,
+    ) -> Result<(), Fatal> {
+        let max = self.limits.max_frame_size;
+        let d = &mut self.dirs[0];
+        if !matches!(d.read, Read::Hunt) || d.hunt.is_empty() {
+            return Ok(());
+        }
+        let Some(off) = find_headers_of(&d.hunt, stream_id, max) else {
+            return Ok(());
+        };
+        if off > 0 {
+            sink.issue(ParseIssue::ResyncSkippedBytes(off as u64));
+        }
+        let held = std::mem::take(&mut d.hunt);
+        let ts = d.hunt_ts;
+        d.read = Read::Header;
+        self.feed(Side::Request, ts, held.get(off..).unwrap_or_default(), sink)
+    }
+
     /// Midstream: buffer bytes until two consecutive plausible frames are
     /// found, then parse normally from the first one.
     fn hunt(
@@ -680,13 +713,7 @@ impl Http2Session {
             &d.hunt
         };
         let len = scan.len();
-        let found = match find_boundary(scan, max) {
-            Boundary::Undecided(0) if d.hunt.is_empty() && is_single_frame(data, max) => {
-                Boundary::At(0)
-            }
-            other => other,
-        };
-        match found {
+        match find_boundary(scan, max) {
             Boundary::At(off) => {
                 if off > 0 {
                     sink.issue(ParseIssue::ResyncSkippedBytes(off as u64));
@@ -713,6 +740,7 @@ impl Http2Session {
                     sink.issue(ParseIssue::ResyncSkippedBytes(from as u64));
                 }
                 if d.hunt.is_empty() {
+                    d.hunt_ts = ts;
                     d.hunt
                         .extend_from_slice(data.get(from..).unwrap_or_default());
                 } else {
