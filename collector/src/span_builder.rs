@@ -450,7 +450,7 @@ impl SpanBuilder {
         let mut attrs = Attrs::with_capacity(24);
         if !method_unknown {
             attrs.push("http.request.method", method);
-            if !method_known {
+            if !method_known && !req.method.is_empty() {
                 attrs.push("http.request.method_original", req.method.clone());
             }
         }
