@@ -34,7 +34,13 @@ if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/de
 pkill -x nginx >/dev/null 2>&1 || true
 
 # A real OTLP collector (rotel) and YAML parsing for the deployment-file checks.
-python3 -m pip install --quiet --disable-pip-version-check rotel pyyaml kubernetes-validate 2>&1 | grep -v "WARNING: Running pip as" || true
+python3 -m pip install --quiet --disable-pip-version-check rotel pyyaml kubernetes-validate grpcio 2>&1 | grep -v "WARNING: Running pip as" || true
+# grpcio for integration/scripts/grpc_cart.py, in the interpreter the
+# integration tests run (integration/src/python.rs: /usr/bin/python3 when it
+# exists, which Debian marks externally managed).
+if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c "import grpc" 2>/dev/null; then
+  /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --break-system-packages grpcio 2>&1 | grep -v "WARNING: Running pip as" || true
+fi
 
 # The eBPF toolchain: rust-src and a bpf-linker on the nightly's own LLVM.
 scripts/setup-toolchain.sh

@@ -96,6 +96,7 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
             })
         },
         kube: None,
+        own_listeners: Vec::new(),
     }
 }
 
@@ -415,6 +416,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     let registry = Registry::new();
     let ready = Readiness::default();
     let listener = admin_server::bind(&config.metrics.listen).await?;
+    let own_listeners: Vec<std::net::SocketAddr> = listener.local_addr().into_iter().collect();
     tokio::spawn(admin_server::serve(
         listener,
         registry.clone(),
@@ -453,6 +455,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                     .context("export settings")?;
             let (queue, handle) = span_export::start(settings, &registry);
             let mut settings = pipeline_settings(&config, clock_offset);
+            settings.own_listeners = own_listeners;
             if config.kubernetes.enabled {
                 settings.kube = Some(start_kubernetes(&config.kubernetes, &registry)?);
             }

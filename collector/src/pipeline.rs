@@ -82,6 +82,9 @@ pub struct PipelineSettings {
     /// Kubernetes metadata (`kubernetes`), already started; None: off.
     pub kube: Option<k8s_metadata::KubeMetadata>,
     pub span_builder: SpanBuilder,
+    /// The agent's own listening sockets (`metrics.listen`): connections to
+    /// them are the agent's own traffic, ignored from their open record on.
+    pub own_listeners: Vec<std::net::SocketAddr>,
 }
 
 /// Counters the pipeline keeps, registered once.
@@ -182,6 +185,21 @@ impl PipelineMetrics {
         }
         let c = match family {
             "tracker" => self.tracker_counter(label),
+            "hpack_midstream" => self.registry.counter(
+                "wirespan_hpack_midstream_references_total",
+                "References to HPACK dynamic-table entries on HTTP/2 connections joined midway, by result: resolved (entries inserted after the join) or unknown (from before it; those fields are left out of spans).",
+                &[("result", label)],
+            ),
+            "own_traffic" => self.registry.counter(
+                "wirespan_own_traffic_bytes_total",
+                "Bytes of other processes' connections to and from the agent's own sockets (metrics scrapes, probes, exports) that reached user space and were dropped without spans, by direction (to_agent, from_agent).",
+                &[("direction", label)],
+            ),
+            "own_connections" => self.registry.counter(
+                "wirespan_own_traffic_connections_total",
+                "Other processes' connections to and from the agent's own sockets, ignored (no spans, muted in the kernel), by how they were recognised: listen_address (at open) or agent_socket (when the agent's own end was seen).",
+                &[("via", label)],
+            ),
             "parse" => self.registry.counter(
                 "wirespan_parse_issues_total",
                 "Protocol parser issues, by reason (malformed, oversized, unpaired, resynchronised).",
@@ -331,6 +349,15 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
     fn parse_issue(&mut self, _conn: &ConnInfo, issue: ParseIssue) {
         let n = match issue {
             ParseIssue::ResyncSkippedBytes(n) => n,
+            // Not an issue: the dynamic table being learnt after a midway join.
+            ParseIssue::HpackMidstreamResolved(n) => {
+                self.metrics.count("hpack_midstream", "resolved", n);
+                return;
+            }
+            ParseIssue::HpackUnknownIndex => {
+                self.metrics.count("hpack_midstream", "unknown", 1);
+                1
+            }
             _ => 1,
         };
         self.metrics.count("parse", issue.label(), n);
@@ -401,6 +428,8 @@ pub struct Pipeline<O: SpanOutput> {
     /// Connections that are the far end of the agent's own (e.g. the collector
     /// receiving our exports): never traced, or every export would make a span.
     ignored: HashSet<(ConnKey, u64)>,
+    /// See [`PipelineSettings::own_listeners`].
+    own_listeners: Vec<std::net::SocketAddr>,
     /// Sockets per process, to forget them in the kernel when it exits.
     keys_by_tgid: HashMap<u32, Vec<i32>>,
     /// TLS twins open, by the real socket's key, with their conn_id.
@@ -413,6 +442,48 @@ fn endpoint(addr: &probes_common::SockAddr) -> Endpoint {
 }
 
 impl<O: SpanOutput> Pipeline<O> {
+    /// A connection from `local` to `remote` goes to one of the agent's own
+    /// listening sockets: the same port and address, or (listening on an
+    /// unspecified address) the same port on loopback or on the connection's
+    /// own local address (a connection to this host).
+    fn to_own_listener(
+        listeners: &[std::net::SocketAddr],
+        local: &Endpoint,
+        remote: &Endpoint,
+    ) -> bool {
+        listeners.iter().any(|l| {
+            l.port() == remote.port
+                && (Endpoint::new(l.ip(), l.port()).ip == remote.ip
+                    || (l.ip().is_unspecified()
+                        && (remote.ip.is_loopback() || remote.ip == local.ip)))
+        })
+    }
+
+    /// Ignores connection `key` from now on (no spans, muted in the kernel):
+    /// it is the agent's own traffic, recognised `via` a listen address or
+    /// the agent's own end. If it was already being parsed, it is forgotten
+    /// unended, so a request already seen never becomes a span.
+    fn ignore_own(&mut self, key: ConnKey, conn_id: u64, via: &'static str) {
+        let sink = &mut self.emitter;
+        self.ignored.insert((key, conn_id));
+        sink.actions.push(KernelAction::Mute(key));
+        sink.metrics.count("own_connections", via, 1);
+        if self.tracker.discard(key, conn_id) {
+            if let Some(tuple) = sink.tuple_of.remove(&key) {
+                if sink.by_tuple.get(&tuple) == Some(&key) {
+                    sink.by_tuple.remove(&tuple);
+                }
+            }
+            sink.links.close(key, conn_id);
+            if let Some(c) = sink.causality.as_mut() {
+                c.closed(conn_id);
+            }
+            if let Some(fds) = self.keys_by_tgid.get_mut(&key.tgid) {
+                fds.retain(|fd| *fd != key.fd);
+            }
+        }
+    }
+
     pub fn new(mut settings: PipelineSettings, output: O, registry: &Registry) -> Self {
         let links = crate::links::ConnectionLinks::new(settings.span_builder.fork_ids());
         Self {
@@ -455,6 +526,7 @@ impl<O: SpanOutput> Pipeline<O> {
             },
             own_tuples: HashSet::new(),
             ignored: HashSet::new(),
+            own_listeners: settings.own_listeners,
             keys_by_tgid: HashMap::new(),
             tls_twins: HashMap::new(),
             last_ts_ns: 0,
@@ -480,6 +552,14 @@ impl<O: SpanOutput> Pipeline<O> {
                 };
                 let mut conn_id = header.conn_id;
                 if !self.ignored.is_empty() && self.ignored.contains(&(key, conn_id)) {
+                    // The far end of the agent's own traffic, before its mute
+                    // reached the kernel.
+                    let to_agent = header.direction == direction::EGRESS;
+                    let label = if to_agent { "to_agent" } else { "from_agent" };
+                    let n = u64::from(header.chunk_len);
+                    if n > 0 {
+                        sink.metrics.count("own_traffic", label, n);
+                    }
                     return;
                 }
                 if probes_common::source::is_tls(header.source) {
@@ -489,14 +569,20 @@ impl<O: SpanOutput> Pipeline<O> {
                     if self.tls_twins.get(&real) != Some(&conn_id) {
                         // First plaintext of this socket: the twin inherits the
                         // socket's role and addresses.
-                        let mut info = match self.tracker.get(real) {
-                            Some(i) if i.conn_id == header.conn_id => i.clone(),
-                            _ => ConnInfo::unknown(real, header.conn_id, header.header.ts_ns),
+                        let (mut info, socket_midway) = match self.tracker.get(real) {
+                            Some(i) if i.conn_id == header.conn_id => (i.clone(), i.joined_midway),
+                            _ => (
+                                ConnInfo::unknown(real, header.conn_id, header.header.ts_ns),
+                                false,
+                            ),
                         };
                         info.key = key;
                         info.conn_id = conn_id;
                         info.protocol = Protocol::Undetected;
-                        info.joined_midway = header.call_stream_offset != 0;
+                        // The plaintext offsets start where the probes first
+                        // saw the TLS session: a socket open before the agent
+                        // (seeded from /proc) carries a session joined midway.
+                        info.joined_midway = socket_midway || header.call_stream_offset != 0;
                         self.tls_twins.insert(real, conn_id);
                         self.tracker.open(info, sink);
                     }
@@ -544,18 +630,26 @@ impl<O: SpanOutput> Pipeline<O> {
                 };
                 if r.origin == origin::AGENT_OWN {
                     self.own_tuples.insert((local, remote));
-                    // The far end may already be tracked (its accept came first).
+                    // The far end may already be tracked (its connect or
+                    // accept came first): forgotten, not ended, so what it
+                    // already sent makes no span.
                     if let Some(other) = sink.by_tuple.get(&(remote, local)).copied() {
-                        if let Some(info) = self.tracker.get(other) {
-                            self.ignored.insert((other, info.conn_id));
-                            sink.actions.push(KernelAction::Mute(other));
+                        if let Some(id) = self.tracker.get(other).map(|i| i.conn_id) {
+                            if !self.ignored.contains(&(other, id)) {
+                                self.ignore_own(other, id, "agent_socket");
+                            }
                         }
                     }
                     return;
                 }
                 if self.own_tuples.contains(&(remote, local)) {
-                    self.ignored.insert((key, r.conn_id));
-                    sink.actions.push(KernelAction::Mute(key));
+                    self.ignore_own(key, r.conn_id, "agent_socket");
+                    return;
+                }
+                if r.role == role::CLIENT
+                    && Self::to_own_listener(&self.own_listeners, &local, &remote)
+                {
+                    self.ignore_own(key, r.conn_id, "listen_address");
                     return;
                 }
                 let info = ConnInfo {
@@ -1130,6 +1224,117 @@ mod tests {
             vec![KernelAction::Mute(ConnKey { tgid: 300, fd: 8 })]
         );
         assert!(f.pipeline.into_output().is_empty());
+    }
+
+    /// A pipeline whose agent listens on `listen`, and its registry.
+    fn own_feed(listen: &str) -> (Feed, Registry) {
+        let registry = Registry::new();
+        let mut settings = crate::agent::pipeline_settings(&wirespan_config::Config::default(), 0);
+        settings.own_listeners = vec![listen.parse().unwrap()];
+        let f = Feed {
+            pipeline: Pipeline::new(settings, Vec::new(), &registry),
+            buf: Vec::new(),
+        };
+        (f, registry)
+    }
+
+    /// A client on this host scraping the agent's /metrics: ignored from its
+    /// open record (the agent's accept may come later), counted, no span.
+    #[test]
+    fn connections_to_the_agents_listen_address_make_no_spans() {
+        for listen in ["127.0.0.1:9464", "0.0.0.0:9464"] {
+            let (mut f, registry) = own_feed(listen);
+            let scrape = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9464\r\n\r\n";
+            f.open(300, 8, 10, role::CLIENT, addr(1, 50000), addr(1, 9464), 1);
+            f.data(300, 8, 10, direction::EGRESS, 0, 2, scrape);
+            // A control request on the same host to another port is traced.
+            f.open(300, 9, 11, role::CLIENT, addr(1, 50001), addr(1, 8080), 3);
+            f.data(300, 9, 11, direction::EGRESS, 0, 4, REQ);
+            f.data(300, 9, 11, direction::INGRESS, 0, 5, RESP);
+            f.close(300, 8, 10, scrape.len() as u64, 0, 6);
+            f.pipeline.flush();
+            assert_eq!(
+                f.pipeline.take_actions(),
+                vec![KernelAction::Mute(ConnKey { tgid: 300, fd: 8 })],
+                "{listen}"
+            );
+            let spans = f.pipeline.into_output();
+            assert_eq!(spans.len(), 1, "{listen}");
+            assert_eq!(
+                spans[0].attrs.get("server.port").and_then(|v| match v {
+                    AttrValue::Int(p) => Some(*p),
+                    _ => None,
+                }),
+                Some(8080)
+            );
+            assert_eq!(
+                registry.value(
+                    "wirespan_own_traffic_bytes_total",
+                    &[("direction", "to_agent")]
+                ),
+                Some(scrape.len() as i128),
+                "{listen}"
+            );
+            assert_eq!(
+                registry.value(
+                    "wirespan_own_traffic_connections_total",
+                    &[("via", "listen_address")]
+                ),
+                Some(1)
+            );
+        }
+    }
+
+    /// The agent's own end seen after the far end already sent a request:
+    /// the far end is forgotten unended, so its request never becomes a
+    /// `connection_closed` span, even when its process exits.
+    #[test]
+    fn a_far_end_seen_before_the_agents_own_end_is_forgotten_unended() {
+        let (mut f, registry) = own_feed("127.0.0.1:1");
+        let (client, agent) = (addr(1, 50002), addr(1, 9464));
+        f.open(300, 8, 10, role::CLIENT, client, agent, 1);
+        f.data(300, 8, 10, direction::EGRESS, 0, 2, REQ);
+        encode::conn_open(
+            &ConnOpenRecord {
+                header: header(kind::CONN_OPEN, 999, 5, 3),
+                conn_id: 9,
+                local: agent,
+                remote: client,
+                role: role::SERVER,
+                origin: origin::AGENT_OWN,
+            },
+            &mut f.buf,
+        );
+        f.push();
+        f.data(300, 8, 10, direction::INGRESS, 0, 4, RESP);
+        let mut exit = Vec::new();
+        encode::proc_exit(
+            &probes_common::ProcExitRecord {
+                header: header(kind::PROC_EXIT, 300, -1, 5),
+            },
+            &mut exit,
+        );
+        f.pipeline.handle_bytes(&exit);
+        f.pipeline.flush();
+        assert!(f
+            .pipeline
+            .take_actions()
+            .contains(&KernelAction::Mute(ConnKey { tgid: 300, fd: 8 })));
+        assert!(f.pipeline.into_output().is_empty());
+        assert_eq!(
+            registry.value(
+                "wirespan_own_traffic_bytes_total",
+                &[("direction", "from_agent")]
+            ),
+            Some(RESP.len() as i128)
+        );
+        assert_eq!(
+            registry.value(
+                "wirespan_own_traffic_connections_total",
+                &[("via", "agent_socket")]
+            ),
+            Some(1)
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! does not export (span-export does).
 
 use conn_tracker::{ConnInfo, Endpoint, Role};
-use protocol_parsers::{ExchangeEnd, HttpExchange};
+use protocol_parsers::{ExchangeEnd, HttpExchange, UnknownFields};
 use span_export::{span, status, AttrValue, Attrs, ExportSpan, Span, Status};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,6 +18,48 @@ use crate::routes::RouteTable;
 const KNOWN_METHODS: &[&str] = &[
     "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY",
 ];
+
+/// The attribute naming the fields a span leaves out because they could not
+/// be decoded (an HTTP/2 connection joined midway): a comma-separated list of
+/// attribute names (see [`unknown_fields_value`]).
+pub const UNKNOWN_FIELDS_ATTR: &str = "wirespan.capture.unknown_fields";
+
+/// The value of [`UNKNOWN_FIELDS_ATTR`]: the span attributes whose values were
+/// sent but are unknown, in a fixed order, comma-separated. `url.path` stands
+/// for everything taken from `:path` (`url.query`, `http.route`, and the
+/// span name's route); `http.request.header` / `http.response.header` for
+/// other header fields, whose names are unknown too (`user_agent.original`,
+/// `traceparent` may be among them).
+pub fn unknown_fields_value(u: UnknownFields, grpc: bool, is_server: bool) -> Option<String> {
+    let mut names: Vec<&str> = Vec::new();
+    if u.contains(UnknownFields::METHOD) {
+        names.push("http.request.method");
+    }
+    if u.contains(UnknownFields::PATH) {
+        names.push("url.path");
+        if !is_server {
+            names.push("url.full");
+        }
+        if grpc {
+            names.push("rpc.method");
+        }
+    }
+    if u.contains(UnknownFields::REQUEST_HEADERS) {
+        names.push("http.request.header");
+    }
+    if u.contains(UnknownFields::STATUS) {
+        names.push("http.response.status_code");
+    }
+    if grpc && u.contains(UnknownFields::GRPC_STATUS) {
+        names.push("rpc.response.status_code");
+    }
+    if u.contains(UnknownFields::RESPONSE_HEADERS)
+        || (!grpc && u.contains(UnknownFields::GRPC_STATUS))
+    {
+        names.push("http.response.header");
+    }
+    (!names.is_empty()).then(|| names.join(","))
+}
 
 /// gRPC codes that make a server span an error (RPC conventions).
 const GRPC_SERVER_ERRORS: &[u32] = &[2, 4, 12, 13, 14, 15];
@@ -374,6 +416,11 @@ impl SpanBuilder {
             .find(|m| *m == req.method.as_str());
         let method_known = known_method.is_some();
         let method: &'static str = known_method.unwrap_or("_OTHER");
+        // Joined an HTTP/2 connection midway: what could not be decoded is
+        // left out, never guessed or set empty.
+        let method_unknown = ex.unknown.contains(UnknownFields::METHOD);
+        let path_unknown = ex.unknown.contains(UnknownFields::PATH);
+        let status_unknown = ex.unknown.contains(UnknownFields::STATUS);
 
         // origin-form "/p?q", or absolute-form "http://h/p?q" from proxies.
         let target = req.target.as_str();
@@ -394,16 +441,24 @@ impl SpanBuilder {
             Some(std::borrow::Cow::Owned(q)) => format!("{path}?{q}").into(),
             _ => path_and_query.into(),
         };
-        let route = self.routes.match_path(path);
+        let route = if path_unknown {
+            None
+        } else {
+            self.routes.match_path(path)
+        };
 
         let mut attrs = Attrs::with_capacity(24);
-        attrs.push("http.request.method", method);
-        if !method_known {
-            attrs.push("http.request.method_original", req.method.clone());
+        if !method_unknown {
+            attrs.push("http.request.method", method);
+            if !method_known && !req.method.is_empty() {
+                attrs.push("http.request.method_original", req.method.clone());
+            }
         }
-        attrs.push("url.path", path.to_string());
-        if let Some(q) = &query {
-            attrs.push("url.query", q.to_string());
+        if !path_unknown && !path.is_empty() {
+            attrs.push("url.path", path.to_string());
+            if let Some(q) = &query {
+                attrs.push("url.query", q.to_string());
+            }
         }
         let scheme = req.scheme.as_deref().unwrap_or(ctx.scheme);
         attrs.push("url.scheme", static_scheme(scheme));
@@ -438,7 +493,7 @@ impl SpanBuilder {
                 cached_address(&mut self.addresses, ctx.conn.remote.ip),
             );
             attrs.push("client.port", ctx.conn.remote.port as i64);
-        } else {
+        } else if !path_unknown {
             let default_port = if scheme == "https" { 443 } else { 80 };
             let host_port = if server_port == default_port {
                 server_host.to_string()
@@ -474,10 +529,12 @@ impl SpanBuilder {
         let mut error_type: Option<String> = None;
         match &ex.response {
             Some(resp) => {
-                attrs.push("http.response.status_code", resp.status as i64);
+                if !status_unknown {
+                    attrs.push("http.response.status_code", resp.status as i64);
+                }
                 attrs.push("http.response.body.size", ex.response_body_size as i64);
                 let threshold = if is_server { 500 } else { 400 };
-                if resp.status >= threshold {
+                if !status_unknown && resp.status >= threshold {
                     error_type = Some(resp.status.to_string());
                 }
             }
@@ -497,26 +554,32 @@ impl SpanBuilder {
             ExchangeEnd::Reset => error_type = Some("stream_reset".to_string()),
             ExchangeEnd::Gap => attrs.push("wirespan.capture.incomplete", "gap"),
         }
-        if ex.headers_incomplete {
-            attrs.push("wirespan.capture.incomplete", "hpack_state_unknown");
-        }
         if let Some(e) = &error_type {
             attrs.push("error.type", e.clone());
             status.code = status::StatusCode::Error as i32;
         }
 
         // gRPC over HTTP/2: the RPC conventions name and judge the span.
-        let grpc = req
-            .content_type
-            .as_deref()
-            .is_some_and(|ct| ct.starts_with("application/grpc"));
+        // The content type says so, or (content type unknown, joined
+        // midway) the wire does: message framing and trailers.
+        let grpc = ex.grpc_by_wire
+            || req
+                .content_type
+                .as_deref()
+                .is_some_and(|ct| ct.starts_with("application/grpc"));
         let mut rpc_method: Option<&str> = None;
+        if let Some(v) = unknown_fields_value(ex.unknown, grpc, is_server) {
+            attrs.push(UNKNOWN_FIELDS_ATTR, v);
+        }
         if grpc {
-            let method_name = path.strip_prefix('/').unwrap_or(path);
-            rpc_method = Some(method_name);
             attrs.push("rpc.system.name", "grpc");
-            attrs.push("rpc.method", method_name.to_string());
+            if !path_unknown {
+                let method_name = path.strip_prefix('/').unwrap_or(path);
+                rpc_method = Some(method_name);
+                attrs.push("rpc.method", method_name.to_string());
+            }
             let code = ex.response.as_ref().and_then(|r| r.grpc_status);
+            let code_unknown = ex.unknown.contains(UnknownFields::GRPC_STATUS);
             match code {
                 Some(code) => {
                     let name = grpc_code_name(code);
@@ -538,6 +601,8 @@ impl SpanBuilder {
                         status.code = status::StatusCode::Unset as i32;
                     }
                 }
+                // Sent, but not decodable (joined midway): no verdict from it.
+                None if code_unknown => {}
                 // Stream ended without grpc-status: the client sees an error.
                 None if ex.response.is_some() && error_type.is_none() && !is_server => {
                     error_type = Some("missing_grpc_status".to_string());
@@ -575,13 +640,15 @@ impl SpanBuilder {
             _ => String::new(),
         };
 
+        // HTTP conventions: `{method}` is `HTTP` when the method is unknown.
+        let name_method = if method_unknown { "HTTP" } else { method };
         let name = match (rpc_method, route) {
             (Some(m), _) => m.to_string(),
-            (None, Some(r)) => format!("{method} {r}"),
-            (None, None) if self.templated_names => {
-                format!("{method} {}", crate::routes::templated_path(path))
+            (None, Some(r)) => format!("{name_method} {r}"),
+            (None, None) if self.templated_names && !path_unknown => {
+                format!("{name_method} {}", crate::routes::templated_path(path))
             }
-            (None, None) => method.to_string(),
+            (None, None) => name_method.to_string(),
         };
         let start = ex.request_start_ns;
         let end = if ex.response_end_ns >= start {
@@ -703,6 +770,8 @@ mod tests {
             ordinal: 1,
             end: ExchangeEnd::Complete,
             headers_incomplete: false,
+            unknown: Default::default(),
+            grpc_by_wire: false,
         }
     }
 
@@ -816,6 +885,87 @@ mod tests {
             Some("no such cart")
         );
         assert_eq!(attr(&client, "error.type"), s("NOT_FOUND"));
+    }
+
+    /// HTTP/2 joined midway: unknown fields are left out (never empty), one
+    /// attribute names them, gRPC recognised from the wire gets the RPC
+    /// conventions with what is known, and no error is made up.
+    #[test]
+    fn joined_midway_unknowns_are_omitted_and_named_once() {
+        let mut add = exchange("POST", "", Some(200));
+        add.request.version = HttpVersion::Http2;
+        add.request.authority = None;
+        add.headers_incomplete = true;
+        add.grpc_by_wire = true;
+        for u in [
+            UnknownFields::PATH,
+            UnknownFields::REQUEST_HEADERS,
+            UnknownFields::GRPC_STATUS,
+        ] {
+            add.unknown.insert(u);
+        }
+        for role in [Role::Client, Role::Server] {
+            let span = build(role, &add, &["/{x}".to_string()]);
+            assert_eq!(span.span.name, "POST", "{role:?}");
+            assert!(attr(&span, "url.path").is_none());
+            assert!(attr(&span, "url.full").is_none());
+            assert!(attr(&span, "http.route").is_none());
+            assert!(attr(&span, "rpc.method").is_none());
+            assert!(attr(&span, "rpc.response.status_code").is_none());
+            assert!(attr(&span, "error.type").is_none());
+            assert_eq!(attr(&span, "rpc.system.name"), s("grpc"));
+            assert_eq!(attr(&span, "http.request.method"), s("POST"));
+            assert_eq!(attr(&span, "http.response.status_code"), i(200));
+            let expected = if role == Role::Client {
+                "url.path,url.full,rpc.method,http.request.header,rpc.response.status_code"
+            } else {
+                "url.path,rpc.method,http.request.header,rpc.response.status_code"
+            };
+            assert_eq!(attr(&span, UNKNOWN_FIELDS_ATTR), s(expected));
+            assert_eq!(span.span.status.as_ref().map(|st| st.code), Some(0));
+            // One attribute, once.
+            let n = span
+                .attributes()
+                .iter()
+                .filter(|a| a.key.starts_with("wirespan.capture"))
+                .count();
+            assert_eq!(n, 1);
+        }
+
+        let mut remove = add.clone();
+        remove.request.target = "/shop.Cart/Remove".into();
+        remove.unknown = UnknownFields::default();
+        remove.unknown.insert(UnknownFields::GRPC_STATUS);
+        let span = build(Role::Client, &remove, &[]);
+        assert_eq!(span.span.name, "shop.Cart/Remove");
+        assert_eq!(attr(&span, "rpc.method"), s("shop.Cart/Remove"));
+        assert_eq!(attr(&span, "url.path"), s("/shop.Cart/Remove"));
+        assert_eq!(
+            attr(&span, UNKNOWN_FIELDS_ATTR),
+            s("rpc.response.status_code")
+        );
+
+        // Method and status unknown on plain HTTP/2.
+        let mut plain = exchange("", "/x", Some(0));
+        plain.request.version = HttpVersion::Http2;
+        plain.headers_incomplete = true;
+        plain.unknown.insert(UnknownFields::METHOD);
+        plain.unknown.insert(UnknownFields::STATUS);
+        plain.unknown.insert(UnknownFields::GRPC_STATUS);
+        let span = build(Role::Client, &plain, &[]);
+        assert_eq!(span.span.name, "HTTP");
+        assert!(attr(&span, "http.request.method").is_none());
+        assert!(attr(&span, "http.request.method_original").is_none());
+        assert!(attr(&span, "http.response.status_code").is_none());
+        assert!(attr(&span, "rpc.system.name").is_none());
+        assert!(attr(&span, "error.type").is_none());
+        assert_eq!(
+            attr(&span, UNKNOWN_FIELDS_ATTR),
+            s("http.request.method,http.response.status_code,http.response.header")
+        );
+        // Seen from the start: no such attribute.
+        let whole = build(Role::Client, &exchange("GET", "/x", Some(200)), &[]);
+        assert!(attr(&whole, UNKNOWN_FIELDS_ATTR).is_none());
     }
 
     #[test]

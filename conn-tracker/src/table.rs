@@ -341,6 +341,20 @@ impl ConnectionTable {
         self.end_slot(slot, ts_ns, EndReason::Closed, sink);
     }
 
+    /// Forgets a connection without ending it: nothing it was parsing becomes
+    /// an exchange (no span). For connections found to be the agent's own
+    /// traffic after they were opened. False when `key` does not hold that
+    /// generation.
+    pub fn discard(&mut self, key: ConnKey, conn_id: u64) -> bool {
+        let Some(&slot) = self.by_key.get(&key) else {
+            return false;
+        };
+        if self.conn(slot).map(|c| c.session.info.conn_id) != Some(conn_id) {
+            return false;
+        }
+        self.take_slot(slot).is_some()
+    }
+
     /// The process exited: its sockets are gone without close records.
     pub fn close_process(&mut self, tgid: u32, ts_ns: u64, sink: &mut impl TrackerSink) {
         self.tick(ts_ns);
@@ -427,10 +441,11 @@ impl ConnectionTable {
 
     /// Ends the connection in `slot`: the parser reports what it still holds
     /// (pending requests end as ConnectionClosed), then it is forgotten.
-    fn end_slot(&mut self, slot: u32, ts_ns: u64, reason: EndReason, sink: &mut impl TrackerSink) {
-        let Some(mut c) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+    /// Removes a slot from every index; the connection is returned unended.
+    fn take_slot(&mut self, slot: u32) -> Option<Conn> {
+        let Some(c) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
             self.lru.remove(slot);
-            return;
+            return None;
         };
         self.lru.remove(slot);
         self.free.push(slot);
@@ -443,6 +458,13 @@ impl ConnectionTable {
             self.by_buffered.remove(&(c.buffered, slot));
             self.buffered_total = self.buffered_total.saturating_sub(c.buffered);
         }
+        Some(c)
+    }
+
+    fn end_slot(&mut self, slot: u32, ts_ns: u64, reason: EndReason, sink: &mut impl TrackerSink) {
+        let Some(mut c) = self.take_slot(slot) else {
+            return;
+        };
         let event = match reason {
             EndReason::Closed | EndReason::Replaced | EndReason::Shutdown => None,
             EndReason::ProcessExit => Some(TrackerEvent::ClosedByProcessExit),

@@ -186,3 +186,26 @@ fn lost_open_and_close_of_a_reused_fd_is_adopted() {
         .iter()
         .any(|(i, e)| i.conn_id == 2 && e.request.method == "POST"));
 }
+
+#[test]
+fn a_discarded_connection_ends_without_exchanges() {
+    let mut t = ConnectionTable::new(limits());
+    let mut sink = Rec::default();
+    t.open(info(key(7, 3), 1, Role::Client, 1), &mut sink);
+    t.open(info(key(7, 4), 2, Role::Client, 1), &mut sink);
+    for (fd, id) in [(3, 1), (4, 2)] {
+        t.data(key(7, fd), id, Egress, 0, 5, REQ1, &mut sink);
+    }
+    // A wrong generation is not discarded.
+    assert!(!t.discard(key(7, 3), 99));
+    assert!(t.discard(key(7, 3), 1));
+    assert!(!t.discard(key(7, 3), 1));
+    assert_eq!(t.len(), 1);
+    t.check_invariants().unwrap();
+    // Its pending request never becomes an exchange, even at process exit;
+    // the other connection's still does.
+    t.close_process(7, 100, &mut sink);
+    assert_eq!(sink.exchanges.len(), 1);
+    assert_eq!(sink.exchanges[0].0.key, key(7, 4));
+    assert_eq!(t.len(), 0);
+}

@@ -8,7 +8,9 @@
 //! * **the agent binary built**: `cargo build -p wirespan`. The tests run
 //!   `$WIRESPAN_BIN`, else `<workspace>/target/debug/wirespan` ([`binary`]).
 //! * **Debian packages**: `python3` (3.11), `curl`, `nginx-light`.
-//! * **pip**: `pip install rotel` (for the real-collector test, `tests/rotel.rs`).
+//! * **pip**: `pip install rotel` (for the real-collector test, `tests/rotel.rs`)
+//!   and `grpcio` in the interpreter the tests run (`tests/midway.rs`);
+//!   `scripts/setup.sh` installs both. Also `node` (`tests/tls.rs`, `tests/midway.rs`).
 //! * **Go**: Debian's `golang-1.19-go` ([`go`] builds the programs in `integration/go/`).
 //!
 //! # How to run

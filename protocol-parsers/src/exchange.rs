@@ -100,6 +100,49 @@ pub struct HttpExchange {
     /// HTTP/2 only: some header fields could not be decoded because the agent
     /// joined after the HPACK dynamic table was built; those fields are absent.
     pub headers_incomplete: bool,
+    /// HTTP/2 only: which of the fields spans use were present on the wire but
+    /// could not be decoded (joined midway). Empty when `headers_incomplete`
+    /// is false.
+    pub unknown: UnknownFields,
+    /// HTTP/2 only: `content-type` could not be decoded, and the wire says
+    /// this stream is gRPC anyway (see [`crate::http2::grpc_wire`]).
+    pub grpc_by_wire: bool,
+}
+
+/// Fields of an exchange that were sent but could not be decoded, because the
+/// agent joined an HTTP/2 connection after the HPACK dynamic table entries
+/// they reference were made. A small bit set; `Default` is empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UnknownFields(u8);
+
+impl UnknownFields {
+    /// `:method` (required in every request).
+    pub const METHOD: Self = Self(1);
+    /// `:path` (required in every non-CONNECT request): path and query.
+    pub const PATH: Self = Self(1 << 1);
+    /// Some other request header fields (which ones cannot be known: a
+    /// reference to an unknown entry carries neither name nor value).
+    pub const REQUEST_HEADERS: Self = Self(1 << 2);
+    /// `:status` (required in every response).
+    pub const STATUS: Self = Self(1 << 3);
+    /// Some other response header or trailer fields.
+    pub const RESPONSE_HEADERS: Self = Self(1 << 4);
+    /// The response's final header block (trailers, or a trailers-only
+    /// response) had undecodable fields and no decodable `grpc-status`: on a
+    /// gRPC stream the status is one of them.
+    pub const GRPC_STATUS: Self = Self(1 << 5);
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn contains(&self, other: Self) -> bool {
+        self.0 & other.0 == other.0 && other.0 != 0
+    }
+
+    pub fn insert(&mut self, other: Self) {
+        self.0 |= other.0;
+    }
 }
 
 /// A counted parser event: everything a parser skips, rejects or cannot pair.
@@ -131,6 +174,10 @@ pub enum ParseIssue {
     HpackUnknownIndex,
     /// HTTP/2 stream limit reached; the new stream is not tracked.
     Http2TooManyStreams,
+    /// On a connection joined midway, this many references to HPACK
+    /// dynamic-table entries resolved (entries inserted after the join): not
+    /// a problem, counted to show the table being learnt.
+    HpackMidstreamResolved(u64),
 }
 
 impl ParseIssue {
@@ -148,6 +195,7 @@ impl ParseIssue {
             ParseIssue::HpackError => "hpack_error",
             ParseIssue::HpackUnknownIndex => "hpack_unknown_index",
             ParseIssue::Http2TooManyStreams => "http2_too_many_streams",
+            ParseIssue::HpackMidstreamResolved(_) => "hpack_midstream_resolved",
         }
     }
 }

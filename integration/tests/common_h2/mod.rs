@@ -44,6 +44,27 @@ impl Env {
         }
     }
 
+    /// Root check, serial guard and receiver, without the agent: for
+    /// programs that must be running before it starts; then
+    /// [`Env::start_agent`].
+    pub fn start_later(test: &str) -> Env {
+        require_root(test);
+        let serial = serial();
+        let receiver = Receiver::start(OtlpProtocol::Grpc);
+        Env {
+            receiver,
+            agent: None,
+            _serial: serial,
+        }
+    }
+
+    /// Starts the agent (ready) exporting to this receiver.
+    pub fn start_agent(&mut self, opts: AgentOptions) {
+        assert!(self.agent.is_none(), "agent already running");
+        let r = &self.receiver;
+        self.agent = Some(Agent::run(opts.otlp(&r.endpoint(), r.protocol.env_value())));
+    }
+
     pub fn agent(&self) -> &Agent {
         self.agent.as_ref().expect("agent running")
     }
@@ -359,6 +380,19 @@ pub fn tempdir(prefix: &str) -> tempfile::TempDir {
         .prefix(prefix)
         .tempdir()
         .expect("temp dir")
+}
+
+/// nginx with TLS (and HTTP/2 by ALPN) on 127.0.0.1: one worker, foreground,
+/// temp prefix, static files in `<dir>/html`, a fresh self-signed certificate.
+pub fn nginx_tls(files: &[(&str, &[u8])]) -> TestServer {
+    integration::servers::nginx_configured("nginx (tls)", files, " ssl http2", |dir| {
+        let (cert, key) = self_signed_cert(dir);
+        format!(
+            "        ssl_certificate {};\n        ssl_certificate_key {};",
+            cert.display(),
+            key.display()
+        )
+    })
 }
 
 /// `nghttpd --no-tls` on 127.0.0.1 serving `<dir>/htdocs` with `files`.

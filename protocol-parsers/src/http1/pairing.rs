@@ -76,6 +76,8 @@ impl PendingRequest {
             ordinal: self.id,
             end,
             headers_incomplete: false,
+            unknown: Default::default(),
+            grpc_by_wire: false,
         }
     }
 }

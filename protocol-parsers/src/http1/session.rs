@@ -394,6 +394,8 @@ impl Http1Session {
             ordinal: r.id,
             end,
             headers_incomplete: false,
+            unknown: Default::default(),
+            grpc_by_wire: false,
         });
     }
 }

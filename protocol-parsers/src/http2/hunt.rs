@@ -30,6 +30,26 @@ fn plausible_start(h: &FrameHeader, max: u32) -> bool {
         }
 }
 
+/// Where in `buf` (bytes held while hunting) a complete HEADERS frame of
+/// stream `stream_id` starts, if one does. Used when the *other* direction,
+/// already in sync, shows that stream: a lone request HEADERS frame cannot
+/// be confirmed by a second frame until the next request, and its response
+/// would otherwise arrive unpaired. The stream id seen in both directions is
+/// the confirmation.
+pub(super) fn find_headers_of(buf: &[u8], stream_id: u32, max: u32) -> Option<usize> {
+    (0..buf.len()).find(|&off| {
+        buf.get(off..)
+            .and_then(FrameHeader::parse)
+            .is_some_and(|h| {
+                h.kind == FrameType::Headers
+                    && h.stream_id == stream_id
+                    && h.has(flags::END_HEADERS)
+                    && plausible_start(&h, max)
+                    && off + FRAME_HEADER_LEN + h.length as usize <= buf.len()
+            })
+    })
+}
+
 pub(super) fn find_boundary(buf: &[u8], max: u32) -> Boundary {
     for off in 0..buf.len() {
         let Some(h) = buf.get(off..).and_then(FrameHeader::parse) else {

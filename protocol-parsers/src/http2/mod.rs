@@ -5,9 +5,10 @@
 //! public so tests, benches and tools can build and inspect fixtures.
 
 pub mod frame;
+pub mod grpc_wire;
 pub mod hpack;
 mod hunt;
 mod session;
 mod streams;
 
-pub use session::{Fatal as Http2Error, Http2Limits, Http2Session};
+pub use session::{Fatal as Http2Error, HpackRefs, Http2Limits, Http2Session};

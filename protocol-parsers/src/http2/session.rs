@@ -25,8 +25,9 @@ use super::frame::{
     self, flags, header_fragment, FrameHeader, FrameType, DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN,
     MAX_FRAME_SIZE_LIMIT, PREFACE,
 };
+use super::grpc_wire;
 use super::hpack::{Decoder, DecoderError};
-use super::hunt::{find_boundary, Boundary, HUNT_WINDOW};
+use super::hunt::{find_boundary, find_headers_of, Boundary, HUNT_WINDOW};
 use super::streams::{Fields, Streams};
 use crate::{ExchangeEnd, ExchangeSink, ParseIssue, RequestHead, Side};
 
@@ -109,6 +110,8 @@ struct Dir {
     block: Vec<u8>,
     pending_block: Option<BlockMeta>,
     hunt: Vec<u8>,
+    /// Timestamp of the chunk that started the bytes held in `hunt`.
+    hunt_ts: u64,
     /// Largest frame this direction may send (the receiver's SETTINGS).
     max_frame_size: u32,
     /// SETTINGS from the receiver not yet acknowledged by this direction.
@@ -128,6 +131,7 @@ impl Dir {
             block: Vec::new(),
             pending_block: None,
             hunt: Vec::new(),
+            hunt_ts: 0,
             max_frame_size,
             pending_frame_size: None,
             pending_table_size: None,
@@ -150,6 +154,19 @@ pub struct Http2Session {
     failed: bool,
     closed: bool,
     error: Option<Fatal>,
+    /// Joined midway ([`Http2Session::new_midstream`]).
+    midstream: bool,
+    hpack_refs: HpackRefs,
+}
+
+/// References to HPACK dynamic-table entries on a connection joined midway,
+/// both directions together (see [`Http2Session::hpack_midstream_refs`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HpackRefs {
+    /// Resolved: entries inserted after the join.
+    pub resolved: u64,
+    /// Still unknown: entries from before the join; those fields are absent.
+    pub unknown: u64,
 }
 
 fn idx(side: Side) -> usize {
@@ -183,6 +200,8 @@ impl Http2Session {
             failed: false,
             closed: false,
             error: None,
+            midstream: false,
+            hpack_refs: HpackRefs::default(),
         }
     }
 
@@ -202,6 +221,8 @@ impl Http2Session {
             failed: false,
             closed: false,
             error: None,
+            midstream: true,
+            hpack_refs: HpackRefs::default(),
         }
     }
 
@@ -253,6 +274,28 @@ impl Http2Session {
                     }
                 }
             }
+            // A DATA frame whose first body bytes (kept only to look for a
+            // gRPC message prefix) are lost: what was kept stays, the rest
+            // of the frame is skipped.
+            Read::Payload { hdr, keep, skip }
+                if hdr.kind == FrameType::Data
+                    && d.payload.len() >= usize::from(hdr.has(flags::PADDED))
+                    && (keep - d.payload.len()) as u64 + u64::from(skip) >= len =>
+            {
+                let remaining = (keep - d.payload.len()) as u64 + u64::from(skip);
+                // remaining - len <= frame length < 2^24
+                let skip = (remaining - len) as u32;
+                d.read = Read::Payload {
+                    hdr,
+                    keep: d.payload.len(),
+                    skip,
+                };
+                if skip == 0 {
+                    if let Err(f) = self.complete_frame(idx(side), ts_ns, sink) {
+                        self.fail(f, ts_ns, sink);
+                    }
+                }
+            }
             _ => self.fail(Fatal::Gap, ts_ns, sink),
         }
     }
@@ -281,6 +324,13 @@ impl Http2Session {
     /// What stopped parsing, when [`is_failed`](Self::is_failed).
     pub fn error(&self) -> Option<Fatal> {
         self.error
+    }
+
+    /// On a connection joined midway, the references to dynamic-table
+    /// entries so far: resolved (learnt since the join) and still unknown.
+    /// None for a connection seen from its start (every reference resolves).
+    pub fn hpack_midstream_refs(&self) -> Option<HpackRefs> {
+        self.midstream.then_some(self.hpack_refs)
     }
 
     /// Streams currently tracked.
@@ -414,7 +464,11 @@ impl Http2Session {
         }
         let len = hdr.length as usize;
         let keep = match hdr.kind {
-            FrameType::Data => usize::from(hdr.has(flags::PADDED)),
+            // The pad length, and the first bytes of the body: a gRPC
+            // message prefix is looked for there (see `grpc_wire`).
+            FrameType::Data => {
+                (usize::from(hdr.has(flags::PADDED)) + grpc_wire::PREFIX_LEN).min(len)
+            }
             FrameType::PushPromise if i == 0 => return Err(frame::Error::PushFromClient.into()),
             FrameType::Headers | FrameType::PushPromise | FrameType::Continuation => {
                 if d.block.len().saturating_add(len) > limit {
@@ -453,12 +507,24 @@ impl Http2Session {
         match hdr.kind {
             FrameType::Data => {
                 let mut size = u64::from(hdr.length);
+                let mut body = &d.payload[..];
                 if hdr.has(flags::PADDED) {
                     let pad = u64::from(*d.payload.first().ok_or(frame::Error::BadLength)?);
                     size = size.checked_sub(1 + pad).ok_or(frame::Error::BadPadding)?;
+                    body = body.get(1..).unwrap_or_default();
                 }
-                self.streams
-                    .on_data(side, sid, size, hdr.has(flags::END_STREAM), ts, sink);
+                let prefix = body
+                    .get(..body.len().min(size as usize))
+                    .unwrap_or_default();
+                self.streams.on_data(
+                    side,
+                    sid,
+                    size,
+                    prefix,
+                    hdr.has(flags::END_STREAM),
+                    ts,
+                    sink,
+                );
             }
             FrameType::Headers | FrameType::PushPromise => {
                 let (range, promised) = header_fragment(&hdr, &d.payload)?;
@@ -531,7 +597,19 @@ impl Http2Session {
         for _ in 0..stats.unknown_refs {
             sink.issue(ParseIssue::HpackUnknownIndex);
         }
-        fields.incomplete = stats.unknown_refs > 0;
+        if self.midstream {
+            self.hpack_refs.resolved += u64::from(stats.dynamic_resolved);
+            self.hpack_refs.unknown += u64::from(stats.unknown_refs);
+            if stats.dynamic_resolved > 0 {
+                sink.issue(ParseIssue::HpackMidstreamResolved(u64::from(
+                    stats.dynamic_resolved,
+                )));
+            }
+        }
+        fields.unknown_refs = stats.unknown_refs;
+        if i == 1 && meta.promised.is_none() {
+            self.sync_request_side_on(meta.stream_id, sink)?;
+        }
         match meta.promised {
             Some(p) => self
                 .streams
@@ -590,6 +668,33 @@ impl Http2Session {
         Ok(())
     }
 
+    /// Midstream, the response side in sync and the request side still
+    /// hunting: a response on `stream_id` confirms a complete request
+    /// HEADERS frame of that stream held in the request side's hunt buffer
+    /// (see [`find_headers_of`]); parsing of the request side starts there,
+    /// at the time its bytes arrived, before the response is handled.
+    fn sync_request_side_on(
+        &mut self,
+        stream_id: u32,
+        sink: &mut impl ExchangeSink,
+    ) -> Result<(), Fatal> {
+        let max = self.limits.max_frame_size;
+        let d = &mut self.dirs[0];
+        if !matches!(d.read, Read::Hunt) || d.hunt.is_empty() {
+            return Ok(());
+        }
+        let Some(off) = find_headers_of(&d.hunt, stream_id, max) else {
+            return Ok(());
+        };
+        if off > 0 {
+            sink.issue(ParseIssue::ResyncSkippedBytes(off as u64));
+        }
+        let held = std::mem::take(&mut d.hunt);
+        let ts = d.hunt_ts;
+        d.read = Read::Header;
+        self.feed(Side::Request, ts, held.get(off..).unwrap_or_default(), sink)
+    }
+
     /// Midstream: buffer bytes until two consecutive plausible frames are
     /// found, then parse normally from the first one.
     fn hunt(
@@ -635,6 +740,7 @@ impl Http2Session {
                     sink.issue(ParseIssue::ResyncSkippedBytes(from as u64));
                 }
                 if d.hunt.is_empty() {
+                    d.hunt_ts = ts;
                     d.hunt
                         .extend_from_slice(data.get(from..).unwrap_or_default());
                 } else {

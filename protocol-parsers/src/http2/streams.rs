@@ -4,9 +4,10 @@
 //!
 //! Knows nothing about bytes or frames: the session hands it decoded events.
 
+use super::grpc_wire::{self, Framing, GrpcEvidence};
 use crate::{
     ExchangeEnd, ExchangeSink, HttpExchange, HttpVersion, ParseIssue, RequestHead, ResponseHead,
-    Side,
+    Side, UnknownFields,
 };
 
 /// The header fields spans use, collected while a block is decoded. Only the
@@ -24,8 +25,8 @@ pub(super) struct Fields {
     status: Option<u16>,
     grpc_status: Option<u32>,
     grpc_message: Option<String>,
-    /// Some fields referenced unknown dynamic entries (joined midway).
-    pub incomplete: bool,
+    /// Fields that referenced unknown dynamic entries (joined midway).
+    pub unknown_refs: u32,
 }
 
 fn text(v: &[u8]) -> String {
@@ -65,6 +66,54 @@ impl Fields {
             b"grpc-message" => self.grpc_message = Some(text(value)),
             _ => {}
         }
+    }
+
+    fn incomplete(&self) -> bool {
+        self.unknown_refs > 0
+    }
+
+    /// Which fields of a request header block are unknown: each required
+    /// pseudo-header that is absent accounts for one unknown reference;
+    /// references left over were other fields.
+    fn request_unknown(&self) -> UnknownFields {
+        let mut u = UnknownFields::default();
+        if !self.incomplete() {
+            return u;
+        }
+        let mut left = self.unknown_refs;
+        if self.method.is_none() {
+            u.insert(UnknownFields::METHOD);
+            left = left.saturating_sub(1);
+        }
+        if self.path.is_none() && self.method.as_deref() != Some("CONNECT") {
+            u.insert(UnknownFields::PATH);
+            left = left.saturating_sub(1);
+        }
+        if left > 0 {
+            u.insert(UnknownFields::REQUEST_HEADERS);
+        }
+        u
+    }
+
+    /// The same for a response block: `first` for the response head (or a
+    /// trailers-only response), `last` when it ends the stream.
+    fn response_unknown(&self, first: bool, last: bool) -> UnknownFields {
+        let mut u = UnknownFields::default();
+        if !self.incomplete() {
+            return u;
+        }
+        let mut left = self.unknown_refs;
+        if first && self.status.is_none() {
+            u.insert(UnknownFields::STATUS);
+            left = left.saturating_sub(1);
+        }
+        if last && self.grpc_status.is_none() {
+            u.insert(UnknownFields::GRPC_STATUS);
+        }
+        if left > 0 {
+            u.insert(UnknownFields::RESPONSE_HEADERS);
+        }
+        u
     }
 
     fn into_request(self) -> RequestHead {
@@ -108,6 +157,10 @@ struct Stream {
     response_start_ns: u64,
     response_end_ns: u64,
     incomplete: bool,
+    unknown: UnknownFields,
+    /// The request's `content-type` may have been among the unknown fields.
+    content_type_unknown: bool,
+    grpc: GrpcEvidence,
 }
 
 /// Open streams, bounded by `max`. A `Vec` with linear search: a few open
@@ -168,7 +221,11 @@ impl Streams {
             Side::Request => {
                 if let Some(s) = self.find(id) {
                     // Request trailers: nothing kept but the timing.
-                    s.incomplete |= fields.incomplete;
+                    s.incomplete |= fields.incomplete();
+                    if fields.incomplete() {
+                        s.unknown.insert(UnknownFields::REQUEST_HEADERS);
+                    }
+                    s.grpc.request_trailers = true;
                     s.request_last_ns = ts;
                     if end_stream {
                         s.request_ended = true;
@@ -179,14 +236,23 @@ impl Streams {
                 if id <= self.max_client_id {
                     return; // trailers of a stream that already finished
                 }
-                if fields.method.is_none() && fields.path.is_none() {
-                    // Trailers of a stream opened before we joined midway.
+                if fields.method.is_none()
+                    && fields.path.is_none()
+                    && (end_stream || !fields.incomplete())
+                {
+                    // Trailers of a stream opened before we joined midway
+                    // (trailers always end the stream; a request block with
+                    // unknown fields that does not is a request).
                     return;
                 }
                 self.max_client_id = id;
-                let incomplete = fields.incomplete;
+                let incomplete = fields.incomplete();
+                let unknown = fields.request_unknown();
+                let content_type_unknown = incomplete && fields.content_type.is_none();
                 let mut s = new_stream(id, fields.into_request(), start_ts, ts, end_stream);
                 s.incomplete = incomplete;
+                s.unknown = unknown;
+                s.content_type_unknown = content_type_unknown;
                 if self.open.len() < self.max {
                     sink.request_started(&s.request, u64::from(id));
                 }
@@ -197,10 +263,14 @@ impl Streams {
                     sink.issue(ParseIssue::UnpairedResponse);
                     return;
                 };
-                s.incomplete |= fields.incomplete;
+                s.incomplete |= fields.incomplete();
+                s.grpc.grpc_field_decoded |=
+                    fields.grpc_status.is_some() || fields.grpc_message.is_some();
                 match &mut s.response {
                     Some(r) => {
                         // Trailers (gRPC puts its status here).
+                        s.grpc.response_trailers = true;
+                        s.unknown.insert(fields.response_unknown(false, end_stream));
                         if fields.grpc_status.is_some() {
                             r.grpc_status = fields.grpc_status;
                         }
@@ -212,7 +282,11 @@ impl Streams {
                         let informational =
                             fields.status.is_some_and(|st| (100..200).contains(&st));
                         // 1xx heads are not the response; the final one follows.
+                        if informational && !end_stream && fields.incomplete() {
+                            s.unknown.insert(UnknownFields::RESPONSE_HEADERS);
+                        }
                         if !informational || end_stream {
+                            s.unknown.insert(fields.response_unknown(true, end_stream));
                             s.response = Some(fields.into_response());
                             s.response_start_ns = start_ts;
                         }
@@ -238,23 +312,35 @@ impl Streams {
         if promised == 0 || self.find(promised).is_some() {
             return;
         }
-        let incomplete = fields.incomplete;
+        let incomplete = fields.incomplete();
+        let unknown = fields.request_unknown();
         let mut s = new_stream(promised, fields.into_request(), start_ts, ts, true);
         s.incomplete = incomplete;
+        s.unknown = unknown;
         self.insert(s, sink);
     }
 
-    /// A DATA frame of `size` body bytes (padding excluded).
+    /// A DATA frame of `size` body bytes (padding excluded) starting with
+    /// `prefix` (up to the gRPC prefix length).
+    #[allow(clippy::too_many_arguments)]
     pub fn on_data(
         &mut self,
         side: Side,
         id: u32,
         size: u64,
+        prefix: &[u8],
         end_stream: bool,
         ts: u64,
         sink: &mut impl ExchangeSink,
     ) {
         let Some(s) = self.find(id) else { return };
+        let framing = match side {
+            Side::Request => &mut s.grpc.request_framing,
+            Side::Response => &mut s.grpc.response_framing,
+        };
+        if *framing == Framing::NotSeen {
+            *framing = grpc_wire::classify(prefix, size);
+        }
         match side {
             Side::Request => {
                 s.request_body += size;
@@ -337,10 +423,17 @@ fn new_stream(id: u32, request: RequestHead, start: u64, ts: u64, ended: bool) -
         response_start_ns: 0,
         response_end_ns: 0,
         incomplete: false,
+        unknown: UnknownFields::default(),
+        content_type_unknown: false,
+        grpc: GrpcEvidence::default(),
     }
 }
 
 fn into_exchange(s: Stream, end: ExchangeEnd, ts: u64) -> HttpExchange {
+    let path_known = !s.unknown.contains(UnknownFields::PATH);
+    let grpc_by_wire = s.content_type_unknown
+        && s.grpc
+            .is_grpc(path_known.then_some(s.request.target.as_str()));
     HttpExchange {
         request: s.request,
         response: s.response,
@@ -363,5 +456,7 @@ fn into_exchange(s: Stream, end: ExchangeEnd, ts: u64) -> HttpExchange {
         ordinal: u64::from(s.id),
         end,
         headers_incomplete: s.incomplete,
+        unknown: s.unknown,
+        grpc_by_wire,
     }
 }

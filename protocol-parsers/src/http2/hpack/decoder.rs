@@ -40,6 +40,10 @@ pub struct BlockStats {
     pub unknown_refs: u32,
     /// Fields delivered.
     pub fields: u32,
+    /// References (whole field or name only) to dynamic-table entries that
+    /// resolved. On a connection joined midway, these are the entries learnt
+    /// since the join.
+    pub dynamic_resolved: u32,
 }
 
 /// One direction's HPACK decoder.
@@ -120,6 +124,9 @@ impl Decoder {
                 match self.lookup(idx)? {
                     Resolved::Field(n, v) => {
                         stats.fields += 1;
+                        if idx > STATIC_LEN {
+                            stats.dynamic_resolved += 1;
+                        }
                         field(n, v)
                     }
                     Resolved::Unknown => stats.unknown_refs += 1,
@@ -155,7 +162,12 @@ impl Decoder {
                     Some(read_string(block, &mut pos, name_buf)?)
                 } else {
                     match lookup(table, name_idx)? {
-                        Resolved::Field(n, _) => Some(n),
+                        Resolved::Field(n, _) => {
+                            if name_idx > STATIC_LEN {
+                                stats.dynamic_resolved += 1;
+                            }
+                            Some(n)
+                        }
                         Resolved::Unknown => None,
                     }
                 };
