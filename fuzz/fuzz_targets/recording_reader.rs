@@ -1,5 +1,5 @@
 //! A recording file (`wirespan::recording`) of arbitrary bytes, read with
-//! `RecordingReader`, each record decoded with `wirespan::records::decode`
+//! `RecordingReader`, each record decoded with `probes_common::records::decode`
 //! and run through the whole user-space pipeline (`Pipeline::handle_bytes`,
 //! span output into a Vec), with the agent's pipeline settings
 //! (`agent::pipeline_settings` on the default config) but small connection
@@ -18,7 +18,7 @@
 use libfuzzer_sys::fuzz_target;
 use wirespan::pipeline::Pipeline;
 use wirespan::recording::{RecordingReader, MAX_RECORD_LEN};
-use wirespan::records::{decode, Record};
+use probes_common::records::{decode, Record};
 
 const MAX_CONNECTIONS: usize = 8;
 const MEMORY_LIMIT: usize = 48 * 1024;
@@ -35,9 +35,9 @@ fuzz_target!(|data: &[u8]| {
     settings.tracker.memory_limit_bytes = MEMORY_LIMIT;
     settings.tracker.idle_timeout_ns = 1_000_000_000;
     settings.host_name = "fuzz".into();
-    settings.span_builder = wirespan::span_builder::SpanBuilder::new(
-        wirespan::span_builder::IdGenerator::with_seed(1),
-        wirespan::routes::RouteTable::new(&config.http.routes),
+    settings.span_builder = span_semantics::span_builder::SpanBuilder::new(
+        span_semantics::span_builder::IdGenerator::with_seed(1),
+        span_semantics::routes::RouteTable::new(&config.http.routes),
     );
     let registry = self_metrics::Registry::new();
     let mut pipeline = Pipeline::new(settings, Vec::<span_export::ExportSpan>::new(), &registry);

@@ -1,12 +1,12 @@
 //! A recording (`wirespan record`) read back: connections with their rebuilt
 //! byte streams, exec records and which processes produced data.
 
+use probes_common::records::{decode, Record};
 use probes_common::{direction, role, ConnCloseRecord, ConnOpenRecord, SockAddr};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
 use wirespan::recording::RecordingReader;
-use wirespan::records::{decode, Record};
 
 /// One direction of a connection rebuilt by stream offset.
 #[derive(Clone, Debug, Default)]

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 /// The cgroup v2 mount (`/sys/fs/cgroup` or `/sys/fs/cgroup/unified`).
 fn cgroup2_root() -> PathBuf {
-    wirespan::cgroups::cgroup2_root()
+    span_semantics::cgroups::cgroup2_root()
         .expect("this test needs a cgroup v2 (unified) hierarchy mounted")
 }
 

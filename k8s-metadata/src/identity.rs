@@ -8,50 +8,7 @@ use crate::records::{namespaced_key, PodOwner, PodRecord};
 use crate::store::Store;
 use std::net::IpAddr;
 
-/// The Kubernetes identity of a local process.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodIdentity {
-    /// OpenTelemetry resource attributes, in this order when present:
-    /// `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid`, `k8s.container.name`,
-    /// `k8s.node.name`, `k8s.replicaset.name`, `k8s.deployment.name`,
-    /// `k8s.statefulset.name`, `k8s.daemonset.name`, `k8s.job.name`,
-    /// `k8s.cronjob.name`.
-    pub attributes: Vec<(&'static str, String)>,
-    /// A suggested `service.name`: the workload's name (Deployment, then the
-    /// ReplicaSet's other owner, StatefulSet, DaemonSet, CronJob, Job,
-    /// ReplicaSet), else the pod's name.
-    pub service_name: String,
-    /// A suggested `service.namespace`: the pod's namespace.
-    pub service_namespace: String,
-}
-
-impl PodIdentity {
-    /// The value of one attribute, such as `"k8s.deployment.name"`.
-    pub fn attribute(&self, key: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// What a remote address is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerKind {
-    /// A pod's IP (`status.podIPs`), named by its workload.
-    Pod,
-    /// A Service's ClusterIP (`spec.clusterIPs`), named by the Service.
-    Service,
-}
-
-/// The service name of a remote address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerIdentity {
-    /// The workload name (as [`PodIdentity::service_name`]) or the Service name.
-    pub name: String,
-    pub namespace: String,
-    pub kind: PeerKind,
-}
+pub use span_semantics::identity::{PeerIdentity, PeerKind, PodIdentity};
 
 /// A pod's workload, as far as its owners say.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -223,6 +223,18 @@ impl KubeMetadata {
     }
 }
 
+impl span_semantics::identity::KubeLookup for KubeMetadata {
+    fn for_cgroup(&self, proc_cgroup_text: &str) -> Option<PodIdentity> {
+        KubeMetadata::for_cgroup(self, proc_cgroup_text)
+    }
+    fn for_ip(&self, ip: IpAddr) -> Option<PeerIdentity> {
+        KubeMetadata::for_ip(self, ip)
+    }
+    fn is_pod_cgroup(&self, proc_cgroup_text: &str) -> bool {
+        parse_cgroup(proc_cgroup_text).is_some_and(|c| c.pod_uid.is_some())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,10 +2,18 @@
 //! and the maps' key/value layouts. Shared by `probes-ebpf` (kernel side, `no_std`)
 //! and the `wirespan` collector (user side, with the `user` feature for `aya::Pod`).
 //!
-//! This crate holds layouts and constants only: no logic that either side runs.
-//! Every struct is padding-free (explicit `_pad` fields) so `Pod` is sound and the
-//! kernel never leaks uninitialised stack bytes into the ring buffer.
+//! This crate holds layouts and constants, and (with the `user` feature) the
+//! user-space decoder of the records, [`records`]: the one place that knows
+//! their byte layout on both sides. Every struct is padding-free (explicit
+//! `_pad` fields) so `Pod` is sound and the kernel never leaks uninitialised
+//! stack bytes into the ring buffer.
 #![no_std]
+
+#[cfg(feature = "user")]
+extern crate std;
+
+#[cfg(feature = "user")]
+pub mod records;
 
 /// Largest payload carried by one data record. A syscall that moves more bytes is
 /// split into consecutive chunks of at most this size.

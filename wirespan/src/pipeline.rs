@@ -16,22 +16,18 @@ use self_metrics::{Counter, Gauge, Registry};
 use span_export::{AttrValue, ExportSpan};
 use std::collections::{HashMap, HashSet, VecDeque};
 
-/// TLS plaintext of a socket is tracked as a connection of its own (its "twin"),
-/// next to the socket's wire bytes, under these marks: the fd with bit 30 set
-/// (no real fd is that large) and the conn_id with bit 62 set.
-pub const TLS_FD_BIT: i32 = 1 << 30;
-pub const TLS_CONN_BIT: u64 = 1 << 62;
+pub use span_semantics::tls_twin::{TLS_CONN_BIT, TLS_FD_BIT};
 
 /// How long a closed connection and an exited process still name the peer of
 /// spans built after them.
 const PEER_GRACE_NS: u64 = 5_000_000_000;
 use std::sync::Arc;
 
-use crate::causality::Causality;
-use crate::peers::PeerNames;
-use crate::process_table::{ProcessFacts, ProcessTable};
-use crate::records::{decode, Record};
-use crate::span_builder::{parse_traceparent, FixedIds, SpanBuilder, SpanContext};
+use probes_common::records::{decode, Record};
+use span_semantics::causality::Causality;
+use span_semantics::peers::PeerNames;
+use span_semantics::process_table::{ProcessFacts, ProcessTable};
+use span_semantics::span_builder::{parse_traceparent, FixedIds, SpanBuilder, SpanContext};
 
 /// Where finished spans go: the export queue, or a Vec in tests and replay.
 pub trait SpanOutput {
@@ -80,7 +76,7 @@ pub struct PipelineSettings {
     /// Peer names from reverse DNS (`service.reverse_dns`); None: off.
     pub reverse_dns: Option<reverse_dns::ReverseDnsSettings>,
     /// Kubernetes metadata (`kubernetes`), already started; None: off.
-    pub kube: Option<k8s_metadata::KubeMetadata>,
+    pub kube: Option<Arc<dyn span_semantics::identity::KubeLookup>>,
     pub span_builder: SpanBuilder,
     /// The agent's own listening sockets (`metrics.listen`): connections to
     /// them are the agent's own traffic, ignored from their open record on.
@@ -235,11 +231,11 @@ struct Emitter<O: SpanOutput> {
     ended_tuples: VecDeque<(u64, (Endpoint, Endpoint), ConnKey)>,
     ended_processes: VecDeque<(u64, u32, u64)>,
     actions: Vec<KernelAction>,
-    links: crate::links::ConnectionLinks,
+    links: span_semantics::links::ConnectionLinks,
     sample_ratio: f64,
     causality: Option<Causality>,
     reverse_dns: Option<reverse_dns::ReverseDns>,
-    kube: Option<k8s_metadata::KubeMetadata>,
+    kube: Option<Arc<dyn span_semantics::identity::KubeLookup>>,
     /// Thread of the data record being fed to the tracker, if one is.
     current_tid: Option<u32>,
 }
@@ -260,7 +256,7 @@ fn keep_span(
         .request
         .traceparent
         .as_deref()
-        .and_then(crate::span_builder::parse_traceparent)
+        .and_then(span_semantics::span_builder::parse_traceparent)
     {
         return tp.flags & 1 == 1;
     }
@@ -306,7 +302,7 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
             .or_else(|| {
                 // Never blocks: a name not yet known is looked up in the
                 // background for the next span.
-                let ip = crate::peers::canonical(conn.remote.ip);
+                let ip = span_semantics::peers::canonical(conn.remote.ip);
                 if ip.is_loopback() || ip.is_unspecified() {
                     return None;
                 }
@@ -485,7 +481,7 @@ impl<O: SpanOutput> Pipeline<O> {
     }
 
     pub fn new(mut settings: PipelineSettings, output: O, registry: &Registry) -> Self {
-        let links = crate::links::ConnectionLinks::new(settings.span_builder.fork_ids());
+        let links = span_semantics::links::ConnectionLinks::new(settings.span_builder.fork_ids());
         Self {
             tracker: ConnectionTable::new(settings.tracker),
             emitter: Emitter {
@@ -836,7 +832,10 @@ impl<O: SpanOutput> Pipeline<O> {
     }
 
     /// Names a process seeded from /proc before any record arrives.
-    pub fn process_identity(&mut self, pid: u32) -> Arc<crate::process_table::ProcessIdentity> {
+    pub fn process_identity(
+        &mut self,
+        pid: u32,
+    ) -> Arc<span_semantics::process_table::ProcessIdentity> {
         self.emitter.processes.get_or_load(pid)
     }
 }
@@ -845,7 +844,7 @@ impl<O: SpanOutput> Pipeline<O> {
 #[allow(clippy::too_many_arguments)]
 mod tests {
     use super::*;
-    use crate::records::encode;
+    use probes_common::records::encode;
     use probes_common::{
         kind, ConnCloseRecord, ConnOpenRecord, DataHeader, RecordHeader, SockAddr,
     };
@@ -882,8 +881,8 @@ mod tests {
         fn with_config(config: wirespan_config::Config) -> Self {
             let mut settings = crate::agent::pipeline_settings(&config, 0);
             settings.span_builder = SpanBuilder::new(
-                crate::span_builder::IdGenerator::with_seed(3),
-                crate::routes::RouteTable::default(),
+                span_semantics::span_builder::IdGenerator::with_seed(3),
+                span_semantics::routes::RouteTable::default(),
             );
             Self {
                 pipeline: Pipeline::new(settings, Vec::new(), &Registry::new()),
@@ -1158,8 +1157,8 @@ mod tests {
         let mut f = chain_feed(wirespan_config::Config::default());
         let mut settings = crate::agent::pipeline_settings(&wirespan_config::Config::default(), 0);
         settings.span_builder = SpanBuilder::new(
-            crate::span_builder::IdGenerator::with_seed(3),
-            crate::routes::RouteTable::default(),
+            span_semantics::span_builder::IdGenerator::with_seed(3),
+            span_semantics::routes::RouteTable::default(),
         );
         f.pipeline = Pipeline::new(settings, Vec::new(), &registry);
         f.exec(100, "/usr/bin/curl", b"");

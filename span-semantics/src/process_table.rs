@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use wirespan_config::ServiceRule;
 
-use crate::records::ExecView;
+use probes_common::records::ExecView;
 
 /// Where a process's service name came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,7 +194,7 @@ struct PendingPod {
 /// Every known process, by tgid.
 pub struct ProcessTable {
     processes: HashMap<u32, Arc<ProcessIdentity>>,
-    kube: Option<k8s_metadata::KubeMetadata>,
+    kube: Option<Arc<dyn crate::identity::KubeLookup>>,
     cgroups: crate::cgroups::CgroupPaths,
     pending_pods: HashMap<u32, PendingPod>,
     rules: Vec<ServiceRule>,
@@ -223,7 +223,7 @@ impl ProcessTable {
     }
 
     /// Name processes in pods from Kubernetes metadata.
-    pub fn with_kubernetes(mut self, kube: k8s_metadata::KubeMetadata) -> Self {
+    pub fn with_kubernetes(mut self, kube: Arc<dyn crate::identity::KubeLookup>) -> Self {
         self.kube = Some(kube);
         self.cgroups = crate::cgroups::CgroupPaths::discover();
         self
@@ -314,15 +314,14 @@ impl ProcessTable {
 
     /// The pod of a process, from its cgroup; remembers a process that looks
     /// like a pod's but whose pod is not known yet.
-    fn pod_of(&mut self, facts: &ProcessFacts) -> Option<k8s_metadata::PodIdentity> {
+    fn pod_of(&mut self, facts: &ProcessFacts) -> Option<crate::identity::PodIdentity> {
         let kube = self.kube.as_ref()?;
         if !self.read_proc {
             return None;
         }
         let cgroup = self.cgroups.text_for(facts.pid, facts.cgroup_id)?;
         let pod = kube.for_cgroup(&cgroup);
-        if pod.is_none() && k8s_metadata::parse_cgroup(&cgroup).is_some_and(|c| c.pod_uid.is_some())
-        {
+        if pod.is_none() && kube.is_pod_cgroup(&cgroup) {
             if self.pending_pods.len() >= MAX_K8S_PENDING {
                 if let Some(oldest) = self
                     .pending_pods

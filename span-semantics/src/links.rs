@@ -18,8 +18,8 @@ use conn_tracker::{ConnInfo, ConnKey, Endpoint, Role};
 use protocol_parsers::{HttpExchange, RequestHead};
 use std::collections::{HashMap, VecDeque};
 
-use crate::pipeline::{TLS_CONN_BIT, TLS_FD_BIT};
 use crate::span_builder::{IdGenerator, LinkIds};
+use crate::tls_twin::{TLS_CONN_BIT, TLS_FD_BIT};
 
 #[derive(Debug)]
 struct Pair {

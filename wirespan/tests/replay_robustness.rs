@@ -5,14 +5,14 @@
 #[path = "fixtures/support.rs"]
 mod support;
 
+use probes_common::records::{decode, Record};
 use self_metrics::Registry;
 use span_export::ExportSpan;
+use span_semantics::routes::RouteTable;
+use span_semantics::span_builder::{IdGenerator, SpanBuilder};
 use support::{describe, records, replay, without_ids, ALL_FIXTURES, S};
 use wirespan::agent::pipeline_settings;
 use wirespan::pipeline::Pipeline;
-use wirespan::records::{decode, Record};
-use wirespan::routes::RouteTable;
-use wirespan::span_builder::{IdGenerator, SpanBuilder};
 
 /// Runs `recs` through a pipeline with seeded ids; returns spans and metrics.
 fn run(clock: i64, recs: &[&[u8]], seed: u64) -> (Vec<ExportSpan>, Registry) {

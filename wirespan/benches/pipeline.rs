@@ -20,12 +20,12 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 
 use self_metrics::Registry;
 use span_export::ExportSpan;
+use span_semantics::routes::RouteTable;
+use span_semantics::span_builder::{IdGenerator, SpanBuilder};
 use std::hint::black_box;
 use std::time::Duration;
 use wirespan::agent::pipeline_settings;
 use wirespan::pipeline::Pipeline;
-use wirespan::routes::RouteTable;
-use wirespan::span_builder::{IdGenerator, SpanBuilder};
 
 #[path = "common/traffic.rs"]
 mod traffic;

@@ -1,10 +1,11 @@
 //! Decoding the probes' ring-buffer records into typed views, without copying
 //! payloads. The same decoder serves live capture, recordings and replay.
 
-use probes_common::{
+use crate::{
     kind, ConnCloseRecord, ConnOpenRecord, DataHeader, ProcExecRecord, ProcExitRecord, RecordHeader,
 };
-use std::mem::size_of;
+use core::mem::size_of;
+use std::prelude::rust_2021::*;
 
 /// One record from the probes. Payload slices borrow the ring buffer (or the
 /// recording), so decoding costs no allocation.
@@ -96,14 +97,14 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         kind::CONN_CLOSE => Ok(Record::ConnClose(read(bytes)?)),
         kind::PROC_EXIT => Ok(Record::ProcExit(read(bytes)?)),
         kind::PROC_EXEC => {
-            if bytes.len() < probes_common::PROC_EXEC_V1_LEN {
+            if bytes.len() < crate::PROC_EXEC_V1_LEN {
                 return Err(DecodeError::Truncated {
                     len: bytes.len(),
-                    needed: probes_common::PROC_EXEC_V1_LEN,
+                    needed: crate::PROC_EXEC_V1_LEN,
                 });
             }
             // Recordings made before `cgroup_id` existed end just before it.
-            let cgroup_id: u64 = match bytes.get(probes_common::PROC_EXEC_V1_LEN..) {
+            let cgroup_id: u64 = match bytes.get(crate::PROC_EXEC_V1_LEN..) {
                 Some(rest) if rest.len() >= 8 => read(rest)?,
                 _ => 0,
             };
@@ -116,9 +117,9 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             let env_len: u32 = read(&bytes[base + 12..])?;
             let comm_at = base + 16;
             let filename_at = comm_at + 16;
-            let args_at = filename_at + probes_common::EXEC_FILENAME_MAX;
-            let env_at = args_at + probes_common::EXEC_ARGS_MAX;
-            let env_end = env_at + probes_common::EXEC_ENV_MAX;
+            let args_at = filename_at + crate::EXEC_FILENAME_MAX;
+            let env_at = args_at + crate::EXEC_ARGS_MAX;
+            let env_end = env_at + crate::EXEC_ENV_MAX;
             let comm = &bytes[comm_at..filename_at];
             let comm_len = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
             Ok(Record::ProcExec(ExecView {
@@ -186,7 +187,7 @@ pub mod encode {
         cgroup_id: u64,
         out: &mut Vec<u8>,
     ) {
-        use probes_common::{EXEC_ARGS_MAX, EXEC_ENV_MAX, EXEC_FILENAME_MAX};
+        use crate::{EXEC_ARGS_MAX, EXEC_ENV_MAX, EXEC_FILENAME_MAX};
         let start = out.len();
         out.resize(start + size_of::<ProcExecRecord>(), 0);
         let rec = &mut out[start..];
@@ -209,7 +210,7 @@ pub mod encode {
         rec[base + 4..base + 8].copy_from_slice(&f.to_ne_bytes());
         rec[base + 8..base + 12].copy_from_slice(&a.to_ne_bytes());
         rec[base + 12..base + 16].copy_from_slice(&e.to_ne_bytes());
-        rec[probes_common::PROC_EXEC_V1_LEN..probes_common::PROC_EXEC_V1_LEN + 8]
+        rec[crate::PROC_EXEC_V1_LEN..crate::PROC_EXEC_V1_LEN + 8]
             .copy_from_slice(&cgroup_id.to_ne_bytes());
     }
 }
@@ -299,7 +300,7 @@ mod tests {
             other => panic!("wrong record {other:?}"),
         }
         // A recording made before the field existed: same record, 8 bytes shorter.
-        match decode(&buf[..probes_common::PROC_EXEC_V1_LEN]).unwrap() {
+        match decode(&buf[..crate::PROC_EXEC_V1_LEN]).unwrap() {
             Record::ProcExec(e) => {
                 assert_eq!(e.cgroup_id, 0);
                 assert_eq!(e.filename, b"/bin/sh");

@@ -3,10 +3,10 @@
 //! many connections. Shared by `pipeline.rs` and `memory.rs` via `#[path]`.
 #![allow(dead_code)]
 
+use probes_common::records::encode;
 use probes_common::{
     direction, kind, origin, role, ConnOpenRecord, DataHeader, RecordHeader, SockAddr,
 };
-use wirespan::records::encode;
 
 pub const TGID: u32 = 4242;
 

@@ -68,18 +68,18 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
     PipelineSettings {
         tracker,
         clock_offset_ns,
-        peers: crate::peers::PeerNames::new(&config.service.peers),
+        peers: span_semantics::peers::PeerNames::new(&config.service.peers),
         service_rules: config.service.rules.clone(),
-        host_name: crate::process_table::host_name(),
+        host_name: span_semantics::process_table::host_name(),
         read_proc: true,
         host_attributes: std::env::var("OTEL_RESOURCE_ATTRIBUTES")
-            .map(|v| crate::process_table::parse_resource_attributes(&v))
+            .map(|v| span_semantics::process_table::parse_resource_attributes(&v))
             .unwrap_or_default(),
-        span_builder: crate::span_builder::SpanBuilder::new(
-            crate::span_builder::IdGenerator::new(),
-            crate::routes::RouteTable::new(&config.http.routes),
+        span_builder: span_semantics::span_builder::SpanBuilder::new(
+            span_semantics::span_builder::IdGenerator::new(),
+            span_semantics::routes::RouteTable::new(&config.http.routes),
         )
-        .with_redaction(crate::redact::QueryRedactor::new(
+        .with_redaction(span_semantics::redact::QueryRedactor::new(
             &config.http.redact_query_params,
         ))
         .with_templated_names(config.http.templated_span_names),
@@ -104,7 +104,7 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
 fn start_kubernetes(
     config: &wirespan_config::KubernetesConfig,
     registry: &Registry,
-) -> Result<k8s_metadata::KubeMetadata> {
+) -> Result<std::sync::Arc<dyn span_semantics::identity::KubeLookup>> {
     let settings = k8s_metadata::KubeSettings {
         api_url: config.api_url.clone(),
         node_name: config
@@ -129,7 +129,7 @@ fn start_kubernetes(
     let (kube, _task) = k8s_metadata::KubeMetadata::start(settings, registry)
         .context("kubernetes.enabled is true but Kubernetes metadata cannot start")?;
     tracing::info!("watching the Kubernetes API for pods, Services and ReplicaSets");
-    Ok(kube)
+    Ok(std::sync::Arc::new(kube))
 }
 
 /// The probes' counters as Prometheus series.
@@ -344,7 +344,7 @@ fn seed_existing(
             origin: probes_common::origin::SEEDED,
         };
         let mut buf = Vec::with_capacity(128);
-        crate::records::encode::conn_open(&rec, &mut buf);
+        probes_common::records::encode::conn_open(&rec, &mut buf);
         sink(&buf);
         seeded += 1;
     }
@@ -381,8 +381,8 @@ fn exec_target(bytes: &[u8]) -> Option<(u32, Option<PathBuf>)> {
     if kind != probes_common::kind::PROC_EXEC {
         return None;
     }
-    match crate::records::decode(bytes) {
-        Ok(crate::records::Record::ProcExec(e)) => {
+    match probes_common::records::decode(bytes) {
+        Ok(probes_common::records::Record::ProcExec(e)) => {
             let path = std::str::from_utf8(e.filename)
                 .ok()
                 .filter(|p| p.starts_with('/'));

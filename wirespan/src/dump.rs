@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::recording::RecordingReader;
-use crate::records::{decode, Record};
+use probes_common::records::{decode, Record};
 
 /// Printable form of a payload prefix: ASCII kept, the rest escaped.
 pub fn escape(bytes: &[u8], max: usize) -> String {
