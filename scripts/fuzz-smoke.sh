@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-10}"
 # The targets never load eBPF: skip the probe build in the wirespan crate.
 export AYA_BUILD_SKIP=1
-ALL_TARGETS=(http1_session http2_session hpack_decoder conn_tracker recording_reader config_loader go_pclntab)
+ALL_TARGETS=(http1_session http2_session hpack_decoder conn_tracker recording_reader config_loader go_pclntab elf_eh_frame)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 log() { printf 'fuzz-smoke: %s\n' "$*" >&2; }
