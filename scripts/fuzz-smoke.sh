@@ -29,7 +29,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 
 # libFuzzer instrumentation needs -Z flags: the nightly if installed, else
-# stable with RUSTC_BOOTSTRAP=1 (as wirespan/build.rs does for the probes).
+# stable with RUSTC_BOOTSTRAP=1 (as capture/build.rs does for the probes).
 if rustup run nightly rustc --version >/dev/null 2>&1; then
   FUZZ=(cargo +nightly fuzz)
 else

@@ -40,5 +40,5 @@ else
   rm -rf "$D"
 fi
 if [ "$TC" = stable ]; then
-  log "no nightly: probes build on stable with RUSTC_BOOTSTRAP=1 (see wirespan/build.rs)"
+  log "no nightly: probes build on stable with RUSTC_BOOTSTRAP=1 (see capture/build.rs)"
 fi

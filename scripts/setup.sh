@@ -19,7 +19,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Real peer programs for the tests and the benchmark, from Debian.
-DEBIAN_PACKAGES=(nginx-light nghttp2-server nghttp2-client wrk curl golang-1.19-go)
+DEBIAN_PACKAGES=(nginx-light nghttp2-server nghttp2-client wrk curl golang-1.19-go libssl-dev gcc binutils chromium)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

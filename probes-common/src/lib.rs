@@ -2,17 +2,17 @@
 //! and the maps' key/value layouts. Shared by `probes-ebpf` (kernel side, `no_std`)
 //! and the `wirespan` collector (user side, with the `user` feature for `aya::Pod`).
 //!
-//! This crate holds layouts and constants, and (with the `user` feature) the
-//! user-space decoder of the records, [`records`]: the one place that knows
+//! This crate holds layouts and constants, and (with the `records` feature,
+//! part of `user`) the user-space decoder of the records, `records`: the one place that knows
 //! their byte layout on both sides. Every struct is padding-free (explicit
 //! `_pad` fields) so `Pod` is sound and the kernel never leaks uninitialised
 //! stack bytes into the ring buffer.
 #![no_std]
 
-#[cfg(feature = "user")]
+#[cfg(feature = "records")]
 extern crate std;
 
-#[cfg(feature = "user")]
+#[cfg(feature = "records")]
 pub mod records;
 
 /// Largest payload carried by one data record. A syscall that moves more bytes is

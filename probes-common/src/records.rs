@@ -5,7 +5,7 @@ use crate::{
     kind, ConnCloseRecord, ConnOpenRecord, DataHeader, ProcExecRecord, ProcExitRecord, RecordHeader,
 };
 use core::mem::size_of;
-use std::prelude::rust_2021::*;
+use std::vec::Vec;
 
 /// One record from the probes. Payload slices borrow the ring buffer (or the
 /// recording), so decoding costs no allocation.

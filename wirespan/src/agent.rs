@@ -4,9 +4,12 @@
 //! same pipeline without root or eBPF.
 
 use anyhow::{Context as _, Result};
-use aya::maps::{HashMap as BpfHashMap, MapData};
-use probes_common::{counter, SocketKey, SocketState};
-use self_metrics::{Counter, Registry};
+use capture::clock::{clock_offset_ns, monotonic_ns};
+use capture::kernel_counters::KernelCounterMetrics;
+use capture::kernel_maps::KernelMaps;
+use capture::probes::{self, EventRing, ProbeOptions, Probes};
+use capture::tls_targets::{exec_target, TlsAttacher};
+use self_metrics::Registry;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,7 +19,6 @@ use wirespan_config::Config;
 
 use crate::admin_server::{self, Readiness};
 use crate::pipeline::{KernelAction, Pipeline, PipelineSettings, SpanOutput};
-use crate::probes::{self, KernelCounters, ProbeOptions, Probes};
 use crate::recording::{RecordingHeader, RecordingReader, RecordingWriter};
 
 /// What `run` does with each record.
@@ -25,33 +27,6 @@ pub enum Mode {
     Spans,
     /// Write raw records to a file (and build no spans).
     Record(PathBuf),
-}
-
-/// Wall-clock minus monotonic, to turn kernel timestamps into Unix time.
-pub fn clock_offset_ns() -> i64 {
-    let read = |clock| {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: valid pointer to a timespec.
-        unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-    };
-    let mono = read(libc::CLOCK_MONOTONIC);
-    let real = read(libc::CLOCK_REALTIME);
-    real - mono
-}
-
-/// Monotonic now, on the probes' clock.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSettings {
@@ -132,223 +107,14 @@ fn start_kubernetes(
     Ok(std::sync::Arc::new(kube))
 }
 
-/// The probes' counters as Prometheus series.
-struct KernelCounterMetrics {
-    series: Vec<(usize, Counter)>,
-}
-
-impl KernelCounterMetrics {
-    fn new(registry: &Registry) -> Self {
-        let mut series = Vec::new();
-        for (i, name) in counter::NAMES.iter().enumerate() {
-            let c = match i as u32 {
-                counter::DATA_RECORDS => registry.counter(
-                    "wirespan_kernel_data_records_total",
-                    "Data records the probes emitted.",
-                    &[],
-                ),
-                counter::DATA_BYTES => registry.counter(
-                    "wirespan_kernel_data_bytes_total",
-                    "Payload bytes the probes copied into the ring buffer.",
-                    &[],
-                ),
-                counter::TRUNCATED_CALLS => registry.counter(
-                    "wirespan_kernel_truncated_calls_total",
-                    "Syscalls whose payload was cut by the per-call cap or the iovec limit.",
-                    &[],
-                ),
-                counter::TLS_CALLS | counter::GO_TLS_CALLS => registry.counter(
-                    "wirespan_tls_calls_total",
-                    "TLS library calls that moved plaintext: SSL_read/SSL_write (OpenSSL, \
-                     BoringSSL) or Go crypto/tls (*Conn).Read/Write.",
-                    &[(
-                        "library",
-                        if i as u32 == counter::GO_TLS_CALLS {
-                            "go"
-                        } else {
-                            "openssl"
-                        },
-                    )],
-                ),
-                counter::GO_FD_CHECK_AGREED | counter::GO_FD_CHECK_DISAGREED => registry.counter(
-                    "wirespan_tls_go_fd_cross_checks_total",
-                    "Go TLS calls whose socket was found both in the tls.Conn and by the \
-                     syscall made inside the call, by whether the two agreed (the tls.Conn's is used).",
-                    &[(
-                        "result",
-                        if i as u32 == counter::GO_FD_CHECK_AGREED {
-                            "agreed"
-                        } else {
-                            "disagreed"
-                        },
-                    )],
-                ),
-                counter::TLS_FD_NESTED
-                | counter::TLS_FD_CACHED
-                | counter::TLS_FD_THREAD
-                | counter::TLS_FD_UNKNOWN
-                | counter::TLS_SOCKET_UNTRACKED
-                | counter::TLS_FD_GO_CONN
-                | counter::TLS_FD_GO_CACHED => {
-                    let how = match i as u32 {
-                        counter::TLS_FD_NESTED => "nested_syscall",
-                        counter::TLS_FD_CACHED => "remembered_ssl",
-                        counter::TLS_FD_THREAD => "thread_last_read",
-                        counter::TLS_FD_UNKNOWN => "not_found",
-                        counter::TLS_FD_GO_CONN => "go_conn_struct",
-                        counter::TLS_FD_GO_CACHED => "remembered_go_conn",
-                        _ => "socket_untracked",
-                    };
-                    registry.counter(
-                        "wirespan_tls_calls_by_socket_source_total",
-                        "TLS calls by how their socket was found; not_found and socket_untracked lose their plaintext.",
-                        &[("source", how)],
-                    )
-                }
-                counter::GO_ORPHAN_READ_GAP | counter::GO_ORPHAN_LOST | counter::GO_WRITE_SHORT => {
-                    registry.counter(
-                        "wirespan_tls_go_incomplete_calls_total",
-                        "Go TLS calls seen only in part: a Read whose entry came before the probes \
-                         (gap_marked: an exact gap on its socket; lost: no socket to mark), a Write \
-                         emitted at entry that sent less (write_short).",
-                        &[(
-                            "result",
-                            match i as u32 {
-                                counter::GO_ORPHAN_READ_GAP => "gap_marked",
-                                counter::GO_ORPHAN_LOST => "lost",
-                                _ => "write_short",
-                            },
-                        )],
-                    )
-                }
-                counter::TRUNCATED_BYTES
-                | counter::MUTED_BYTES
-                | counter::RINGBUF_FULL_BYTES
-                | counter::TLS_CIPHERTEXT_BYTES => {
-                    let reason = match i as u32 {
-                        counter::TRUNCATED_BYTES => "per_call_cap",
-                        counter::MUTED_BYTES => "muted_connection",
-                        counter::TLS_CIPHERTEXT_BYTES => "tls_ciphertext",
-                        _ => "ringbuf_full",
-                    };
-                    registry.counter(
-                        "wirespan_kernel_bytes_not_copied_total",
-                        "Socket bytes the probes counted but did not copy, by reason.",
-                        &[("reason", reason)],
-                    )
-                }
-                _ => registry.counter(
-                    "wirespan_kernel_records_lost_total",
-                    "Records or captures the probes could not make, by reason.",
-                    &[("reason", name)],
-                ),
-            };
-            series.push((i, c));
-        }
-        Self { series }
-    }
-
-    fn update(&self, counters: &KernelCounters) {
-        if let Ok(totals) = counters.read() {
-            for (i, c) in &self.series {
-                c.set_total(totals[*i]);
-            }
-        }
-    }
-}
-
-/// The kernel maps user space writes to.
-struct KernelMaps {
-    sockets: BpfHashMap<MapData, SocketKey, SocketState>,
-    muted: BpfHashMap<MapData, SocketKey, u8>,
-}
-
+/// Carries out what the pipeline asked of the kernel.
 fn apply_actions(actions: Vec<KernelAction>, maps: &mut KernelMaps) {
     for action in actions {
         match action {
-            KernelAction::Mute(key) => {
-                let k = SocketKey {
-                    tgid: key.tgid,
-                    fd: key.fd,
-                };
-                // Only sockets the probes track; MUTED is an LRU map of its own
-                // so this never overwrites offsets the probes advance.
-                if maps.sockets.get(&k, 0).is_ok() {
-                    let _ = maps.muted.insert(k, 1u8, 0);
-                }
-            }
-            KernelAction::Forget(key) => {
-                let k = SocketKey {
-                    tgid: key.tgid,
-                    fd: key.fd,
-                };
-                let _ = maps.sockets.remove(&k);
-                let _ = maps.muted.remove(&k);
-            }
+            KernelAction::Mute(key) => maps.mute(key.tgid, key.fd),
+            KernelAction::Forget(key) => maps.forget(key.tgid, key.fd),
         }
     }
-}
-
-/// Seeds connections open before start into the kernel map and the pipeline.
-fn seed_existing(
-    sockets: &mut BpfHashMap<MapData, SocketKey, SocketState>,
-    opts: &ProbeOptions,
-    mut sink: impl FnMut(&[u8]),
-) -> usize {
-    const BPF_NOEXIST: u64 = 1;
-    let mut seeded = 0;
-    for (n, s) in crate::seed::established_sockets(std::process::id())
-        .into_iter()
-        .filter(|s| crate::seed::allowed(s, &opts.pids, &opts.ports, &opts.exclude_ports))
-        .enumerate()
-    {
-        // User-space ids have the top bit set; the probes' never do.
-        let conn_id = (1u64 << 63) | n as u64;
-        let key = SocketKey {
-            tgid: s.tgid,
-            fd: s.fd,
-        };
-        let state = SocketState {
-            conn_id,
-            role: s.role,
-            ..Default::default()
-        };
-        // NOEXIST: a connection the probes registered since attaching wins.
-        if sockets.insert(key, state, BPF_NOEXIST).is_err() {
-            continue;
-        }
-        let (la, lf) = crate::seed::raw_addr(s.local.0);
-        let (ra, rf) = crate::seed::raw_addr(s.remote.0);
-        let rec = probes_common::ConnOpenRecord {
-            header: probes_common::RecordHeader {
-                kind: probes_common::kind::CONN_OPEN,
-                tgid: s.tgid,
-                tid: s.tgid,
-                fd: s.fd,
-                ts_ns: monotonic_ns(),
-            },
-            conn_id,
-            local: probes_common::SockAddr {
-                addr: la,
-                port: s.local.1,
-                family: lf,
-                _pad: 0,
-            },
-            remote: probes_common::SockAddr {
-                addr: ra,
-                port: s.remote.1,
-                family: rf,
-                _pad: 0,
-            },
-            role: s.role,
-            origin: probes_common::origin::SEEDED,
-        };
-        let mut buf = Vec::with_capacity(128);
-        probes_common::records::encode::conn_open(&rec, &mut buf);
-        sink(&buf);
-        seeded += 1;
-    }
-    seeded
 }
 
 /// SIGTERM and SIGINT, installed at once: a signal that arrives before the
@@ -375,30 +141,12 @@ impl ShutdownSignals {
     }
 }
 
-/// The pid and executable path of an exec record.
-fn exec_target(bytes: &[u8]) -> Option<(u32, Option<PathBuf>)> {
-    let kind = u32::from_ne_bytes(bytes.get(0..4)?.try_into().ok()?);
-    if kind != probes_common::kind::PROC_EXEC {
-        return None;
-    }
-    match probes_common::records::decode(bytes) {
-        Ok(probes_common::records::Record::ProcExec(e)) => {
-            let path = std::str::from_utf8(e.filename)
-                .ok()
-                .filter(|p| p.starts_with('/'));
-            let exe = path.map(|p| crate::tls_targets::stable_path(e.header.tgid, p));
-            Some((e.header.tgid, exe))
-        }
-        _ => None,
-    }
-}
-
 /// Hands every waiting record to the handler; exec records also go to TLS
 /// discovery.
 fn drain(
-    rb: &mut aya::maps::RingBuf<MapData>,
+    rb: &mut EventRing,
     handler: &mut dyn RecordHandler,
-    tls: &mut crate::tls_targets::TlsAttacher,
+    tls: &mut TlsAttacher,
     probes: &mut Probes,
 ) {
     while let Some(item) = rb.next() {
@@ -432,12 +180,9 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     }
     .map_err(std::io::Error::from)
     .context("polling the ring buffer")?;
-    let mut maps = KernelMaps {
-        sockets: probes.take_sockets()?,
-        muted: probes.take_muted()?,
-    };
+    let mut maps = KernelMaps::take(&mut probes)?;
     let kernel_counters = probes.take_counters()?;
-    let mut tls = crate::tls_targets::TlsAttacher::new(&registry);
+    let mut tls = TlsAttacher::new(&registry);
     tls.discover_all(&mut probes, std::process::id());
     let kernel_metrics = KernelCounterMetrics::new(&registry);
     let clock_offset = clock_offset_ns();
@@ -472,7 +217,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     // give that memory back rather than carry it as resident set.
     // SAFETY: plain libc call, no pointers.
     unsafe { libc::malloc_trim(0) };
-    let seeded = seed_existing(&mut maps.sockets, &opts, |bytes| handler.handle(bytes));
+    let seeded = maps.seed_existing(&opts, |bytes| handler.handle(bytes));
     tracing::info!(seeded, "connections open before start are now traced");
     ready.set_ready(true);
 

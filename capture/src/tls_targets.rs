@@ -163,6 +163,24 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// The pid and executable path of an exec record.
+pub fn exec_target(bytes: &[u8]) -> Option<(u32, Option<PathBuf>)> {
+    let kind = u32::from_ne_bytes(bytes.get(0..4)?.try_into().ok()?);
+    if kind != probes_common::kind::PROC_EXEC {
+        return None;
+    }
+    match probes_common::records::decode(bytes) {
+        Ok(probes_common::records::Record::ProcExec(e)) => {
+            let path = std::str::from_utf8(e.filename)
+                .ok()
+                .filter(|p| p.starts_with('/'));
+            let exe = path.map(|p| stable_path(e.header.tgid, p));
+            Some((e.header.tgid, exe))
+        }
+        _ => None,
+    }
+}
+
 /// Hooks TLS libraries as they appear.
 pub struct TlsAttacher {
     registry: Registry,

@@ -269,12 +269,12 @@ impl Probes {
     }
 
     /// The ring buffer; can be taken once.
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+    pub fn take_ring(&mut self) -> Result<EventRing> {
         let map = self
             .ebpf
             .take_map("EVENTS")
             .context("ring buffer already taken")?;
-        Ok(RingBuf::try_from(map)?)
+        Ok(EventRing(RingBuf::try_from(map)?))
     }
 
     /// A handle on the socket map, for seeding and muting.
@@ -470,6 +470,25 @@ fn verifier_summary(e: &aya::programs::ProgramError) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines.len().saturating_sub(6);
     lines[tail..].join(" | ")
+}
+
+/// The probes' ring buffer: records in reservation order, as bytes. Poll its
+/// fd for readability (tokio's `AsyncFd`), then take records until `None`.
+pub struct EventRing(RingBuf<MapData>);
+
+impl EventRing {
+    /// The next record, borrowed from the ring until dropped. (Not an
+    /// `Iterator`: each item borrows the ring.)
+    #[allow(clippy::should_implement_trait, reason = "items borrow the ring: not an Iterator")]
+    pub fn next(&mut self) -> Option<impl std::ops::Deref<Target = [u8]> + '_> {
+        self.0.next()
+    }
+}
+
+impl std::os::fd::AsRawFd for EventRing {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
 }
 
 /// The probes' per-CPU counters, summed over CPUs.

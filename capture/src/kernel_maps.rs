@@ -1,0 +1,100 @@
+//! The kernel maps user space writes to: muting and forgetting sockets, and
+//! seeding the connections that were open before the probes attached.
+
+use anyhow::Result;
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use probes_common::{SocketKey, SocketState};
+
+use crate::probes::{ProbeOptions, Probes};
+
+/// The socket maps, taken from the loaded probes.
+pub struct KernelMaps {
+    sockets: BpfHashMap<MapData, SocketKey, SocketState>,
+    muted: BpfHashMap<MapData, SocketKey, u8>,
+}
+
+impl KernelMaps {
+    pub fn take(probes: &mut Probes) -> Result<Self> {
+        Ok(Self {
+            sockets: probes.take_sockets()?,
+            muted: probes.take_muted()?,
+        })
+    }
+
+    /// Stops copying a tracked socket's bytes (still counted). Only sockets
+    /// the probes track; MUTED is an LRU map of its own, so this never
+    /// overwrites offsets the probes advance.
+    pub fn mute(&mut self, tgid: u32, fd: i32) {
+        let k = SocketKey { tgid, fd };
+        if self.sockets.get(&k, 0).is_ok() {
+            let _ = self.muted.insert(k, 1u8, 0);
+        }
+    }
+
+    /// Stops tracking a socket.
+    pub fn forget(&mut self, tgid: u32, fd: i32) {
+        let k = SocketKey { tgid, fd };
+        let _ = self.sockets.remove(&k);
+        let _ = self.muted.remove(&k);
+    }
+
+    /// Seeds connections open before start into the kernel map, and hands
+    /// `sink` one connection-open record for each (as the probes would have).
+    pub fn seed_existing(&mut self, opts: &ProbeOptions, mut sink: impl FnMut(&[u8])) -> usize {
+        let sockets = &mut self.sockets;
+        const BPF_NOEXIST: u64 = 1;
+        let mut seeded = 0;
+        for (n, s) in crate::seed::established_sockets(std::process::id())
+            .into_iter()
+            .filter(|s| crate::seed::allowed(s, &opts.pids, &opts.ports, &opts.exclude_ports))
+            .enumerate()
+        {
+            // User-space ids have the top bit set; the probes' never do.
+            let conn_id = (1u64 << 63) | n as u64;
+            let key = SocketKey {
+                tgid: s.tgid,
+                fd: s.fd,
+            };
+            let state = SocketState {
+                conn_id,
+                role: s.role,
+                ..Default::default()
+            };
+            // NOEXIST: a connection the probes registered since attaching wins.
+            if sockets.insert(key, state, BPF_NOEXIST).is_err() {
+                continue;
+            }
+            let (la, lf) = crate::seed::raw_addr(s.local.0);
+            let (ra, rf) = crate::seed::raw_addr(s.remote.0);
+            let rec = probes_common::ConnOpenRecord {
+                header: probes_common::RecordHeader {
+                    kind: probes_common::kind::CONN_OPEN,
+                    tgid: s.tgid,
+                    tid: s.tgid,
+                    fd: s.fd,
+                    ts_ns: crate::clock::monotonic_ns(),
+                },
+                conn_id,
+                local: probes_common::SockAddr {
+                    addr: la,
+                    port: s.local.1,
+                    family: lf,
+                    _pad: 0,
+                },
+                remote: probes_common::SockAddr {
+                    addr: ra,
+                    port: s.remote.1,
+                    family: rf,
+                    _pad: 0,
+                },
+                role: s.role,
+                origin: probes_common::origin::SEEDED,
+            };
+            let mut buf = Vec::with_capacity(128);
+            probes_common::records::encode::conn_open(&rec, &mut buf);
+            sink(&buf);
+            seeded += 1;
+        }
+        seeded
+    }
+}

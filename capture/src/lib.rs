@@ -1,0 +1,16 @@
+//! The capture side of wirespan: loading and attaching the embedded eBPF
+//! programs (built by `build.rs` from `probes-ebpf`), the checks that turn a
+//! missing privilege or kernel feature into one sentence, finding TLS
+//! libraries and Go executables to hook, seeding the connections open before
+//! start, the kernel maps user space writes, and the probes' counters as
+//! metrics. The only crate that depends on aya.
+//!
+//! It does not parse payloads or build spans: records leave through
+//! [`probes::EventRing`] as bytes, decoded by `probes_common::records`.
+
+pub mod clock;
+pub mod kernel_counters;
+pub mod kernel_maps;
+pub mod probes;
+pub mod seed;
+pub mod tls_targets;
