@@ -479,7 +479,10 @@ pub struct EventRing(RingBuf<MapData>);
 impl EventRing {
     /// The next record, borrowed from the ring until dropped. (Not an
     /// `Iterator`: each item borrows the ring.)
-    #[allow(clippy::should_implement_trait, reason = "items borrow the ring: not an Iterator")]
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "items borrow the ring: not an Iterator"
+    )]
     pub fn next(&mut self) -> Option<impl std::ops::Deref<Target = [u8]> + '_> {
         self.0.next()
     }

@@ -16,6 +16,7 @@
 //!   `capture.ports[1]`), one line per problem. Unknown keys are refused; all
 //!   validation problems are reported together ([`Config::validate`]).
 //! * [`default_yaml`] is the documented default file, every key at its default.
+#![forbid(unsafe_code)]
 
 mod load;
 pub mod schema;

@@ -35,6 +35,7 @@
 //! What it does not do: I/O, clocks (the caller passes timestamps), threads,
 //! reading probe records (the collector decodes them and calls the table), or
 //! parsing (that is `protocol-parsers`). It never panics on any sequence of calls.
+#![forbid(unsafe_code)]
 
 mod backend;
 mod detect_state;

@@ -174,12 +174,15 @@ pub struct TrackerLimits {
     pub detect_window_bytes: usize,
 }
 
+/// The same values as the `connections` and `http` defaults of
+/// `wirespan-config`, which the agent always passes (a test in `wirespan`
+/// checks that the two agree).
 impl Default for TrackerLimits {
     fn default() -> Self {
         TrackerLimits {
             max_connections: 65_536,
             idle_timeout_ns: 300_000_000_000,
-            memory_limit_bytes: 256 << 20,
+            memory_limit_bytes: 64 << 20,
             http1: Http1Limits::default(),
             http2: Http2Limits::default(),
             detect_window_bytes: 64,

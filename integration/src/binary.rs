@@ -11,7 +11,8 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// `$WIRESPAN_BIN`, else `<workspace>/target/debug/wirespan` (or under
-/// `$CARGO_TARGET_DIR`). Panics with instructions when it is missing.
+/// `$CARGO_TARGET_DIR`). Panics with instructions when it is missing or older
+/// than the agent's sources.
 pub fn wirespan_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("WIRESPAN_BIN") {
         let p = PathBuf::from(p);
@@ -32,5 +33,61 @@ pub fn wirespan_bin() -> PathBuf {
          *** Run `cargo build -p wirespan` first (or set WIRESPAN_BIN). ***\n\n",
         p.display()
     );
+    assert_fresh(&p);
     p
+}
+
+/// Fails when a source file of the agent is newer than the binary: `cargo
+/// test -p integration` does not rebuild the agent, and a stale one would
+/// test yesterday's code.
+fn assert_fresh(bin: &std::path::Path) {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return;
+    };
+    let root = workspace_root();
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack: Vec<PathBuf> = [
+        "wirespan",
+        "capture",
+        "span-semantics",
+        "probes-ebpf",
+        "probes-common",
+        "conn-tracker",
+        "protocol-parsers",
+        "span-export",
+        "config",
+        "self-metrics",
+        "kernel-btf",
+        "k8s-metadata",
+        "reverse-dns",
+        "go-binary",
+    ]
+    .iter()
+    .map(|c| root.join(c).join("src"))
+    .collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                    if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                        newest = Some((t, path));
+                    }
+                }
+            }
+        }
+    }
+    if let Some((t, path)) = newest {
+        assert!(
+            t <= built,
+            "\n\n*** {} is older than {}: run `cargo build -p wirespan` (scripts/test.sh does) ***\n\n",
+            bin.display(),
+            path.display()
+        );
+    }
 }

@@ -42,6 +42,7 @@
 //! }
 //! # Ok(()) }
 //! ```
+#![forbid(unsafe_code)]
 
 mod cgroup;
 mod client;
@@ -96,7 +97,8 @@ pub struct KubeSettings {
     pub watch_replicasets: bool,
     /// Objects (pods + Services + ReplicaSets) held at most; new ones past it
     /// are refused and counted in `wirespan_k8s_objects_refused_total`.
-    /// Default 100,000.
+    /// Default 20,000, as `kubernetes.max_objects` in `wirespan-config` (a
+    /// test in `wirespan` checks that the two agree).
     pub max_objects: usize,
     /// The bearer token, re-read for every request. `None`: no token.
     pub token_path: Option<PathBuf>,
@@ -111,7 +113,7 @@ impl Default for KubeSettings {
             node_name: None,
             watch_scope: WatchScope::Cluster,
             watch_replicasets: true,
-            max_objects: 100_000,
+            max_objects: 20_000,
             token_path: Some(PathBuf::from(SERVICE_ACCOUNT_DIR).join("token")),
             ca_path: PathBuf::from(SERVICE_ACCOUNT_DIR).join("ca.crt"),
         }

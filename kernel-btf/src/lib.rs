@@ -31,6 +31,7 @@
 //! have to be written on top of a crate such as `btf-rs` anyway. Owning the parser
 //! avoids a dependency whose MSRV and panic behaviour we do not control, and lets
 //! the tests pin the no-panic property on malformed input.
+#![forbid(unsafe_code)]
 
 mod parse;
 mod resolve;

@@ -4,6 +4,7 @@
 //!
 //! No I/O, no clocks, no async: the caller supplies timestamps. Bodies are
 //! skipped and measured, never buffered; heads are buffered up to a limit.
+#![forbid(unsafe_code)]
 
 pub mod detect;
 pub mod exchange;

@@ -3,6 +3,7 @@
 //! and then increment lock-free handles on the hot path.
 //!
 //! It does not serve HTTP and keeps no history: a scrape reads the current values.
+#![forbid(unsafe_code)]
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -41,6 +41,7 @@
 //! What it does not do: TLS (https endpoints are refused with a clear error;
 //! run a local collector for TLS), OTLP/JSON, persistence across restarts,
 //! sampling, or creating spans (the caller fills in ids, times, attributes).
+#![forbid(unsafe_code)]
 
 mod attrs;
 mod batch_send;

@@ -9,6 +9,7 @@
 //! it turns what the parsers report into `span_export` spans. New protocol
 //! conventions, identity sources and link rules land here, tested by unit
 //! tests and by the replay fixtures in `wirespan/tests/`.
+#![forbid(unsafe_code)]
 
 pub mod causality;
 pub mod cgroups;

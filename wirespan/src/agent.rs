@@ -389,3 +389,32 @@ pub fn replay_into<O: SpanOutput>(
     pipeline.flush();
     Ok((summary, pipeline.into_output()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `wirespan-config` is the one source of each default: the defaults the
+    /// libraries carry for their own tests must be the same values.
+    #[test]
+    fn library_defaults_are_the_config_defaults() {
+        let config = Config::default();
+        let from_config = pipeline_settings(&config, 0).tracker;
+        let library = conn_tracker::TrackerLimits::default();
+        assert_eq!(from_config.max_connections, library.max_connections);
+        assert_eq!(from_config.idle_timeout_ns, library.idle_timeout_ns);
+        assert_eq!(from_config.memory_limit_bytes, library.memory_limit_bytes);
+        assert_eq!(
+            from_config.http1.max_head_bytes,
+            library.http1.max_head_bytes
+        );
+        assert_eq!(
+            from_config.http1.max_pending_requests,
+            library.http1.max_pending_requests
+        );
+        assert_eq!(
+            config.kubernetes.max_objects,
+            k8s_metadata::KubeSettings::default().max_objects
+        );
+    }
+}

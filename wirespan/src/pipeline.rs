@@ -93,7 +93,7 @@ struct PipelineMetrics {
     sampled_out: Counter,
     connections: Gauge,
     processes: Gauge,
-    by_label: HashMap<(&'static str, &'static str), Counter>,
+    by_label: HashMap<(Family, &'static str), Counter>,
 }
 
 impl PipelineMetrics {
@@ -174,41 +174,69 @@ impl PipelineMetrics {
         self.registry.counter(name, help, &[("reason", label)])
     }
 
-    fn count(&mut self, family: &'static str, label: &'static str, n: u64) {
+    fn count(&mut self, family: Family, label: &'static str, n: u64) {
         if let Some(c) = self.by_label.get(&(family, label)) {
             c.add(n);
             return;
         }
-        let c = match family {
-            "tracker" => self.tracker_counter(label),
-            "hpack_midstream" => self.registry.counter(
-                "wirespan_hpack_midstream_references_total",
-                "References to HPACK dynamic-table entries on HTTP/2 connections joined midway, by result: resolved (entries inserted after the join) or unknown (from before it; those fields are left out of spans).",
-                &[("result", label)],
-            ),
-            "own_traffic" => self.registry.counter(
-                "wirespan_own_traffic_bytes_total",
-                "Bytes of other processes' connections to and from the agent's own sockets (metrics scrapes, probes, exports) that reached user space and were dropped without spans, by direction (to_agent, from_agent).",
-                &[("direction", label)],
-            ),
-            "own_connections" => self.registry.counter(
-                "wirespan_own_traffic_connections_total",
-                "Other processes' connections to and from the agent's own sockets, ignored (no spans, muted in the kernel), by how they were recognised: listen_address (at open) or agent_socket (when the agent's own end was seen).",
-                &[("via", label)],
-            ),
-            "parse" => self.registry.counter(
-                "wirespan_parse_issues_total",
-                "Protocol parser issues, by reason (malformed, oversized, unpaired, resynchronised).",
-                &[("reason", label)],
-            ),
-            _ => self.registry.counter(
-                "wirespan_record_errors_total",
-                "Probe records that could not be used, by reason.",
-                &[("reason", label)],
-            ),
+        let c = match family.series() {
+            Some((name, help, key)) => self.registry.counter(name, help, &[(key, label)]),
+            None => self.tracker_counter(label),
         };
         c.add(n);
         self.by_label.insert((family, label), c);
+    }
+}
+
+/// Each family of things the pipeline counts by a label: its metric, help
+/// text and label key, in one place. A family is a value of this type, so a
+/// misspelt one cannot compile (it used to be a string, and an unknown one
+/// fell silently into the record errors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Family {
+    /// Connection tracker events (`TrackerEvent::label`): two metrics, by label.
+    Tracker,
+    HpackMidstream,
+    OwnTraffic,
+    OwnConnections,
+    /// Parser issues (`ParseIssue::label`).
+    Parse,
+    /// Records that could not be used.
+    Record,
+}
+
+impl Family {
+    /// (metric name, help, label key); `None` for `Tracker`, whose metric
+    /// depends on the label.
+    fn series(self) -> Option<(&'static str, &'static str, &'static str)> {
+        Some(match self {
+            Family::Tracker => return None,
+            Family::HpackMidstream => (
+                "wirespan_hpack_midstream_references_total",
+                "References to HPACK dynamic-table entries on HTTP/2 connections joined midway, by result: resolved (entries inserted after the join) or unknown (from before it; those fields are left out of spans).",
+                "result",
+            ),
+            Family::OwnTraffic => (
+                "wirespan_own_traffic_bytes_total",
+                "Bytes of other processes' connections to and from the agent's own sockets (metrics scrapes, probes, exports) that reached user space and were dropped without spans, by direction (to_agent, from_agent).",
+                "direction",
+            ),
+            Family::OwnConnections => (
+                "wirespan_own_traffic_connections_total",
+                "Other processes' connections to and from the agent's own sockets, ignored (no spans, muted in the kernel), by how they were recognised: listen_address (at open) or agent_socket (when the agent's own end was seen).",
+                "via",
+            ),
+            Family::Parse => (
+                "wirespan_parse_issues_total",
+                "Protocol parser issues, by reason (malformed, oversized, unpaired, resynchronised).",
+                "reason",
+            ),
+            Family::Record => (
+                "wirespan_record_errors_total",
+                "Probe records that could not be used, by reason.",
+                "reason",
+            ),
+        })
     }
 }
 
@@ -347,20 +375,21 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
             ParseIssue::ResyncSkippedBytes(n) => n,
             // Not an issue: the dynamic table being learnt after a midway join.
             ParseIssue::HpackMidstreamResolved(n) => {
-                self.metrics.count("hpack_midstream", "resolved", n);
+                self.metrics.count(Family::HpackMidstream, "resolved", n);
                 return;
             }
             ParseIssue::HpackUnknownIndex => {
-                self.metrics.count("hpack_midstream", "unknown", 1);
+                self.metrics.count(Family::HpackMidstream, "unknown", 1);
                 1
             }
             _ => 1,
         };
-        self.metrics.count("parse", issue.label(), n);
+        self.metrics.count(Family::Parse, issue.label(), n);
     }
 
     fn tracker_event(&mut self, event: TrackerEvent) {
-        self.metrics.count("tracker", event.label(), event.amount());
+        self.metrics
+            .count(Family::Tracker, event.label(), event.amount());
     }
 
     fn mute(&mut self, conn: &ConnInfo) {
@@ -463,7 +492,7 @@ impl<O: SpanOutput> Pipeline<O> {
         let sink = &mut self.emitter;
         self.ignored.insert((key, conn_id));
         sink.actions.push(KernelAction::Mute(key));
-        sink.metrics.count("own_connections", via, 1);
+        sink.metrics.count(Family::OwnConnections, via, 1);
         if self.tracker.discard(key, conn_id) {
             if let Some(tuple) = sink.tuple_of.remove(&key) {
                 if sink.by_tuple.get(&tuple) == Some(&key) {
@@ -533,7 +562,7 @@ impl<O: SpanOutput> Pipeline<O> {
     pub fn handle_bytes(&mut self, bytes: &[u8]) {
         match decode(bytes) {
             Ok(rec) => self.handle(&rec),
-            Err(e) => self.emitter.metrics.count("record", e.label(), 1),
+            Err(e) => self.emitter.metrics.count(Family::Record, e.label(), 1),
         }
     }
 
@@ -554,7 +583,7 @@ impl<O: SpanOutput> Pipeline<O> {
                     let label = if to_agent { "to_agent" } else { "from_agent" };
                     let n = u64::from(header.chunk_len);
                     if n > 0 {
-                        sink.metrics.count("own_traffic", label, n);
+                        sink.metrics.count(Family::OwnTraffic, label, n);
                     }
                     return;
                 }
@@ -594,7 +623,7 @@ impl<O: SpanOutput> Pipeline<O> {
                     .call_stream_offset
                     .checked_add(u64::from(header.chunk_offset))
                 else {
-                    sink.metrics.count("record", "offset_overflow", 1);
+                    sink.metrics.count(Family::Record, "offset_overflow", 1);
                     return;
                 };
                 let ts = header.header.ts_ns;

@@ -73,25 +73,34 @@ impl FrameType {
 }
 
 /// A framing error: the connection cannot be followed any further.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The client preface did not match.
+    #[error("the client connection preface did not match")]
     BadPreface,
     /// Length above the SETTINGS_MAX_FRAME_SIZE in force (or the hard ceiling).
+    #[error("frame longer than SETTINGS_MAX_FRAME_SIZE")]
     TooLarge,
     /// A frame type on stream 0 that needs a stream, or the reverse.
+    #[error("frame type on the wrong stream (0 or not 0)")]
     BadStreamId,
     /// A fixed-size frame with the wrong length (SETTINGS not a multiple of 6, ...).
+    #[error("fixed-size frame with the wrong length")]
     BadLength,
     /// Padding longer than the payload.
+    #[error("padding longer than the frame payload")]
     BadPadding,
     /// A CONTINUATION that does not follow an unfinished header block.
+    #[error("CONTINUATION without an unfinished header block")]
     UnexpectedContinuation,
     /// Another frame while a header block waits for its CONTINUATION.
+    #[error("another frame while a header block waits for its CONTINUATION")]
     ExpectedContinuation,
     /// PUSH_PROMISE sent by the client.
+    #[error("PUSH_PROMISE sent by the client")]
     PushFromClient,
     /// A SETTINGS value out of range (SETTINGS_MAX_FRAME_SIZE).
+    #[error("SETTINGS value out of range")]
     BadSetting,
 }
 

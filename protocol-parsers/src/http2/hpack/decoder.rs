@@ -16,20 +16,26 @@ use super::table::{DynamicTable, Lookup, DEFAULT_TABLE_SIZE};
 
 /// Why a header block could not be decoded. Any of them leaves the dynamic
 /// table in an unknown state, so the caller must stop decoding this direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecoderError {
     /// The block ended inside a representation (for a complete block this is
     /// a truncated/garbled block).
+    #[error("header block ended inside a field representation")]
     NeedMore,
     /// An integer longer than 32 bits.
+    #[error("HPACK integer longer than 32 bits")]
     IntegerOverflow,
     /// Index 0, or beyond the static + dynamic table.
+    #[error("HPACK index 0 or beyond the static and dynamic tables")]
     InvalidIndex,
     /// Bad Huffman data (EOS inside, or bad padding).
+    #[error("bad Huffman-coded string")]
     InvalidHuffman,
     /// A size update above the SETTINGS_HEADER_TABLE_SIZE bound.
+    #[error("dynamic table size update above the SETTINGS_HEADER_TABLE_SIZE bound")]
     SizeUpdateTooLarge,
     /// A size update after the first field of a block.
+    #[error("dynamic table size update after the first field of a block")]
     SizeUpdateNotAtStart,
 }
 

@@ -88,11 +88,13 @@ const fn build() -> Canonical {
 static CANON: Canonical = build();
 
 /// Why a Huffman string could not be decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HuffmanError {
     /// The EOS symbol appeared inside the string.
+    #[error("EOS symbol inside a Huffman string")]
     EosInString,
     /// More than 7 bits of padding, or padding that is not a prefix of EOS.
+    #[error("Huffman padding longer than 7 bits or not a prefix of EOS")]
     BadPadding,
 }
 
