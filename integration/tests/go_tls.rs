@@ -183,6 +183,30 @@ fn assert_go_metrics(exit: &AgentExit) {
     assert_eq!(not_found, 0.0, "TLS calls lost their socket\n{d}");
 }
 
+/// Waits (bounded) until /metrics shows the Go calls, their sockets found in
+/// the `tls.Conn` and cross-checked: the agent copies the kernel counters into
+/// /metrics once a second, later when it is busy (every process on the host
+/// is traced).
+fn wait_go_counted(env: &Env) {
+    let counted = integration::wait::wait_until(std::time::Duration::from_secs(30), || {
+        let m = env.agent().metrics();
+        m.get("wirespan_tls_calls_total", &[("library", "go")]) > 0.0
+            && m.get(
+                "wirespan_tls_calls_by_socket_source_total",
+                &[("source", "go_conn_struct")],
+            ) > 0.0
+            && m.get(
+                "wirespan_tls_go_fd_cross_checks_total",
+                &[("result", "agreed")],
+            ) > 0.0
+    });
+    assert!(
+        counted,
+        "the Go TLS counters did not move within 30 s\n{}",
+        env.diagnostics()
+    );
+}
+
 fn assert_all_https(spans: &[FlatSpan], exit: &AgentExit) {
     let plain: Vec<FlatSpan> = spans
         .iter()
@@ -219,6 +243,7 @@ fn stripped_go_server_started_before_agent() {
     assert_go_responses(&h1, "1.1");
     assert_go_responses(&h2, "2");
     env.wait_spans(port, 12, "stripped Go client → stripped Go server");
+    wait_go_counted(&env);
     let (spans, exit) = env.stop(port);
     let name = file_name(&exe);
     let mut expected = go_pairs((&name, &name), port, &PATHS, &h1, "");
@@ -250,6 +275,7 @@ fn go_server_and_client_started_after_agent() {
     assert_go_responses(&h1, "1.1");
     assert_go_responses(&h2, "2");
     env.wait_spans(port, 13, "trimpath Go client → Go server with symbols");
+    wait_go_counted(&env);
     let (spans, exit) = env.stop(port);
     let names = ("gotls-fresh-client", "gotls-symbols");
 
@@ -407,6 +433,7 @@ fn go_and_openssl_ends_link_into_one_trace() {
     }
     env.wait_spans(nginx_port, 4, "Go client → nginx");
     env.wait_spans(go_port, 4, "curl → Go server");
+    wait_go_counted(&env);
     let exit = env.agent.take().expect("agent running").stop_ok();
     let all = env.receiver.spans();
     let to_nginx = of_port(&all, nginx_port);
