@@ -62,22 +62,6 @@ fn source(m: &Metrics, s: &str) -> f64 {
     )
 }
 
-/// No span for the TLS port may claim `url.scheme = "http"`: that would be
-/// HTTP parsed from ciphertext (or a plaintext span not marked as TLS).
-fn assert_no_plaintext_spans(spans: &[FlatSpan], port: u16, exit: &AgentExit) {
-    let plain: Vec<FlatSpan> = spans
-        .iter()
-        .filter(|s| s.str("url.scheme") != Some("https"))
-        .cloned()
-        .collect();
-    assert!(
-        plain.is_empty(),
-        "spans for TLS port {port} not marked https:\n{}\n{}",
-        show(&plain),
-        exit.diagnostics()
-    );
-}
-
 fn assert_counter_positive(exit: &AgentExit, what: &str, value: f64) {
     assert!(
         value > 0.0,

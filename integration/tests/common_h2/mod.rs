@@ -364,6 +364,22 @@ pub fn nginx_tls(files: &[(&str, &[u8])]) -> TestServer {
     })
 }
 
+/// No span for the TLS port may claim `url.scheme = "http"`: that would be
+/// HTTP parsed from ciphertext (or a plaintext span not marked as TLS).
+pub fn assert_no_plaintext_spans(spans: &[FlatSpan], port: u16, exit: &AgentExit) {
+    let plain: Vec<FlatSpan> = spans
+        .iter()
+        .filter(|s| s.str("url.scheme") != Some("https"))
+        .cloned()
+        .collect();
+    assert!(
+        plain.is_empty(),
+        "spans for TLS port {port} not marked https:\n{}\n{}",
+        show(&plain),
+        exit.diagnostics()
+    );
+}
+
 /// The span's `process.pid` resource attribute.
 pub fn pid_of(s: &FlatSpan) -> Option<i64> {
     match s.resource.get("process.pid") {
