@@ -194,6 +194,39 @@ fn go_program_without_tls_is_no_tls() {
 }
 
 #[test]
+fn arm64_build_is_unsupported_not_guessed() {
+    let f = &common::fixtures().arm64;
+    let data = std::fs::read(f).expect("read the arm64 build");
+    assert!(go_binary::is_go_executable(&data), "it is a Go executable");
+    let err = go_binary::inspect_tls(f).expect_err("arm64 is not hooked");
+    assert_eq!(err.reason(), "unsupported_arch", "{err}");
+}
+
+/// A binary whose build info says Go 1.16 (the version string rewritten in
+/// place, same length): the stack ABI, whose arguments the probes cannot read.
+#[test]
+fn go_before_1_17_is_too_old() {
+    let f = &common::fixtures().stripped;
+    let mut data = std::fs::read(f).expect("read the stripped build");
+    let (start, size) = {
+        use object::{Object, ObjectSection};
+        let file = object::File::parse(&*data).expect("ELF");
+        let section = file
+            .section_by_name(".go.buildinfo")
+            .expect(".go.buildinfo");
+        section.file_range().expect("in the file")
+    };
+    let pos = start as usize
+        + data[start as usize..(start + size) as usize]
+            .windows(6)
+            .position(|w| w == b"go1.19")
+            .expect("the version string in the build info");
+    data[pos..pos + 6].copy_from_slice(b"go1.16");
+    let err = go_binary::inspect_tls_bytes(&data).expect_err("Go 1.16 is not hooked");
+    assert_eq!(err.reason(), "go_too_old", "{err}");
+}
+
+#[test]
 fn c_programs_are_not_go() {
     for path in ["/usr/bin/curl", "/bin/sh"] {
         if !Path::new(path).exists() {

@@ -46,6 +46,8 @@ pub struct Fixtures {
     pub pie: PathBuf,
     /// fmt.Println only: no crypto/tls
     pub no_net: PathBuf,
+    /// The TLS program cross-built for arm64 (`GOARCH=arm64`)
+    pub arm64: PathBuf,
 }
 
 /// The Go compiler, or a loud failure naming the package to install.
@@ -60,8 +62,13 @@ pub fn go() -> &'static Path {
 }
 
 fn build(go: &Path, root: &Path, src: &Path, out: &str, args: &[&str]) -> PathBuf {
+    build_for(go, root, src, out, args, "amd64")
+}
+
+fn build_for(go: &Path, root: &Path, src: &Path, out: &str, args: &[&str], arch: &str) -> PathBuf {
     let output = root.join(out);
     let status = Command::new(go)
+        .env("GOARCH", arch)
         .arg("build")
         .args(args)
         .arg("-o")
@@ -103,6 +110,7 @@ pub fn fixtures() -> &'static Fixtures {
             trimpath: build(go, &root, &tls_src, "tls-trimpath", &["-trimpath"]),
             pie: build(go, &root, &tls_src, "tls-pie", &["-buildmode=pie"]),
             no_net: build(go, &root, &plain_src, "plain", &[]),
+            arm64: build_for(go, &root, &tls_src, "tls-arm64", &[], "arm64"),
         }
     })
 }
