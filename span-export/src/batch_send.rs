@@ -3,7 +3,6 @@
 //! batches run this at once (as separate tokio tasks), sharing one
 //! [`BatchSender`].
 
-use crate::encode::encode_request_bytes;
 use crate::grpc::GrpcTransport;
 use crate::http::HttpTransport;
 use crate::metrics::{DropReason, Metrics, RequestResult};
@@ -11,6 +10,7 @@ use crate::retry::{Backoff, Outcome};
 use crate::settings::{ExportSettings, OtlpSettings};
 use crate::ExportSpan;
 use bytes::Bytes;
+use span_model::encode_request_bytes;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;

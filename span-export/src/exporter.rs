@@ -5,8 +5,8 @@
 use crate::batch_send::BatchSender;
 use crate::metrics::{DropReason, Metrics};
 use crate::settings::ExportSettings;
-use crate::stdout::format_span_line;
 use crate::ExportSpan;
+use span_model::format_span_line;
 use std::io::Write;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};

@@ -43,9 +43,7 @@
 //! sampling, or creating spans (the caller fills in ids, times, attributes).
 #![forbid(unsafe_code)]
 
-mod attrs;
 mod batch_send;
-mod encode;
 mod exporter;
 mod grpc;
 mod http;
@@ -53,70 +51,23 @@ mod metrics;
 mod queue;
 mod retry;
 mod settings;
-mod stdout;
 
-pub use attrs::{AttrValue, Attrs};
-pub use encode::{encode_request, encode_request_bytes, scope, span_count};
 pub use exporter::Exporter;
 pub use metrics::DropReason;
-pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-pub use opentelemetry_proto::tonic::{
-    common::v1::{any_value, AnyValue, KeyValue},
-    trace::v1::{span, status, Span, Status},
-};
 pub use queue::SpanQueue;
 pub use settings::{Compression, ExportSettings, OtlpSettings};
-pub use stdout::format_span_line;
+// The span model, re-exported so that `span_export::ExportSpan` and friends
+// keep working for the crates that export.
+pub use span_model::{
+    any_value, encode_request, encode_request_bytes, format_span_line, scope, span, span_count,
+    status, AnyValue, AttrValue, Attrs, ExportSpan, ExportTraceServiceRequest, KeyValue,
+    ProcessResource, Span, Status,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-
-/// One observed process's resource, shared by all its spans. `id` is unique per
-/// distinct resource: spans are grouped by it, not by comparing attributes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProcessResource {
-    pub id: u64,
-    pub attributes: Vec<KeyValue>,
-}
-
-/// A finished span and the process it belongs to.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExportSpan {
-    pub resource: Arc<ProcessResource>,
-    /// The span; its own `attributes` are exported first, then `attrs`.
-    pub span: Span,
-    /// More attributes, without an allocation each (see [`Attrs`]).
-    pub attrs: Attrs,
-}
-
-impl ExportSpan {
-    /// A span whose attributes are all in `span.attributes`.
-    pub fn new(resource: Arc<ProcessResource>, span: Span) -> Self {
-        ExportSpan {
-            resource,
-            span,
-            attrs: Attrs::default(),
-        }
-    }
-
-    /// Every attribute, as exported, as prost `KeyValue`s (allocates: for
-    /// printing and tests).
-    pub fn attributes(&self) -> Vec<KeyValue> {
-        let mut all = self.span.attributes.clone();
-        all.extend(self.attrs.to_key_values());
-        all
-    }
-
-    /// The span as exported, attributes included (allocates).
-    pub fn to_proto(&self) -> Span {
-        Span {
-            attributes: self.attributes(),
-            ..self.span.clone()
-        }
-    }
-}
 
 /// Configuration errors found while resolving settings.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 //! a curl that lives 10 ms). Processes that were running before the agent are
 //! read from /proc once, on first sight.
 
-use span_export::{any_value, AnyValue, KeyValue, ProcessResource};
+use span_model::{any_value, AnyValue, KeyValue, ProcessResource};
 use std::collections::HashMap;
 use std::sync::Arc;
 use wirespan_config::ServiceRule;

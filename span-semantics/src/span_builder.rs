@@ -6,7 +6,7 @@
 
 use conn_tracker::{ConnInfo, Endpoint, Role};
 use protocol_parsers::{ExchangeEnd, HttpExchange, UnknownFields};
-use span_export::{span, status, AttrValue, Attrs, ExportSpan, Span, Status};
+use span_model::{span, status, AttrValue, Attrs, ExportSpan, Span, Status};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -720,7 +720,7 @@ mod tests {
     use crate::process_table::{ProcessFacts, ProcessTable};
     use conn_tracker::{ConnKey, Protocol};
     use protocol_parsers::{HttpVersion, RequestHead, ResponseHead};
-    use span_export::any_value::Value;
+    use span_model::any_value::Value;
 
     fn conn(role: Role) -> ConnInfo {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
@@ -777,7 +777,7 @@ mod tests {
 
     /// The value of attribute `key` as exported (leaked: test-only).
     fn attr(s: &ExportSpan, key: &str) -> Option<&'static Value> {
-        let all: &'static Vec<span_export::KeyValue> = Box::leak(Box::new(s.attributes()));
+        let all: &'static Vec<span_model::KeyValue> = Box::leak(Box::new(s.attributes()));
         all.iter()
             .find(|a| a.key == key)
             .and_then(|a| a.value.as_ref())

@@ -1,0 +1,69 @@
+//! The span as wirespan exports it: a finished span with its process's
+//! resource ([`ExportSpan`], [`ProcessResource`]), attributes that cost no
+//! allocation each ([`Attrs`]), their protobuf encoding into an OTLP export
+//! request ([`encode_request_bytes`]), and the one-line text form printed to
+//! stdout ([`format_span_line`]).
+//!
+//! Data and encoding only: no I/O, no async runtime. Building spans is
+//! `span-semantics`' job; queuing and sending them is `span-export`'s.
+#![forbid(unsafe_code)]
+
+mod attrs;
+mod encode;
+mod stdout;
+
+pub use attrs::{AttrValue, Attrs};
+pub use encode::{encode_request, encode_request_bytes, scope, span_count};
+pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+pub use opentelemetry_proto::tonic::{
+    common::v1::{any_value, AnyValue, KeyValue},
+    trace::v1::{span, status, Span, Status},
+};
+pub use stdout::format_span_line;
+
+use std::sync::Arc;
+
+/// One observed process's resource, shared by all its spans. `id` is unique per
+/// distinct resource: spans are grouped by it, not by comparing attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessResource {
+    pub id: u64,
+    pub attributes: Vec<KeyValue>,
+}
+
+/// A finished span and the process it belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportSpan {
+    pub resource: Arc<ProcessResource>,
+    /// The span; its own `attributes` are exported first, then `attrs`.
+    pub span: Span,
+    /// More attributes, without an allocation each (see [`Attrs`]).
+    pub attrs: Attrs,
+}
+
+impl ExportSpan {
+    /// A span whose attributes are all in `span.attributes`.
+    pub fn new(resource: Arc<ProcessResource>, span: Span) -> Self {
+        ExportSpan {
+            resource,
+            span,
+            attrs: Attrs::default(),
+        }
+    }
+
+    /// Every attribute, as exported, as prost `KeyValue`s (allocates: for
+    /// printing and tests).
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        let mut all = self.span.attributes.clone();
+        all.extend(self.attrs.to_key_values());
+        all
+    }
+
+    /// The span as exported, attributes included (allocates).
+    pub fn to_proto(&self) -> Span {
+        Span {
+            attributes: self.attributes(),
+            ..self.span.clone()
+        }
+    }
+}
