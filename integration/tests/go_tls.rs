@@ -144,7 +144,7 @@ fn metric(exit: &AgentExit, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 /// What every Go test checks in `/metrics`: Go processes hooked, Go calls
 /// counted, their sockets found in the `tls.Conn`, and no disagreement with
-/// the nested syscall nor any plaintext lost for want of a socket.
+/// the nested syscall.
 fn assert_go_metrics(exit: &AgentExit) {
     let d = exit.diagnostics();
     let hooked = metric(exit, "wirespan_tls_processes_total", &[("path", "go")]);
@@ -175,12 +175,9 @@ fn assert_go_metrics(exit: &AgentExit) {
         &[("result", "disagreed")],
     );
     assert_eq!(disagreed, 0.0, "tls.Conn and syscall disagreed\n{d}");
-    let not_found = metric(
-        exit,
-        "wirespan_tls_calls_by_socket_source_total",
-        &[("source", "not_found")],
-    );
-    assert_eq!(not_found, 0.0, "TLS calls lost their socket\n{d}");
+    // No assertion on `not_found`: it counts every TLS library on the host
+    // (a cargo fetching crates over OpenSSL moves it); the exact spans above
+    // already show that this test's plaintext found its sockets.
 }
 
 /// Waits (bounded) until /metrics shows the Go calls, their sockets found in
