@@ -19,5 +19,6 @@ pub mod peers;
 pub mod process_table;
 pub mod redact;
 pub mod routes;
+pub mod sampling;
 pub mod span_builder;
 pub mod tls_twin;

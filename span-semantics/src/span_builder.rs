@@ -682,7 +682,7 @@ impl SpanBuilder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -740,7 +740,7 @@ mod tests {
         }
     }
 
-    fn exchange(method: &str, target: &str, status: Option<u16>) -> HttpExchange {
+    pub(crate) fn exchange(method: &str, target: &str, status: Option<u16>) -> HttpExchange {
         HttpExchange {
             request: RequestHead {
                 method: method.into(),

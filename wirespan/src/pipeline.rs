@@ -268,41 +268,6 @@ struct Emitter<O: SpanOutput> {
     current_tid: Option<u32>,
 }
 
-/// Parent-based ratio sampling: a traceparent's sampled flag decides;
-/// otherwise the trace id does, so every span of one trace (both ends of a
-/// same-host request included) gets the same answer.
-fn keep_span(
-    span: &ExportSpan,
-    exchange: &HttpExchange,
-    fixed: Option<&FixedIds>,
-    ratio: f64,
-) -> bool {
-    if let Some(sampled) = fixed.and_then(|f| f.sampled) {
-        return sampled;
-    }
-    if let Some(tp) = exchange
-        .request
-        .traceparent
-        .as_deref()
-        .and_then(span_semantics::span_builder::parse_traceparent)
-    {
-        return tp.flags & 1 == 1;
-    }
-    if ratio >= 1.0 {
-        return true;
-    }
-    if ratio <= 0.0 {
-        return false;
-    }
-    let mut high = [0u8; 8];
-    for (d, s) in high.iter_mut().zip(span.span.trace_id.iter()) {
-        *d = *s;
-    }
-    // Same rule as the OpenTelemetry TraceIdRatioBased sampler's spirit: a
-    // trace id below ratio × 2^64 is kept.
-    (u64::from_be_bytes(high) as f64) < ratio * (u64::MAX as f64)
-}
-
 impl<O: SpanOutput> TrackerSink for Emitter<O> {
     fn exchange(&mut self, conn: &ConnInfo, exchange: HttpExchange) {
         let process = self.processes.get_or_load(conn.key.tgid);
@@ -361,7 +326,12 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
         let span = self.spans.build(&ctx, &exchange);
         let kind = usize::from(conn.role != Role::Server);
         self.metrics.spans_built[kind].inc();
-        if !keep_span(&span, &exchange, ctx.fixed.as_ref(), self.sample_ratio) {
+        if !span_semantics::sampling::keep_span(
+            &span,
+            &exchange,
+            ctx.fixed.as_ref(),
+            self.sample_ratio,
+        ) {
             self.metrics.sampled_out.inc();
             return;
         }
