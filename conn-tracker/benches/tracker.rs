@@ -8,36 +8,15 @@
 //! ~414 B per opened connection before any data, ~2.3 KB once its HTTP/1
 //! parser exists (the parser's own state dominates).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use conn_tracker::*;
 use criterion::{Criterion, Throughput};
 use protocol_parsers::{HttpExchange, ParseIssue};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use test_support::CountingAllocator;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static HEAP: CountingAllocator = CountingAllocator::new();
 
 #[derive(Default)]
 struct CountSink {
@@ -113,16 +92,16 @@ fn exchange(t: &mut ConnectionTable, sink: &mut CountSink, i: usize, round: u64,
 
 fn report_memory() {
     let mut sink = CountSink::default();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = HEAP.live_bytes();
     let mut t = ConnectionTable::new(limits());
     for i in 0..CONNS {
         t.open(info(i as i32), &mut sink);
     }
-    let opened = LIVE.load(Ordering::Relaxed) - before;
+    let opened = HEAP.live_bytes() - before;
     for i in 0..CONNS {
         exchange(&mut t, &mut sink, i, 0, 10);
     }
-    let established = LIVE.load(Ordering::Relaxed) - before;
+    let established = HEAP.live_bytes() - before;
     eprintln!(
         "memory: {CONNS} opened, no data yet: {opened} bytes ({} per connection); \
          after one HTTP/1 keep-alive exchange each (idle, parser allocated): {established} bytes \

@@ -5,29 +5,24 @@ mod common;
 
 use common::*;
 use conn_tracker::*;
-use protocol_parsers::http2::frame::{FrameHeader, PREFACE};
 use protocol_parsers::ExchangeEnd;
+use test_support::hpack::{block, Rep};
+use test_support::http2::{frame, preface, FrameType, END_HEADERS, END_STREAM};
 
 use Direction::{Egress, Ingress};
 
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = FrameHeader::encode(payload.len() as u32, kind, flags, stream).to_vec();
-    v.extend_from_slice(payload);
-    v
+/// :method GET, :path /, :scheme http (static table).
+fn get_root() -> Vec<u8> {
+    block(&[Rep::Indexed(2), Rep::Indexed(4), Rep::Indexed(6)])
 }
 
-const DATA: u8 = 0;
-const HEADERS: u8 = 1;
-const SETTINGS: u8 = 4;
-const END_STREAM: u8 = 1;
-const END_HEADERS: u8 = 4;
-/// :method GET, :path /, :scheme http (static table).
-const GET_ROOT: &[u8] = &[0x82, 0x84, 0x86];
 /// :status 200 (static table).
-const STATUS_200: &[u8] = &[0x88];
+fn status_200() -> Vec<u8> {
+    block(&[Rep::Indexed(8)])
+}
 
 fn client_start() -> Vec<u8> {
-    [PREFACE.as_slice(), &frame(SETTINGS, 0, 0, &[])].concat()
+    [preface(), frame(FrameType::Settings, 0, 0, &[])].concat()
 }
 
 #[test]
@@ -39,15 +34,15 @@ fn http2_with_preface() {
     let mut f = Feeder::new(k, 1);
     let req = [
         client_start(),
-        frame(HEADERS, END_STREAM | END_HEADERS, 1, GET_ROOT),
+        frame(FrameType::Headers, END_STREAM | END_HEADERS, 1, &get_root()),
     ]
     .concat();
     f.send(&mut t, &mut sink, Egress, &req[..10]); // preface split across chunks
     f.send(&mut t, &mut sink, Egress, &req[10..]);
     let resp = [
-        frame(SETTINGS, 0, 0, &[]),
-        frame(HEADERS, END_HEADERS, 1, STATUS_200),
-        frame(DATA, END_STREAM, 1, b"hi"),
+        frame(FrameType::Settings, 0, 0, &[]),
+        frame(FrameType::Headers, END_HEADERS, 1, &status_200()),
+        frame(FrameType::Data, END_STREAM, 1, b"hi"),
     ]
     .concat();
     f.send(&mut t, &mut sink, Ingress, &resp);
@@ -80,8 +75,8 @@ fn h2c_upgrade_hands_off_to_http2() {
     let resp = [
         b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
             .as_slice(),
-        &frame(SETTINGS, 0, 0, &[]),
-        &frame(HEADERS, END_HEADERS, 1, STATUS_200),
+        &frame(FrameType::Settings, 0, 0, &[]),
+        &frame(FrameType::Headers, END_HEADERS, 1, &status_200()),
     ]
     .concat();
     f.send(&mut t, &mut sink, Ingress, &resp);
@@ -92,20 +87,25 @@ fn h2c_upgrade_hands_off_to_http2() {
         &mut t,
         &mut sink,
         Ingress,
-        &frame(DATA, END_STREAM, 1, b"hello"),
+        &frame(FrameType::Data, END_STREAM, 1, b"hello"),
     );
     // A second request on stream 3, over HTTP/2 proper.
     f.send(
         &mut t,
         &mut sink,
         Egress,
-        &frame(HEADERS, END_STREAM | END_HEADERS, 3, GET_ROOT),
+        &frame(FrameType::Headers, END_STREAM | END_HEADERS, 3, &get_root()),
     );
     f.send(
         &mut t,
         &mut sink,
         Ingress,
-        &frame(HEADERS, END_STREAM | END_HEADERS, 3, STATUS_200),
+        &frame(
+            FrameType::Headers,
+            END_STREAM | END_HEADERS,
+            3,
+            &status_200(),
+        ),
     );
     // The upgrade request is reported once, by HTTP/2 stream 1, with its real
     // response (not also by HTTP/1 with the 101).
@@ -157,8 +157,8 @@ fn http2_joined_midway() {
     // The midstream parser confirms a frame boundary with two consecutive
     // plausible frames, so the first chunk carries two requests.
     let reqs = [
-        frame(HEADERS, END_STREAM | END_HEADERS, 7, GET_ROOT),
-        frame(HEADERS, END_STREAM | END_HEADERS, 9, GET_ROOT),
+        frame(FrameType::Headers, END_STREAM | END_HEADERS, 7, &get_root()),
+        frame(FrameType::Headers, END_STREAM | END_HEADERS, 9, &get_root()),
     ]
     .concat();
     f.send(&mut t, &mut sink, Egress, &reqs);
@@ -168,8 +168,8 @@ fn http2_joined_midway() {
         &mut sink,
         Ingress,
         &[
-            frame(HEADERS, END_HEADERS, 7, STATUS_200),
-            frame(DATA, END_STREAM, 7, b"abc"),
+            frame(FrameType::Headers, END_HEADERS, 7, &status_200()),
+            frame(FrameType::Data, END_STREAM, 7, b"abc"),
         ]
         .concat(),
     );
@@ -188,7 +188,15 @@ fn frames_without_preface_on_a_fresh_connection_are_not_http2() {
     let mut sink = Rec::default();
     let k = key(5, 9);
     t.open(info(k, 1, Role::Client, 1), &mut sink);
-    t.data(k, 1, Egress, 0, 5, &frame(SETTINGS, 0, 0, &[]), &mut sink);
+    t.data(
+        k,
+        1,
+        Egress,
+        0,
+        5,
+        &frame(FrameType::Settings, 0, 0, &[]),
+        &mut sink,
+    );
     assert_eq!(t.get(k).map(|i| i.protocol), Some(Protocol::Unknown));
     assert_eq!(sink.muted.len(), 1);
 }
@@ -207,7 +215,7 @@ fn server_settings_before_client_preface() {
         &mut t,
         &mut sink,
         Egress,
-        &frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]),
+        &frame(FrameType::Settings, 0, 0, &[0, 3, 0, 0, 0, 100]),
     );
     assert!(
         sink.muted.is_empty(),
@@ -215,7 +223,7 @@ fn server_settings_before_client_preface() {
     );
     let req = [
         client_start(),
-        frame(HEADERS, END_STREAM | END_HEADERS, 1, GET_ROOT),
+        frame(FrameType::Headers, END_STREAM | END_HEADERS, 1, &get_root()),
     ]
     .concat();
     f.send(&mut t, &mut sink, Ingress, &req);
@@ -224,8 +232,8 @@ fn server_settings_before_client_preface() {
         &mut sink,
         Egress,
         &[
-            frame(HEADERS, END_HEADERS, 1, STATUS_200),
-            frame(DATA, END_STREAM, 1, b"hello"),
+            frame(FrameType::Headers, END_HEADERS, 1, &status_200()),
+            frame(FrameType::Data, END_STREAM, 1, b"hello"),
         ]
         .concat(),
     );
@@ -257,15 +265,20 @@ fn h2c_upgrade_on_the_server_side() {
         b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
     );
     assert_eq!(sink.count("h2c_upgrade"), 1);
-    f.send(&mut t, &mut sink, Egress, &frame(SETTINGS, 0, 0, &[]));
+    f.send(
+        &mut t,
+        &mut sink,
+        Egress,
+        &frame(FrameType::Settings, 0, 0, &[]),
+    );
     f.send(&mut t, &mut sink, Ingress, &client_start());
     f.send(
         &mut t,
         &mut sink,
         Egress,
         &[
-            frame(HEADERS, END_HEADERS, 1, STATUS_200),
-            frame(DATA, END_STREAM, 1, b"hello"),
+            frame(FrameType::Headers, END_HEADERS, 1, &status_200()),
+            frame(FrameType::Data, END_STREAM, 1, b"hello"),
         ]
         .concat(),
     );
@@ -273,13 +286,18 @@ fn h2c_upgrade_on_the_server_side() {
         &mut t,
         &mut sink,
         Ingress,
-        &frame(HEADERS, END_STREAM | END_HEADERS, 3, GET_ROOT),
+        &frame(FrameType::Headers, END_STREAM | END_HEADERS, 3, &get_root()),
     );
     f.send(
         &mut t,
         &mut sink,
         Egress,
-        &frame(HEADERS, END_STREAM | END_HEADERS, 3, STATUS_200),
+        &frame(
+            FrameType::Headers,
+            END_STREAM | END_HEADERS,
+            3,
+            &status_200(),
+        ),
     );
     assert_eq!(
         sink.summary(),

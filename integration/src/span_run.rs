@@ -22,7 +22,7 @@ impl SpanRun {
 
     pub fn start_with(protocol: OtlpProtocol, opts: AgentOptions) -> SpanRun {
         let receiver = Receiver::start(protocol);
-        let agent = Agent::run(opts.otlp(&receiver.endpoint(), protocol.env_value()));
+        let agent = Agent::run(opts.otlp(&receiver.endpoint(), protocol.as_str()));
         SpanRun { receiver, agent }
     }
 

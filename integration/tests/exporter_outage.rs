@@ -7,58 +7,36 @@
 //! `wirespan_spans_built_total == received + wirespan_spans_dropped_total +
 //! wirespan_export_queue_spans`.
 //!
-//! The harness receiver binds an ephemeral port, so this file has its own
-//! (gRPC, same behaviour) that can be started and stopped on a fixed port.
+//! The harness receiver binds an ephemeral port, so this file starts the same
+//! receiver (`test_support::otlp`, gRPC) on a fixed port, stopping and
+//! starting it with one inbox.
 //! Received spans are de-duplicated by span id: a batch whose response was
 //! lost when the receiver went down is legitimately sent again.
 
 use integration::agent::AgentOptions;
+use integration::otlp_receiver::{Inbox, OtlpProtocol};
 use integration::prelude::*;
 use integration::servers::http11_server;
 use integration::spans::{flatten, show};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use std::collections::BTreeMap;
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-type Inbox = Arc<Mutex<BTreeMap<Vec<u8>, FlatSpan>>>;
-
-struct Store(Inbox);
-
-#[tonic::async_trait]
-impl TraceService for Store {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut inbox = self.0.lock().unwrap();
-        for s in flatten(&request.into_inner()) {
-            inbox.insert(s.span_id.clone(), s);
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
+use test_support::otlp::BlockingReceiver;
 
 /// An OTLP/gRPC receiver on a fixed port that can be stopped and started
-/// again; what it received survives restarts.
+/// again; what it received survives restarts (one inbox for every run).
 struct FixedReceiver {
     port: u16,
     inbox: Inbox,
-    runtime: Option<tokio::runtime::Runtime>,
+    running: Option<BlockingReceiver>,
 }
 
 impl FixedReceiver {
     fn new(port: u16) -> Self {
         FixedReceiver {
             port,
-            inbox: Arc::default(),
-            runtime: None,
+            inbox: Inbox::default(),
+            running: None,
         }
     }
 
@@ -67,48 +45,32 @@ impl FixedReceiver {
     }
 
     fn up(&mut self) {
-        assert!(self.runtime.is_none(), "receiver already up");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("receiver runtime");
-        let port = self.port;
+        assert!(self.running.is_none(), "receiver already up");
+        let addr = format!("127.0.0.1:{}", self.port);
         // The port was just released by the previous run (or never used):
         // bind may briefly fail; retry, bounded.
-        let mut listener = None;
         let mut err = String::new();
-        let bound = wait_until(Duration::from_secs(20), || {
-            match runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", port))) {
-                Ok(l) => {
-                    listener = Some(l);
+        let bound = wait_until(
+            Duration::from_secs(20),
+            || match BlockingReceiver::try_start_on(OtlpProtocol::Grpc, &addr, self.inbox.clone()) {
+                Ok(r) => {
+                    self.running = Some(r);
                     true
                 }
                 Err(e) => {
                     err = e.to_string();
                     false
                 }
-            }
-        });
-        assert!(bound, "cannot bind the OTLP receiver to {port}: {err}");
-        let listener = listener.expect("bound");
-        let service = TraceServiceServer::new(Store(self.inbox.clone()))
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .max_decoding_message_size(64 << 20);
-        runtime.spawn(async move {
-            let _ = tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                .await;
-        });
-        self.runtime = Some(runtime);
+            },
+        );
+        assert!(bound, "cannot bind the OTLP receiver to {addr}: {err}");
     }
 
     /// Stops the server and every connection it had; waits (bounded) until
     /// the port refuses connections.
     fn down(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(5));
+        if let Some(r) = self.running.take() {
+            r.stop();
         }
         let closed = wait_until(Duration::from_secs(10), || {
             TcpStream::connect(("127.0.0.1", self.port)).is_err()
@@ -116,21 +78,19 @@ impl FixedReceiver {
         assert!(closed, "the receiver's port {} still accepts", self.port);
     }
 
-    /// Unique spans received so far.
+    /// Unique spans received so far (by span id, in span id order).
     fn spans(&self) -> Vec<FlatSpan> {
-        self.inbox.lock().unwrap().values().cloned().collect()
+        let mut unique = BTreeMap::new();
+        for request in self.inbox.requests() {
+            for s in flatten(&request) {
+                unique.insert(s.span_id.clone(), s);
+            }
+        }
+        unique.into_values().collect()
     }
 
     fn count(&self) -> usize {
-        self.inbox.lock().unwrap().len()
-    }
-}
-
-impl Drop for FixedReceiver {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
+        self.spans().len()
     }
 }
 

@@ -30,6 +30,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use test_support::http2::FrameType;
+use test_support::{hpack, http2};
 
 const UA: &str = "wirespan-hostile/1.0";
 
@@ -537,34 +539,6 @@ fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// An HTTP/2 frame: 9-byte header then payload (`length` may differ from
-/// the payload's, to lie about it).
-fn h2_frame(length: u32, kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let l = length.to_be_bytes();
-    let mut f = vec![l[1], l[2], l[3], kind, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// An HPACK integer with an `n`-bit prefix, the first byte's high bits `first`.
-fn hpack_int(value: u64, n: u32, first: u8) -> Vec<u8> {
-    let max = (1u64 << n) - 1;
-    if value < max {
-        return vec![first | value as u8];
-    }
-    let mut out = vec![first | max as u8];
-    let mut v = value - max;
-    while v >= 128 {
-        out.push((v % 128) as u8 | 0x80);
-        v /= 128;
-    }
-    out.push(v as u8);
-    out
-}
-
 fn delta(before: &Metrics, after: &Metrics, name: &str, reason: &str) -> f64 {
     let l = [("reason", reason)];
     after.get(name, &l) - before.get(name, &l)
@@ -776,32 +750,33 @@ fn http2_garbage_oversized_frames_and_hpack_bomb_are_counted() {
     let mut env = Env::start(name, &[server.port, sink.port]);
     env.warm_up(&server);
     let before = env.agent.settled_metrics();
-    let settings = h2_frame(0, 0x4, 0, 0, &[]);
+    let settings = http2::settings(&[]);
     env.hostile("HTTP/2 preface then garbage", || {
-        let mut b = H2_PREFACE.to_vec();
+        let mut b = http2::preface();
         b.extend_from_slice(b"this is not an HTTP/2 frame, only garbage bytes\r\n");
         send_raw(sink.port, &b);
     });
     let m = env.wait_counter(&before, &[(PARSE, "http2_frame_error")], 2.0);
     env.hostile("oversized HTTP/2 frames", || {
-        let mut b = H2_PREFACE.to_vec();
+        let mut b = http2::preface();
         b.extend_from_slice(&settings);
-        b.extend(h2_frame(16_385, 0x0, 0, 1, &[0u8; 16_385]));
+        b.extend(http2::frame(FrameType::Data, 0, 1, &[0u8; 16_385]));
         send_raw(sink.port, &b);
-        let mut b = H2_PREFACE.to_vec();
+        let mut b = http2::preface();
         b.extend_from_slice(&settings);
-        b.extend(h2_frame(0xff_ffff, 0x0, 0, 1, &[]));
+        b.extend(http2::frame_claiming(0xff_ffff, FrameType::Data, 0, 1, &[]));
         send_raw(sink.port, &b);
     });
     let m = env.wait_counter(&m, &[(PARSE, "http2_frame_error")], 4.0);
     env.hostile("HPACK table size update to 2^31", || {
-        let mut block = hpack_int(1 << 31, 5, 0x20);
+        let mut block = Vec::new();
+        hpack::int(&mut block, 5, 0x20, 1 << 31);
         // A real field after it (:method GET, static index 2).
         block.push(0x82);
-        let mut b = H2_PREFACE.to_vec();
+        let mut b = http2::preface();
         b.extend_from_slice(&settings);
         // HEADERS, END_STREAM | END_HEADERS, stream 1.
-        b.extend(h2_frame(block.len() as u32, 0x1, 0x1 | 0x4, 1, &block));
+        b.extend(http2::headers(1, &block, true));
         send_raw(sink.port, &b);
     });
     env.wait_counter(&m, &[(PARSE, "hpack_error")], 2.0);

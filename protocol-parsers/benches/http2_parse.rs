@@ -2,9 +2,10 @@
 //! with a few headers (HPACK literals and dynamic-table hits) and small DATA.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use protocol_parsers::http2::frame::{FrameHeader, PREFACE};
 use protocol_parsers::http2::{Http2Limits, Http2Session};
 use protocol_parsers::{ExchangeSink, HttpExchange, ParseIssue, Side};
+use test_support::hpack::{block, Name, Rep};
+use test_support::http2::{frame, preface, FrameType, END_HEADERS, END_STREAM};
 
 /// Counts instead of collecting, so the bench measures the parser.
 #[derive(Default)]
@@ -17,52 +18,41 @@ impl ExchangeSink for Count {
     fn issue(&mut self, _: ParseIssue) {}
 }
 
-fn frame(kind: u8, flags: u8, sid: u32, payload: &[u8]) -> Vec<u8> {
-    let mut f = FrameHeader::encode(payload.len() as u32, kind, flags, sid).to_vec();
-    f.extend_from_slice(payload);
-    f
-}
-
-fn lit(out: &mut Vec<u8>, first: u8, s: &str) {
-    out.push(first);
-    out.push(s.len() as u8);
-    out.extend_from_slice(s.as_bytes());
-}
-
 const STREAMS: u32 = 1000;
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 /// (request side bytes, response side bytes) for `STREAMS` streams.
 fn conversation() -> (Vec<u8>, Vec<u8>) {
-    let mut q = PREFACE.to_vec();
-    q.extend(frame(4, 0, 0, &[]));
-    let mut r = frame(4, 0, 0, &[]);
+    let mut q = preface();
+    q.extend(frame(FrameType::Settings, 0, 0, &[]));
+    let mut r = frame(FrameType::Settings, 0, 0, &[]);
     for n in 0..STREAMS {
         let sid = 2 * n + 1;
         // POST https, :path literal (not indexed), :authority + user-agent
-        // indexed on first use then referenced, content-type, traceparent.
-        let mut b = vec![0x83, 0x87];
-        lit(&mut b, 0x04, &format!("/api/v1/items/{n}"));
+        // indexed on first use then referenced (dynamic 63 and 62),
+        // content-type (static 31) and traceparent literals without indexing.
+        let path = format!("/api/v1/items/{n}");
+        let mut reps = vec![
+            Rep::Indexed(3),
+            Rep::Indexed(7),
+            Rep::NoIdx(Name::Idx(4), &path),
+        ];
         if n == 0 {
-            lit(&mut b, 0x41, "api.example.com");
-            lit(&mut b, 0x7a, "bench-client/1.0");
+            reps.push(Rep::Inc(Name::Idx(1), "api.example.com"));
+            reps.push(Rep::Inc(Name::Idx(58), "bench-client/1.0"));
         } else {
-            b.extend([0xbf, 0xbe]);
+            reps.extend([Rep::Indexed(63), Rep::Indexed(62)]);
         }
-        // content-type (static 31) literal without indexing: 4-bit prefix 15 + 16.
-        b.extend([0x0f, 0x10, 16]);
-        b.extend_from_slice(b"application/json");
-        b.push(0x00);
-        b.push(11);
-        b.extend_from_slice(b"traceparent");
-        b.push(55);
-        b.extend_from_slice(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-        q.extend(frame(1, 0x4, sid, &b));
-        q.extend(frame(0, 0x1, sid, &[b'{'; 64]));
-        let mut h = vec![0x88];
-        h.extend([0x0f, 0x10, 16]);
-        h.extend_from_slice(b"application/json");
-        r.extend(frame(1, 0x4, sid, &h));
-        r.extend(frame(0, 0x1, sid, &[b'}'; 200]));
+        reps.push(Rep::NoIdx(Name::Idx(31), "application/json"));
+        reps.push(Rep::NoIdx(Name::Lit("traceparent"), TRACEPARENT));
+        q.extend(frame(FrameType::Headers, END_HEADERS, sid, &block(&reps)));
+        q.extend(frame(FrameType::Data, END_STREAM, sid, &[b'{'; 64]));
+        let h = block(&[
+            Rep::Indexed(8),
+            Rep::NoIdx(Name::Idx(31), "application/json"),
+        ]);
+        r.extend(frame(FrameType::Headers, END_HEADERS, sid, &h));
+        r.extend(frame(FrameType::Data, END_STREAM, sid, &[b'}'; 200]));
     }
     (q, r)
 }

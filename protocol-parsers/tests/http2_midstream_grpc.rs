@@ -16,11 +16,21 @@ fn grpc_data(sid: u32, msg: &[u8], end_stream: bool) -> Vec<u8> {
     let mut p = vec![0u8];
     p.extend_from_slice(&(msg.len() as u32).to_be_bytes());
     p.extend_from_slice(msg);
-    frame(DATA, if end_stream { END_STREAM } else { 0 }, sid, &p)
+    frame(
+        FrameType::Data,
+        if end_stream { END_STREAM } else { 0 },
+        sid,
+        &p,
+    )
 }
 
 fn body_data(sid: u32, body: &[u8], end_stream: bool) -> Vec<u8> {
-    frame(DATA, if end_stream { END_STREAM } else { 0 }, sid, body)
+    frame(
+        FrameType::Data,
+        if end_stream { END_STREAM } else { 0 },
+        sid,
+        body,
+    )
 }
 
 fn midstream(chunks: &[Chunk]) -> (Http2Session, CollectingSink) {

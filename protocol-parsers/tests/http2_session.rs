@@ -178,11 +178,17 @@ fn continuation_and_padding() {
     padded_data.extend_from_slice(&[b'd'; 20]);
     padded_data.extend_from_slice(&[0; 10]);
     let c = conv(vec![
-        (Q, frame(HEADERS, PADDED | PRIO | END_STREAM, 1, &p)),
-        (Q, frame(CONTINUATION, 0, 1, m)),
-        (Q, frame(CONTINUATION, END_HEADERS, 1, z)),
+        (
+            Q,
+            frame(FrameType::Headers, PADDED | PRIORITY | END_STREAM, 1, &p),
+        ),
+        (Q, frame(FrameType::Continuation, 0, 1, m)),
+        (Q, frame(FrameType::Continuation, END_HEADERS, 1, z)),
         (R, headers(1, &resp_block("200"), false)),
-        (R, frame(DATA, PADDED | END_STREAM, 1, &padded_data)),
+        (
+            R,
+            frame(FrameType::Data, PADDED | END_STREAM, 1, &padded_data),
+        ),
     ]);
     let (_, sink) = run(session(), &c, false);
     assert!(sink.issues.is_empty(), "{:?}", sink.issues);
@@ -295,13 +301,13 @@ fn control_frames_are_ignored() {
             cat(&[
                 ping(false),
                 window_update(0, 1000),
-                frame(PRIORITY, 0, 1, &[0, 0, 0, 0, 9]),
+                frame(FrameType::Priority, 0, 1, &[0, 0, 0, 0, 9]),
             ]),
         ),
         (
             Q,
             cat(&[
-                frame(0xfa, 0xff, 0, b"unknown"),
+                frame(FrameType::Unknown(0xfa), 0xff, 0, b"unknown"),
                 headers(1, &req_block("GET", "/", "h"), true),
             ]),
         ),
@@ -329,7 +335,7 @@ fn push_promise() {
         (
             R,
             cat(&[
-                frame(PUSH_PROMISE, END_HEADERS, 1, &pp),
+                frame(FrameType::PushPromise, END_HEADERS, 1, &pp),
                 headers(1, &resp_block("200"), true),
             ]),
         ),
@@ -430,24 +436,30 @@ fn open_then(extra: Vec<Chunk>) -> Vec<Chunk> {
 fn malformed_frames_stop_parsing() {
     use protocol_parsers::http2::frame::Error as FE;
     let bad: Vec<(Vec<u8>, FE)> = vec![
-        (frame(PING, 0, 0, &[0; 7]), FE::BadLength),
-        (frame(DATA, 0, 0, b"x"), FE::BadStreamId),
-        (frame(SETTINGS, 0, 1, &[]), FE::BadStreamId),
+        (frame(FrameType::Ping, 0, 0, &[0; 7]), FE::BadLength),
+        (frame(FrameType::Data, 0, 0, b"x"), FE::BadStreamId),
+        (frame(FrameType::Settings, 0, 1, &[]), FE::BadStreamId),
         (
-            frame(CONTINUATION, END_HEADERS, 1, &[0x82]),
+            frame(FrameType::Continuation, END_HEADERS, 1, &[0x82]),
             FE::UnexpectedContinuation,
         ),
-        (frame(RST_STREAM, 0, 1, &[0; 3]), FE::BadLength),
-        (frame(DATA, PADDED, 1, &[5, 1, 2]), FE::BadPadding),
+        (frame(FrameType::RstStream, 0, 1, &[0; 3]), FE::BadLength),
+        (
+            frame(FrameType::Data, PADDED, 1, &[5, 1, 2]),
+            FE::BadPadding,
+        ),
         (settings(&[(0x5, 100)]), FE::BadSetting),
-        (frame(DATA, 0, 1, &vec![0; 16_385]), FE::TooLarge),
+        (frame(FrameType::Data, 0, 1, &vec![0; 16_385]), FE::TooLarge),
     ];
     for (f, e) in bad {
         let got = expect_fatal(&open_then(vec![(R, f)]), ParseIssue::Http2FrameError);
         assert_eq!(got, Http2Error::Frame(e));
     }
     // Frame interleaved inside a header block.
-    let c = open_then(vec![(R, frame(HEADERS, 0, 1, &[0x88])), (R, ping(false))]);
+    let c = open_then(vec![
+        (R, frame(FrameType::Headers, 0, 1, &[0x88])),
+        (R, ping(false)),
+    ]);
     let got = expect_fatal(&c, ParseIssue::Http2FrameError);
     assert_eq!(got, Http2Error::Frame(FE::ExpectedContinuation));
     // Bad preface.

@@ -32,11 +32,11 @@ fn conversation() -> Vec<Chunk> {
     padded.extend_from_slice(&[7; 30]);
     padded.extend_from_slice(&[0; 4]);
     c.extend([
-        (Q, frame(HEADERS, 0, 1, a)),
-        (Q, frame(CONTINUATION, END_HEADERS, 1, b)),
+        (Q, frame(FrameType::Headers, 0, 1, a)),
+        (Q, frame(FrameType::Continuation, END_HEADERS, 1, b)),
         (Q, data(1, 300, false)),
         (Q, headers(3, &indexed, true)),
-        (Q, frame(DATA, PADDED | END_STREAM, 1, &padded)),
+        (Q, frame(FrameType::Data, PADDED | END_STREAM, 1, &padded)),
         (R, headers(3, &resp_block("404"), true)),
         (R, headers(1, &resp_block("200"), false)),
         (Q, ping(false)),

@@ -13,9 +13,10 @@
 //! first offer until exported + dropped = `SPANS`.
 //!
 //! The receiver is another process (this executable re-run with
-//! `EXPORT_BENCH_RECEIVER=grpc|http`), so its CPU is not ours: a tonic
-//! `TraceService` or a hyper HTTP/1 server that decodes each request fully and
-//! counts its spans. With `EXPORT_BENCH_ROTEL=/path/to/rotel-agent`, rotel
+//! `EXPORT_BENCH_RECEIVER=grpc|http`), so its CPU is not ours: the tests' OTLP
+//! receiver (`test_support::otlp`, tonic or hyper HTTP/1, 2 workers) with a
+//! counting inbox, which decodes each request fully and keeps only its span
+//! count. With `EXPORT_BENCH_ROTEL=/path/to/rotel-agent`, rotel
 //! (`--exporter blackhole`) is measured as well.
 //!
 //! CPU is read from `/proc/<pid>/stat` (utime + stime, 10 ms ticks) for this
@@ -29,43 +30,16 @@
 //!
 //! `EXPORT_BENCH_FILTER=grpc` runs only the cases whose label contains it.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use prost::Message;
-use span_export::{
-    any_value, span, AnyValue, ExportSettings, ExportSpan, KeyValue, ProcessResource, Span,
-};
-use std::io::{BufRead, BufReader, Read};
+use span_export::{span, ExportSettings, ExportSpan, ProcessResource, Span};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::otlp::{BlockingReceiver, Inbox};
+use test_support::spans::{int_kv as i, string_kv as s};
 use wirespan_config::{ExportConfig, OtlpConfig, OtlpProtocol};
 
 // === spans ===
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn s(key: &str, value: &str) -> KeyValue {
-    kv(key, any_value::Value::StringValue(value.to_string()))
-}
-
-fn i(key: &str, value: i64) -> KeyValue {
-    kv(key, any_value::Value::IntValue(value))
-}
 
 /// Resource attributes as `collector`'s process table sets them.
 fn resources() -> Vec<Arc<ProcessResource>> {
@@ -148,86 +122,19 @@ fn nth(templates: &[ExportSpan], n: u64) -> ExportSpan {
 
 // === receivers (child process) ===
 
-static SPANS_SEEN: AtomicU64 = AtomicU64::new(0);
-
-struct CountingService;
-
-#[tonic::async_trait]
-impl TraceService for CountingService {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        SPANS_SEEN.fetch_add(
-            span_export::span_count(request.get_ref()),
-            Ordering::Relaxed,
-        );
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-async fn handle_http(
-    req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
-    let gzip = req
-        .headers()
-        .get("content-encoding")
-        .is_some_and(|v| v == "gzip");
-    let mut body = req.into_body().collect().await?.to_bytes();
-    if gzip {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&body[..])
-            .read_to_end(&mut out)
-            .expect("gzip body");
-        body = out.into();
-    }
-    let request = ExportTraceServiceRequest::decode(body).expect("protobuf body");
-    SPANS_SEEN.fetch_add(span_export::span_count(&request), Ordering::Relaxed);
-    Ok(hyper::Response::builder()
-        .status(200)
-        .header("content-type", "application/x-protobuf")
-        .body(Full::new(Bytes::new()))
-        .unwrap())
-}
-
 /// Runs the receiver named by `kind` and prints its port; never returns.
 fn run_receiver(kind: &str) -> ! {
+    let protocol = match kind {
+        "grpc" => OtlpProtocol::Grpc,
+        "http" => OtlpProtocol::HttpProtobuf,
+        other => panic!("unknown receiver {other}"),
+    };
     // Two workers, like a small collector; the bench machine has 2 cores.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("PORT {}", listener.local_addr().unwrap().port());
-        match kind {
-            "grpc" => {
-                let svc = TraceServiceServer::new(CountingService)
-                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-                    .max_decoding_message_size(64 << 20);
-                tonic::transport::Server::builder()
-                    .add_service(svc)
-                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                    .await
-                    .unwrap();
-            }
-            "http" => loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(
-                            TokioIo::new(stream),
-                            hyper::service::service_fn(handle_http),
-                        )
-                        .await;
-                });
-            },
-            other => panic!("unknown receiver {other}"),
-        }
-    });
-    std::process::exit(0)
+    let rx = BlockingReceiver::start_on(protocol, "127.0.0.1:0", Inbox::counting());
+    println!("PORT {}", rx.addr.port());
+    loop {
+        std::thread::park();
+    }
 }
 
 struct ReceiverProcess {

@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use span_export::{encode_request, encode_request_bytes, start, ExportSettings};
 use std::time::Duration;
+use test_support::otlp::{Receiver, Reply};
 use wirespan_config::OtlpProtocol;
 
 const GRPC: OtlpProtocol = OtlpProtocol::Grpc;
@@ -14,28 +15,17 @@ const HTTP: OtlpProtocol = OtlpProtocol::HttpProtobuf;
 
 /// Settings for `rx`, one span per request, `concurrent` requests at once.
 fn one_span_batches(protocol: OtlpProtocol, rx: &Receiver, concurrent: usize) -> ExportSettings {
-    let url = match protocol {
-        OtlpProtocol::Grpc => rx.grpc_url(),
-        OtlpProtocol::HttpProtobuf => rx.http_base(),
-    };
-    let mut s = settings(protocol, &url);
+    let mut s = settings(protocol, &rx.endpoint());
     s.max_batch_size = 1;
     s.max_concurrent_exports = concurrent;
     s
 }
 
-async fn receiver(protocol: OtlpProtocol) -> Receiver {
-    match protocol {
-        OtlpProtocol::Grpc => grpc_receiver().await,
-        OtlpProtocol::HttpProtobuf => http_receiver().await,
-    }
-}
-
 /// With the receiver holding every request, exactly `concurrent` requests
 /// arrive before any is answered, and no more; once it answers, all spans go.
 async fn requests_overlap_up_to_the_bound(protocol: OtlpProtocol, concurrent: usize) {
-    let rx = receiver(protocol).await;
-    rx.inbox.gate.close();
+    let rx = Receiver::start(protocol).await;
+    rx.inbox.gate().close();
     let metrics = self_metrics::Registry::new();
     let (queue, handle) = start(one_span_batches(protocol, &rx, concurrent), &metrics);
     let nginx = resource(1, "nginx", 100);
@@ -44,17 +34,17 @@ async fn requests_overlap_up_to_the_bound(protocol: OtlpProtocol, concurrent: us
         assert!(queue.try_send(server_span(&nginx, n)));
     }
     wait_for("requests held at the gate", || {
-        rx.inbox.gate.inside() == concurrent as u64
+        rx.inbox.gate().inside() == concurrent as u64
     })
     .await;
     // The exporter now waits for an answer before it starts another request:
     // the spans not yet sent are still queued.
     assert_eq!(rx.inbox.span_count(), 0);
     assert_balanced(&metrics, offered);
-    rx.inbox.gate.open();
+    rx.inbox.gate().open();
     wait_for("every span", || rx.inbox.span_count() == offered).await;
     assert_eq!(
-        rx.inbox.gate.most_inside(),
+        rx.inbox.gate().most_inside(),
         concurrent as u64,
         "never more requests at once than export.max_concurrent_exports"
     );
@@ -89,7 +79,7 @@ async fn one_at_a_time_when_the_bound_is_one() {
 /// enough to overflow: each span offered ends exported or dropped (none left
 /// queued after shutdown), and each failure is counted under its reason.
 async fn books_balance_under_a_failing_receiver(protocol: OtlpProtocol) {
-    let rx = receiver(protocol).await;
+    let rx = Receiver::start(protocol).await;
     let (retryable, fatal) = match protocol {
         OtlpProtocol::Grpc => (
             Reply::Grpc {
@@ -125,11 +115,7 @@ async fn books_balance_under_a_failing_receiver(protocol: OtlpProtocol) {
     }
     rx.inbox.script(script);
 
-    let url = match protocol {
-        OtlpProtocol::Grpc => rx.grpc_url(),
-        OtlpProtocol::HttpProtobuf => rx.http_base(),
-    };
-    let mut s = settings(protocol, &url);
+    let mut s = settings(protocol, &rx.endpoint());
     s.queue_size = 40;
     s.max_batch_size = 4;
     s.max_concurrent_exports = 4;
@@ -216,7 +202,7 @@ async fn books_balance_when_the_receiver_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_flushes_every_queued_batch() {
     for protocol in [GRPC, HTTP] {
-        let rx = receiver(protocol).await;
+        let rx = Receiver::start(protocol).await;
         let mut s = one_span_batches(protocol, &rx, 4);
         s.max_batch_size = 7;
         s.batch_timeout = Duration::from_secs(3600);
@@ -240,15 +226,15 @@ async fn shutdown_flushes_every_queued_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_deadline_bounds_requests_in_flight() {
     for protocol in [GRPC, HTTP] {
-        let rx = receiver(protocol).await;
-        rx.inbox.gate.close();
+        let rx = Receiver::start(protocol).await;
+        rx.inbox.gate().close();
         let metrics = self_metrics::Registry::new();
         let (queue, handle) = start(one_span_batches(protocol, &rx, 4), &metrics);
         let nginx = resource(1, "nginx", 100);
         for n in 0..20 {
             assert!(queue.try_send(server_span(&nginx, n)));
         }
-        wait_for("4 requests held", || rx.inbox.gate.inside() == 4).await;
+        wait_for("4 requests held", || rx.inbox.gate().inside() == 4).await;
         let report = handle.shutdown(Duration::from_millis(300)).await;
         assert!(report.clean, "requests honor the deadline themselves");
         assert_eq!(report.exported, 0);
@@ -256,7 +242,7 @@ async fn shutdown_deadline_bounds_requests_in_flight() {
         assert_eq!(report.dropped_at_shutdown, 20);
         assert_balanced(&metrics, 20);
         assert_eq!(metrics.sum("wirespan_export_queue_spans"), 0);
-        rx.inbox.gate.open();
+        rx.inbox.gate().open();
     }
 }
 

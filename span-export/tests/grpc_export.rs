@@ -6,16 +6,17 @@ use common::*;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use span_export::{start, ExportSettings};
 use std::time::Duration;
+use test_support::otlp::{Inbox, Receiver, Reply};
 use wirespan_config::{ExportConfig, OtlpConfig, OtlpProtocol};
 
 const GRPC: OtlpProtocol = OtlpProtocol::Grpc;
 
 #[tokio::test]
 async fn groups_spans_by_resource_with_scope_and_headers() {
-    let rx = grpc_receiver().await;
+    let rx = Receiver::start(GRPC).await;
     let cfg = ExportConfig {
         otlp: Some(OtlpConfig {
-            endpoint: rx.grpc_url(),
+            endpoint: rx.endpoint(),
             ..Default::default()
         }),
         max_batch_size: 5,
@@ -46,7 +47,7 @@ async fn groups_spans_by_resource_with_scope_and_headers() {
     }
     wait_for("5 spans", || rx.inbox.span_count() == 5).await;
 
-    let got = rx.inbox.requests.lock().unwrap().clone();
+    let got = rx.inbox.requests();
     assert_eq!(got.len(), 1);
     let rs = &got[0].resource_spans;
     assert_eq!(rs.len(), 2, "one ResourceSpans per resource");
@@ -65,7 +66,7 @@ async fn groups_spans_by_resource_with_scope_and_headers() {
         let want: Vec<_> = idx.iter().map(|&i| spans[i].span.clone()).collect();
         assert_eq!(group.scope_spans[0].spans, want);
     }
-    let headers = rx.inbox.headers.lock().unwrap()[0].clone();
+    let headers = rx.inbox.headers()[0].clone();
     assert!(
         headers.contains(&("x-api-key".into(), "abc def".into())),
         "{headers:?}"
@@ -88,7 +89,7 @@ async fn groups_spans_by_resource_with_scope_and_headers() {
 
 #[tokio::test]
 async fn unavailable_then_ok_is_retried() {
-    let rx = grpc_receiver().await;
+    let rx = Receiver::start(GRPC).await;
     rx.inbox.script([
         Reply::Grpc {
             code: tonic::Code::Unavailable,
@@ -101,7 +102,7 @@ async fn unavailable_then_ok_is_retried() {
         Reply::Ok,
     ]);
     let metrics = self_metrics::Registry::new();
-    let (queue, handle) = start(settings(GRPC, &rx.grpc_url()), &metrics);
+    let (queue, handle) = start(settings(GRPC, &rx.endpoint()), &metrics);
     let res = resource(7, "svc", 1);
     for n in 0..3 {
         assert!(queue.try_send(server_span(&res, n)));
@@ -116,7 +117,7 @@ async fn unavailable_then_ok_is_retried() {
 
 #[tokio::test]
 async fn non_retryable_errors_drop_the_batch() {
-    let rx = grpc_receiver().await;
+    let rx = Receiver::start(GRPC).await;
     rx.inbox.script([
         Reply::Grpc {
             code: tonic::Code::InvalidArgument,
@@ -129,7 +130,7 @@ async fn non_retryable_errors_drop_the_batch() {
         },
     ]);
     let metrics = self_metrics::Registry::new();
-    let mut s = settings(GRPC, &rx.grpc_url());
+    let mut s = settings(GRPC, &rx.endpoint());
     s.max_batch_size = 2;
     let (queue, handle) = start(s, &metrics);
     let res = resource(1, "svc", 1);
@@ -150,13 +151,13 @@ async fn non_retryable_errors_drop_the_batch() {
 
 #[tokio::test]
 async fn partial_success_counts_rejected_spans() {
-    let rx = grpc_receiver().await;
+    let rx = Receiver::start(GRPC).await;
     rx.inbox.script([Reply::Partial {
         rejected: 2,
         message: "too old".into(),
     }]);
     let metrics = self_metrics::Registry::new();
-    let mut s = settings(GRPC, &rx.grpc_url());
+    let mut s = settings(GRPC, &rx.endpoint());
     s.max_batch_size = 5;
     s.batch_timeout = Duration::from_secs(3600);
     let (queue, handle) = start(s, &metrics);
@@ -191,7 +192,7 @@ async fn receiver_down_at_start_then_up() {
     assert_eq!(exported(&metrics), 0);
     assert_balanced(&metrics, 3);
 
-    let rx = grpc_receiver_on(&addr.to_string(), Inbox::default()).await;
+    let rx = Receiver::start_on(GRPC, &addr.to_string(), Inbox::default()).await;
     wait_for("delivery after the receiver came up", || {
         exported(&metrics) == 3
     })
@@ -207,7 +208,7 @@ async fn receiver_down_at_start_then_up() {
 
 #[tokio::test]
 async fn retry_budget_exhausted_drops_and_counts() {
-    let rx = grpc_receiver().await;
+    let rx = Receiver::start(GRPC).await;
     rx.inbox.script(std::iter::repeat_n(
         Reply::Grpc {
             code: tonic::Code::Unavailable,
@@ -216,7 +217,7 @@ async fn retry_budget_exhausted_drops_and_counts() {
         1000,
     ));
     let metrics = self_metrics::Registry::new();
-    let mut s = settings(GRPC, &rx.grpc_url());
+    let mut s = settings(GRPC, &rx.endpoint());
     s.max_retry_time = Duration::from_millis(200);
     let (queue, handle) = start(s, &metrics);
     let res = resource(1, "svc", 1);
@@ -234,9 +235,9 @@ async fn retry_budget_exhausted_drops_and_counts() {
 
 #[tokio::test]
 async fn shutdown_flushes_a_partial_batch() {
-    let rx = grpc_receiver().await;
+    let rx = Receiver::start(GRPC).await;
     let metrics = self_metrics::Registry::new();
-    let mut s = settings(GRPC, &rx.grpc_url());
+    let mut s = settings(GRPC, &rx.endpoint());
     s.batch_timeout = Duration::from_secs(3600);
     let (queue, handle) = start(s, &metrics);
     let res = resource(1, "svc", 1);
@@ -306,7 +307,7 @@ async fn spans_queue_up_to_the_bound_while_a_batch_is_retried() {
     assert_eq!(dropped(&metrics, "queue_full"), 2);
     assert_balanced(&metrics, 6);
 
-    let rx = grpc_receiver_on(&addr.to_string(), Inbox::default()).await;
+    let rx = Receiver::start_on(GRPC, &addr.to_string(), Inbox::default()).await;
     wait_for("the 4 queued spans", || rx.inbox.span_count() == 4).await;
     let report = handle.shutdown(Duration::from_secs(5)).await;
     assert_eq!((report.exported, report.dropped), (4, 2));

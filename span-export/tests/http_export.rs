@@ -6,13 +6,14 @@ use common::*;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use span_export::{start, ExportSettings};
 use std::time::Duration;
+use test_support::otlp::{Inbox, Receiver, Reply};
 use wirespan_config::{ExportConfig, OtlpProtocol};
 
 const HTTP: OtlpProtocol = OtlpProtocol::HttpProtobuf;
 
 #[tokio::test]
 async fn env_endpoint_groups_by_resource_over_http() {
-    let rx = http_receiver().await;
+    let rx = Receiver::start(HTTP).await;
     let cfg = ExportConfig {
         max_batch_size: 4,
         batch_timeout: Duration::from_secs(3600),
@@ -20,7 +21,7 @@ async fn env_endpoint_groups_by_resource_over_http() {
     };
     // No YAML otlp at all: the generic env endpoint enables export, and the
     // receiver only accepts /v1/traces, so arriving proves the path was added.
-    let base = rx.http_base();
+    let base = rx.endpoint();
     let env = move |k: &str| match k {
         "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(base.clone()),
         "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("http/protobuf".to_string()),
@@ -44,7 +45,7 @@ async fn env_endpoint_groups_by_resource_over_http() {
         assert!(queue.try_send(s.clone()));
     }
     wait_for("4 spans", || rx.inbox.span_count() == 4).await;
-    let got = rx.inbox.requests.lock().unwrap().clone();
+    let got = rx.inbox.requests();
     assert_eq!(got.len(), 1);
     let rs = &got[0].resource_spans;
     assert_eq!(rs.len(), 2);
@@ -67,7 +68,7 @@ async fn env_endpoint_groups_by_resource_over_http() {
     assert_eq!(rs[0].scope_spans[0].spans, b_spans);
     assert_eq!(rs[1].scope_spans[0].spans, [spans[1].span.clone()]);
 
-    let headers = rx.inbox.headers.lock().unwrap()[0].clone();
+    let headers = rx.inbox.headers()[0].clone();
     assert!(
         headers.contains(&("x-api-key".into(), "k,1".into())),
         "{headers:?}"
@@ -81,8 +82,8 @@ async fn env_endpoint_groups_by_resource_over_http() {
 
 #[tokio::test]
 async fn gzip_bodies_arrive() {
-    let rx = http_receiver().await;
-    let mut s = settings(HTTP, &rx.http_base());
+    let rx = Receiver::start(HTTP).await;
+    let mut s = settings(HTTP, &rx.endpoint());
     s.otlp.as_mut().unwrap().compression = span_export::Compression::Gzip;
     let metrics = self_metrics::Registry::new();
     let (queue, handle) = start(s, &metrics);
@@ -91,7 +92,7 @@ async fn gzip_bodies_arrive() {
         assert!(queue.try_send(server_span(&res, n)));
     }
     wait_for("3 spans", || rx.inbox.span_count() == 3).await;
-    let headers = rx.inbox.headers.lock().unwrap()[0].clone();
+    let headers = rx.inbox.headers()[0].clone();
     assert!(headers.contains(&("content-encoding".into(), "gzip".into())));
     handle.shutdown(Duration::from_secs(5)).await;
     assert_balanced(&metrics, 3);
@@ -99,7 +100,7 @@ async fn gzip_bodies_arrive() {
 
 #[tokio::test]
 async fn retryable_statuses_then_ok() {
-    let rx = http_receiver().await;
+    let rx = Receiver::start(HTTP).await;
     rx.inbox.script([
         Reply::Http {
             status: 503,
@@ -116,7 +117,7 @@ async fn retryable_statuses_then_ok() {
         Reply::Ok,
     ]);
     let metrics = self_metrics::Registry::new();
-    let (queue, handle) = start(settings(HTTP, &rx.http_base()), &metrics);
+    let (queue, handle) = start(settings(HTTP, &rx.endpoint()), &metrics);
     let res = resource(1, "svc", 1);
     for n in 0..2 {
         assert!(queue.try_send(server_span(&res, n)));
@@ -131,13 +132,13 @@ async fn retryable_statuses_then_ok() {
 
 #[tokio::test]
 async fn non_retryable_status_drops() {
-    let rx = http_receiver().await;
+    let rx = Receiver::start(HTTP).await;
     rx.inbox.script([Reply::Http {
         status: 400,
         retry_after: None,
     }]);
     let metrics = self_metrics::Registry::new();
-    let (queue, handle) = start(settings(HTTP, &rx.http_base()), &metrics);
+    let (queue, handle) = start(settings(HTTP, &rx.endpoint()), &metrics);
     let res = resource(1, "svc", 1);
     for n in 0..3 {
         assert!(queue.try_send(server_span(&res, n)));
@@ -154,13 +155,13 @@ async fn non_retryable_status_drops() {
 
 #[tokio::test]
 async fn partial_success_over_http() {
-    let rx = http_receiver().await;
+    let rx = Receiver::start(HTTP).await;
     rx.inbox.script([Reply::Partial {
         rejected: 1,
         message: "bad span".into(),
     }]);
     let metrics = self_metrics::Registry::new();
-    let mut s = settings(HTTP, &rx.http_base());
+    let mut s = settings(HTTP, &rx.endpoint());
     s.max_batch_size = 3;
     s.batch_timeout = Duration::from_secs(3600);
     let (queue, handle) = start(s, &metrics);
@@ -190,7 +191,7 @@ async fn http_receiver_down_at_start_then_up() {
         requests(&metrics, "retryable_error") >= 2
     })
     .await;
-    let rx = http_receiver_on(&addr.to_string(), Inbox::default()).await;
+    let rx = Receiver::start_on(HTTP, &addr.to_string(), Inbox::default()).await;
     wait_for("delivery", || exported(&metrics) == 3).await;
     assert_eq!(rx.inbox.span_count(), 3);
     let report = handle.shutdown(Duration::from_secs(5)).await;

@@ -6,11 +6,9 @@
 //! (/proc/self/statm), which includes allocator overhead but also pages the
 //! allocator keeps. Prints a small table; not a criterion bench.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use self_metrics::Registry;
 use span_export::ExportSpan;
+use test_support::CountingAllocator;
 use wirespan::agent::pipeline_settings;
 use wirespan::pipeline::Pipeline;
 
@@ -18,27 +16,8 @@ use wirespan::pipeline::Pipeline;
 mod traffic;
 use traffic::*;
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static HEAP: CountingAllocator = CountingAllocator::new();
 
 const CONNS: usize = 10_000;
 
@@ -75,16 +54,16 @@ fn main() {
     let mut s = Streams::new(CONNS);
     let round = s.http1_rounds(CONNS, 1, &http1_response());
 
-    let (heap0, rss0) = (LIVE.load(Ordering::Relaxed), rss_bytes());
+    let (heap0, rss0) = (HEAP.live_bytes(), rss_bytes());
     for r in &opens {
         p.handle_bytes(r);
     }
-    let (heap1, rss1) = (LIVE.load(Ordering::Relaxed), rss_bytes());
+    let (heap1, rss1) = (HEAP.live_bytes(), rss_bytes());
     assert_eq!(p.connections(), CONNS);
     for r in &round {
         p.handle_bytes(r);
     }
-    let (heap2, rss2) = (LIVE.load(Ordering::Relaxed), rss_bytes());
+    let (heap2, rss2) = (HEAP.live_bytes(), rss_bytes());
     assert_eq!(p.output().0, CONNS, "one span per connection");
     assert_eq!(p.connections(), CONNS);
 

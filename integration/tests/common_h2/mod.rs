@@ -36,7 +36,7 @@ impl Env {
         require_root(test);
         let serial = serial();
         let receiver = Receiver::start(OtlpProtocol::Grpc);
-        let agent = Agent::run(opts.otlp(&receiver.endpoint(), receiver.protocol.env_value()));
+        let agent = Agent::run(opts.otlp(&receiver.endpoint(), receiver.protocol.as_str()));
         Env {
             receiver,
             agent: Some(agent),
@@ -62,7 +62,7 @@ impl Env {
     pub fn start_agent(&mut self, opts: AgentOptions) {
         assert!(self.agent.is_none(), "agent already running");
         let r = &self.receiver;
-        self.agent = Some(Agent::run(opts.otlp(&r.endpoint(), r.protocol.env_value())));
+        self.agent = Some(Agent::run(opts.otlp(&r.endpoint(), r.protocol.as_str())));
     }
 
     pub fn agent(&self) -> &Agent {

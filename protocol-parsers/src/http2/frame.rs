@@ -58,6 +58,24 @@ impl FrameType {
         }
     }
 
+    /// The type's byte on the wire: the inverse of [`from_u8`](Self::from_u8)
+    /// (`Unknown(v)` gives `v`).
+    pub fn to_u8(self) -> u8 {
+        match self {
+            FrameType::Data => 0x0,
+            FrameType::Headers => 0x1,
+            FrameType::Priority => 0x2,
+            FrameType::RstStream => 0x3,
+            FrameType::Settings => 0x4,
+            FrameType::PushPromise => 0x5,
+            FrameType::Ping => 0x6,
+            FrameType::GoAway => 0x7,
+            FrameType::WindowUpdate => 0x8,
+            FrameType::Continuation => 0x9,
+            FrameType::Unknown(v) => v,
+        }
+    }
+
     /// Flags a sender may set on this type; used only for plausibility.
     fn defined_flags(self) -> u8 {
         use flags::*;
@@ -236,6 +254,15 @@ mod tests {
         assert_eq!(h.stream_id, 0x7fff_ffff);
         assert!(!h.reserved);
         assert!(FrameHeader::parse(&b[..8]).is_none());
+    }
+
+    #[test]
+    fn type_byte_round_trip() {
+        for v in 0..=u8::MAX {
+            assert_eq!(FrameType::from_u8(v).to_u8(), v);
+        }
+        assert_eq!(FrameType::Continuation.to_u8(), 0x9);
+        assert_eq!(FrameType::from_u8(0x9), FrameType::Continuation);
     }
 
     #[test]

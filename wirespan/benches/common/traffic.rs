@@ -7,6 +7,8 @@ use probes_common::records::encode;
 use probes_common::{
     direction, kind, origin, role, ConnOpenRecord, DataHeader, RecordHeader, SockAddr,
 };
+use test_support::hpack::{block, Name, Rep};
+use test_support::http2::{frame, headers, preface, settings, settings_ack, FrameType, END_STREAM};
 
 pub const TGID: u32 = 4242;
 
@@ -178,11 +180,11 @@ impl Streams {
     pub fn http2_starts(&mut self, conns: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for i in 0..conns {
-            let mut pre = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-            pre.extend(frame(0x4, 0, 0, &[]));
+            let mut pre = preface();
+            pre.extend(settings(&[]));
             self.push(i, direction::INGRESS, &pre, &mut out);
-            let mut s = frame(0x4, 0, 0, &[]);
-            s.extend(frame(0x4, 0x1, 0, &[]));
+            let mut s = settings(&[]);
+            s.extend(settings_ack());
             self.push(i, direction::EGRESS, &s, &mut out);
         }
         out
@@ -196,10 +198,10 @@ impl Streams {
             let sid = first_stream + 2 * r as u32;
             for i in 0..conns {
                 self.n += 1;
-                let req = frame(0x1, 0x5, sid, &h2_request_block(self.n));
+                let req = headers(sid, &h2_request_block(self.n), true);
                 self.push(i, direction::INGRESS, &req, &mut out);
-                let mut resp = frame(0x1, 0x4, sid, &h2_response_block());
-                resp.extend(frame(0x0, 0x1, sid, &[b'y'; 250]));
+                let mut resp = headers(sid, &h2_response_block(), false);
+                resp.extend(frame(FrameType::Data, END_STREAM, sid, &[b'y'; 250]));
                 self.push(i, direction::EGRESS, &resp, &mut out);
             }
         }
@@ -207,43 +209,23 @@ impl Streams {
     }
 }
 
-fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, ty, flags];
-    f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// HPACK literal (without indexing) with an indexed name, no Huffman.
-fn literal(out: &mut Vec<u8>, name_index: u8, value: &[u8]) {
-    if name_index < 15 {
-        out.push(name_index);
-    } else {
-        out.push(0x0f);
-        out.push(name_index - 15);
-    }
-    assert!(value.len() < 127);
-    out.push(value.len() as u8);
-    out.extend_from_slice(value);
-}
-
+/// Literals without indexing, static names, no Huffman.
 fn h2_request_block(n: u64) -> Vec<u8> {
-    let mut b = vec![0x82, 0x86]; // :method GET, :scheme http
-    literal(
-        &mut b,
-        4,
-        format!("/api/v1/items/{:06}?page=2", n % 1_000_000).as_bytes(),
-    );
-    literal(&mut b, 1, b"api.internal:8080"); // :authority
-    literal(&mut b, 58, b"bench-client/1.0"); // user-agent
-    literal(&mut b, 19, b"application/json"); // accept
-    b
+    let path = format!("/api/v1/items/{:06}?page=2", n % 1_000_000);
+    block(&[
+        Rep::Indexed(2), // :method GET
+        Rep::Indexed(6), // :scheme http
+        Rep::NoIdx(Name::Idx(4), &path),
+        Rep::NoIdx(Name::Idx(1), "api.internal:8080"), // :authority
+        Rep::NoIdx(Name::Idx(58), "bench-client/1.0"), // user-agent
+        Rep::NoIdx(Name::Idx(19), "application/json"), // accept
+    ])
 }
 
 fn h2_response_block() -> Vec<u8> {
-    let mut b = vec![0x88]; // :status 200
-    literal(&mut b, 31, b"application/json"); // content-type
-    literal(&mut b, 28, b"250"); // content-length
-    b
+    block(&[
+        Rep::Indexed(8),                               // :status 200
+        Rep::NoIdx(Name::Idx(31), "application/json"), // content-type
+        Rep::NoIdx(Name::Idx(28), "250"),              // content-length
+    ])
 }
