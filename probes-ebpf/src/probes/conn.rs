@@ -1,7 +1,7 @@
 //! Connection lifecycle: connect (client), accept/accept4 (server), close.
 //!
 //! Kernel signatures relied on:
-//!   connect(fd, struct sockaddr *uservaddr, int addrlen)
+//!   connect(fd, struct sockaddr *uservaddr, int addrlen)  (fd in pt_regs di)
 //!   accept(fd, struct sockaddr *upeer_sockaddr, int *upeer_addrlen)
 //!   accept4(fd, struct sockaddr *upeer_sockaddr, int *upeer_addrlen, int flags)
 //!   close(fd)
@@ -17,12 +17,13 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use probes_common::{
-    counter, kind, origin, role, ConnCloseRecord, ConnOpenRecord, KernelOffsets, ProbeSettings,
-    SockAddr, SocketKey, SocketState,
+    counter, kind, origin, pt_regs, role, ConnCloseRecord, ConnOpenRecord, KernelOffsets,
+    ProbeSettings, SockAddr, SocketKey, SocketState,
 };
 
 use super::{
-    maps::{ConnectCall, CONNECTING, CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
+    data::{user_reg, user_regs},
+    maps::{CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
     util::{arg, count, current_ids, ret, ring_flags, settings},
 };
 
@@ -204,29 +205,19 @@ fn next_conn_id() -> u64 {
     (cpu << 48) | (seq & 0xffff_ffff_ffff)
 }
 
-#[tracepoint]
-pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    let (id, _, _) = current_ids();
-    let call = ConnectCall {
-        fd: arg(&ctx, 0) as i32,
-        _pad: 0,
-    };
-    let _ = CONNECTING.insert(&id, &call, 0);
-    0
-}
-
+/// The fd is connect's first argument, read from the saved user registers
+/// (see `data::user_regs`): no enter hook, so a connect already blocked when
+/// the probes attach is caught too.
 #[tracepoint]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
-    let (id, _, _) = current_ids();
-    let call = match unsafe { CONNECTING.get(&id) } {
-        Some(c) => *c,
-        None => return 0,
-    };
-    let _ = CONNECTING.remove(&id);
     let r = ret(&ctx);
     // Non-blocking connects return EINPROGRESS with the local port already bound.
-    if r == 0 || r == -EINPROGRESS {
-        register(call.fd, role::CLIENT, origin::CONNECT);
+    if r != 0 && r != -EINPROGRESS {
+        return 0;
+    }
+    match user_reg(user_regs(), pt_regs::DI) {
+        Some(fd) => register(fd as i32, role::CLIENT, origin::CONNECT),
+        None => count(counter::READ_KERNEL_FAILED, 1),
     }
     0
 }

@@ -23,15 +23,6 @@ pub static SOCKETS: HashMap<SocketKey, SocketState> = HashMap::with_max_entries(
 #[map]
 pub static MUTED: LruHashMap<SocketKey, u8> = LruHashMap::with_max_entries(65536, 0);
 
-/// Arguments of a read/write-family call between its enter and exit, per thread.
-/// LRU so that a thread killed inside a syscall cannot leak an entry.
-#[map]
-pub static INFLIGHT: LruHashMap<u64, InflightCall> = LruHashMap::with_max_entries(16384, 0);
-
-/// Arguments of connect between enter and exit, per thread.
-#[map]
-pub static CONNECTING: LruHashMap<u64, ConnectCall> = LruHashMap::with_max_entries(16384, 0);
-
 /// One entry: the settings user space wrote before attaching.
 #[map]
 pub static SETTINGS: Array<ProbeSettings> = Array::with_max_entries(1, 0);
@@ -52,6 +43,11 @@ pub static PID_FILTER: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 pub static PORT_FILTER: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 
+/// What `data::check_user_regs` read from the registers at start-up: di,
+/// si, dx, r10, orig_ax of the agent's known call.
+#[map]
+pub static REGS_CHECK: Array<[u64; 5]> = Array::with_max_entries(1, 0);
+
 /// Per-CPU staging area for a data record: the verifier allows a variable-size
 /// ring buffer write only from memory like this, and the stack is 512 bytes.
 #[map]
@@ -63,20 +59,6 @@ pub struct DataScratch {
     pub payload: [u8; MAX_CHUNK],
 }
 
-/// What the enter hook of a read/write-family call saves for its exit hook.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct InflightCall {
-    /// Buffer, iovec array, or msghdr, depending on `shape`.
-    pub ptr: u64,
-    /// iovec count for readv/writev.
-    pub count: u64,
-    pub fd: i32,
-    pub source: u32,
-    pub direction: u32,
-    pub shape: u32,
-}
-
 /// The buffer argument's shape.
 pub mod shape {
     pub const BUFFER: u32 = 0;
@@ -84,14 +66,6 @@ pub mod shape {
     pub const MSGHDR: u32 = 2;
     /// No user buffer to copy (sendfile): only the length is accounted.
     pub const NONE: u32 = 3;
-}
-
-/// What connect's enter hook saves for its exit (the fd is only an argument).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct ConnectCall {
-    pub fd: i32,
-    pub _pad: u32,
 }
 
 /// A TLS library call in progress on a thread (between uprobe and uretprobe).
