@@ -259,7 +259,7 @@ impl KernelCounterMetrics {
 
 /// The kernel maps user space writes to.
 struct KernelMaps {
-    sockets: BpfHashMap<MapData, SocketKey, SocketState>,
+    sockets: crate::probes::TrackedSockets,
     muted: BpfHashMap<MapData, SocketKey, u8>,
 }
 
@@ -291,7 +291,7 @@ fn apply_actions(actions: Vec<KernelAction>, maps: &mut KernelMaps) {
 
 /// Seeds connections open before start into the kernel map and the pipeline.
 fn seed_existing(
-    sockets: &mut BpfHashMap<MapData, SocketKey, SocketState>,
+    sockets: &mut crate::probes::TrackedSockets,
     opts: &ProbeOptions,
     mut sink: impl FnMut(&[u8]),
 ) -> usize {

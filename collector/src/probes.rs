@@ -273,12 +273,19 @@ impl Probes {
     }
 
     /// A handle on the socket map, for seeding and muting.
-    pub fn take_sockets(&mut self) -> Result<BpfHashMap<MapData, SocketKey, SocketState>> {
+    pub fn take_sockets(&mut self) -> Result<TrackedSockets> {
         let map = self
             .ebpf
             .take_map("SOCKETS")
             .context("socket map already taken")?;
-        Ok(BpfHashMap::try_from(map)?)
+        let seeded = self
+            .ebpf
+            .take_map("PROC_SEEDED")
+            .context("map PROC_SEEDED missing")?;
+        Ok(TrackedSockets {
+            sockets: BpfHashMap::try_from(map)?,
+            seeded: Array::try_from(seeded)?,
+        })
     }
 
     /// A handle on the muted-socket map.
@@ -456,6 +463,39 @@ impl Probes {
         Ok(KernelCounters {
             map: PerCpuArray::try_from(map)?,
         })
+    }
+}
+
+/// The probes' socket map as user space may change it. The probes test a
+/// per-process count before they look a socket up (`PROC_SOCKETS`), so an
+/// entry user space inserts must be announced first: its process's slot in
+/// `PROC_SEEDED` is set before the insert (and never cleared: at worst a
+/// process that had seeded sockets keeps paying the lookup).
+pub struct TrackedSockets {
+    sockets: BpfHashMap<MapData, SocketKey, SocketState>,
+    seeded: Array<MapData, u32>,
+}
+
+impl TrackedSockets {
+    pub fn get(&self, key: &SocketKey, flags: u64) -> Result<SocketState, aya::maps::MapError> {
+        self.sockets.get(key, flags)
+    }
+
+    pub fn insert(
+        &mut self,
+        key: SocketKey,
+        value: SocketState,
+        flags: u64,
+    ) -> Result<(), aya::maps::MapError> {
+        self.seeded
+            .set(probes_common::proc_sockets::slot(key.tgid), 1, 0)?;
+        self.sockets.insert(key, value, flags)
+    }
+
+    /// Removing needs no announcement: a count left too high only costs a
+    /// lookup.
+    pub fn remove(&mut self, key: &SocketKey) -> Result<(), aya::maps::MapError> {
+        self.sockets.remove(key)
     }
 }
 

@@ -43,6 +43,16 @@ pub mod pt_regs {
     pub const SIZE: u64 = 21 * 8;
 }
 
+/// The per-process count of tracked sockets (`PROC_SOCKETS` map), the first
+/// test of every data call: an array indexed by `tgid % SLOTS`.
+pub mod proc_sockets {
+    pub const SLOTS: u32 = 65536;
+
+    pub const fn slot(tgid: u32) -> u32 {
+        tgid % SLOTS
+    }
+}
+
 /// x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl, ABI).
 pub mod syscall_nr {
     pub const READ: u32 = 0;

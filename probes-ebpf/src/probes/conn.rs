@@ -24,7 +24,10 @@ use probes_common::{
 use super::{
     data::{user_reg, user_regs},
     maps::{CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
-    util::{arg, count, current_ids, ret, ring_flags, settings},
+    util::{
+        arg, count, current_ids, proc_may_have_sockets, proc_sockets_add, ret, ring_flags,
+        settings,
+    },
 };
 
 const AF_INET: u16 = 2;
@@ -168,7 +171,11 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
         };
         // A reused fd starts unmuted.
         let _ = MUTED.remove(&key);
+        // Counted before the entry exists, so the per-process test never
+        // rejects a call on a tracked socket.
+        proc_sockets_add(tgid, 1);
         if SOCKETS.insert(&key, &state, 0).is_err() {
+            proc_sockets_add(tgid, u64::MAX);
             count(counter::SOCKET_MAP_FULL, 1);
             entry.discard(0);
             return;
@@ -215,10 +222,7 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     if r != 0 && r != -EINPROGRESS {
         return 0;
     }
-    match user_reg(user_regs(), pt_regs::DI) {
-        Some(fd) => register(fd as i32, role::CLIENT, origin::CONNECT),
-        None => count(counter::READ_KERNEL_FAILED, 1),
-    }
+    register(user_reg(user_regs(), pt_regs::DI) as i32, role::CLIENT, origin::CONNECT);
     0
 }
 
@@ -237,13 +241,18 @@ pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     let (_, tgid, tid) = current_ids();
+    if !proc_may_have_sockets(tgid) {
+        return 0;
+    }
     let fd = arg(&ctx, 0) as i32;
     let key = SocketKey { tgid, fd };
     let state = match unsafe { SOCKETS.get(&key) } {
         Some(s) => *s,
         None => return 0,
     };
-    let _ = SOCKETS.remove(&key);
+    if SOCKETS.remove(&key).is_ok() {
+        proc_sockets_add(tgid, u64::MAX);
+    }
     let _ = MUTED.remove(&key);
     match EVENTS.reserve::<ConnCloseRecord>(0) {
         Some(mut entry) => {

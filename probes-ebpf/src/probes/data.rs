@@ -36,41 +36,49 @@ use super::{
         shape, CopyState, DataScratch, COPY_STATE, DATA_SCRATCH, EVENTS, MUTED, REGS_CHECK,
         SOCKETS, THREAD_LAST_FD, TLS_ACTIVE,
     },
-    util::{count, current_ids, fetch_add, ret, ring_flags, settings},
+    util::{
+        count, ctx_u64, current_ids, fetch_add, proc_may_have_sockets, ret, ring_flags, settings,
+    },
 };
 
 const MSG_PEEK: u64 = 2;
 const HEADER_LEN: u64 = core::mem::size_of::<DataHeader>() as u64;
 
-/// The current task's saved user registers (`task_pt_regs(current)`), as an
-/// address for `bpf_probe_read_kernel`.
+/// The current task's saved user registers: `task_pt_regs(current)`, a
+/// pointer the verifier knows by its BTF type (`struct pt_regs`), so its
+/// fields are read with plain loads (which the JIT turns into fault-tolerant
+/// loads) instead of a `bpf_probe_read_kernel` call each.
 #[inline(always)]
-pub fn user_regs() -> u64 {
+pub fn user_regs() -> *const u8 {
     // SAFETY: both helpers take no user input: the first returns `current`,
     // the second `task_pt_regs(task)` of that (always valid) task.
-    unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as u64 }
+    unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as *const u8 }
 }
 
 /// Syscall argument register at byte offset `off` of the saved user
 /// `struct pt_regs` (offsets in `probes_common::pt_regs`, checked against the
 /// kernel's BTF and with a known call at start-up).
 #[inline(always)]
-pub fn user_reg(regs: u64, off: u64) -> Option<u64> {
-    // SAFETY: bpf_probe_read_kernel checks the address; a fault is an Err.
-    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((regs + off) as *const u64) }.ok()
+pub fn user_reg(regs: *const u8, off: u64) -> u64 {
+    // SAFETY: `regs` is the BTF-typed pt_regs of the current task and `off` a
+    // constant field offset within it; the verifier checks the access against
+    // the kernel's BTF and the JIT makes it a load that cannot fault.
+    unsafe { core::ptr::read_volatile(regs.add(off as usize) as *const u64) }
 }
 
 /// Serves the exit of every call below; the syscall number says which.
-/// Order is cheapest rejection first: a failed call, then a call that is not
-/// on a tracked socket (one register read and one lookup).
+/// Order is cheapest rejection first: a failed call, then a process with no
+/// tracked socket (one array load), then a call that is not on a tracked
+/// socket (one register load and one hash lookup).
 #[tracepoint]
 pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
     let r = ret(&ctx);
     if r <= 0 {
         return 0;
     }
-    // SAFETY: `__syscall_nr` is an int at offset 8 of every sys_exit record.
-    let nr = unsafe { ctx.read_at::<i32>(8) }.unwrap_or(-1) as u32;
+    // `__syscall_nr` is an int at offset 8 of every sys_exit record (the
+    // upper half of the 8 bytes is padding before `ret`).
+    let nr = ctx_u64(&ctx, 8) as u32;
     let (src, dir, call_shape) = match nr {
         syscall_nr::READ => (source::READ, direction::INGRESS, shape::BUFFER),
         syscall_nr::WRITE => (source::WRITE, direction::EGRESS, shape::BUFFER),
@@ -83,24 +91,21 @@ pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
         syscall_nr::SENDFILE => (source::SENDFILE, direction::EGRESS, shape::NONE),
         _ => return 0,
     };
-    let regs = user_regs();
-    let fd = match user_reg(regs, pt_regs::DI) {
-        Some(v) => v as i32,
-        None => {
-            count(counter::READ_KERNEL_FAILED, 1);
-            return 0;
-        }
-    };
     let (id, tgid, tid) = current_ids();
+    if !proc_may_have_sockets(tgid) {
+        return 0;
+    }
+    let regs = user_regs();
+    let fd = user_reg(regs, pt_regs::DI) as i32;
     let key = SocketKey { tgid, fd };
     let state = match SOCKETS.get_ptr_mut(&key) {
         Some(p) => p,
         None => return 0,
     };
     // The rest of the arguments, only for a tracked socket.
-    let ptr = user_reg(regs, pt_regs::SI).unwrap_or(0);
-    let arg2 = user_reg(regs, pt_regs::DX).unwrap_or(0);
-    if nr == syscall_nr::RECVFROM && user_reg(regs, pt_regs::R10).unwrap_or(0) & MSG_PEEK != 0 {
+    let ptr = user_reg(regs, pt_regs::SI);
+    let arg2 = user_reg(regs, pt_regs::DX);
+    if nr == syscall_nr::RECVFROM && user_reg(regs, pt_regs::R10) & MSG_PEEK != 0 {
         return 0;
     }
     if nr == syscall_nr::RECVMSG && arg2 & MSG_PEEK != 0 {
@@ -171,11 +176,11 @@ pub fn check_user_regs(_ctx: TracePointContext) -> u32 {
     let regs = user_regs();
     if let Some(out) = REGS_CHECK.get_ptr_mut(0) {
         let seen = [
-            user_reg(regs, pt_regs::DI).unwrap_or(0),
-            user_reg(regs, pt_regs::SI).unwrap_or(0),
-            user_reg(regs, pt_regs::DX).unwrap_or(0),
-            user_reg(regs, pt_regs::R10).unwrap_or(0),
-            user_reg(regs, pt_regs::ORIG_AX).unwrap_or(0),
+            user_reg(regs, pt_regs::DI),
+            user_reg(regs, pt_regs::SI),
+            user_reg(regs, pt_regs::DX),
+            user_reg(regs, pt_regs::R10),
+            user_reg(regs, pt_regs::ORIG_AX),
         ];
         // SAFETY: the one entry of an array map.
         unsafe { *out = seen };
@@ -281,14 +286,21 @@ struct SmallRecord<const N: usize> {
 }
 
 /// Copies `n` (1..=SMALL_MAX) bytes at `base` as the call's one chunk, in a
-/// record of class 256, 1024 or 4096 (the payload is always shorter than its
-/// class). Returns the bytes delivered (0 on failure, counted).
+/// record of the smallest class (128 … 4096, powers of two) longer than the
+/// payload: at most twice the ring space of an exact record. Returns the
+/// bytes delivered (0 on failure, counted).
 #[inline(always)]
 fn copy_small(header: &mut DataHeader, base: u64, n: u64) -> u64 {
-    if n < 256 {
+    if n < 128 {
+        copy_class::<128>(header, base, n)
+    } else if n < 256 {
         copy_class::<256>(header, base, n)
+    } else if n < 512 {
+        copy_class::<512>(header, base, n)
     } else if n < 1024 {
         copy_class::<1024>(header, base, n)
+    } else if n < 2048 {
+        copy_class::<2048>(header, base, n)
     } else {
         copy_class::<4096>(header, base, n)
     }

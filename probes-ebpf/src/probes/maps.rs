@@ -5,7 +5,10 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use probes_common::{counter, ProbeSettings, SocketKey, SocketState, MAX_CHUNK};
+use probes_common::{
+    counter, proc_sockets::SLOTS as PROC_SOCKETS_SLOTS, ProbeSettings, SocketKey, SocketState,
+    MAX_CHUNK,
+};
 
 use probes_common::DataHeader;
 
@@ -16,6 +19,23 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 /// Sockets being captured. Size set by the loader (capture.max_sockets).
 #[map]
 pub static SOCKETS: HashMap<SocketKey, SocketState> = HashMap::with_max_entries(65536, 0);
+
+/// How many tracked sockets each process has, by `tgid % PROC_SOCKETS_SLOTS`:
+/// the cheap first test of every data call and close. Zero means "no entry
+/// of this process is in `SOCKETS`", exactly: every insert into `SOCKETS`
+/// (probes and user space, see `probes_common::proc_sockets`) adds one first,
+/// every successful remove takes one after. Processes that share a slot,
+/// or an insert over an existing key, only make the test pass where it could
+/// have failed: the `SOCKETS` lookup still decides.
+#[map]
+pub static PROC_SOCKETS: Array<u64> = Array::with_max_entries(PROC_SOCKETS_SLOTS, 0);
+
+/// Set to 1 (never cleared) by user space, before it seeds a socket of a
+/// process in that slot into `SOCKETS`: a map of its own, because a user
+/// space read-modify-write of `PROC_SOCKETS` would race with the probes'
+/// atomic adds.
+#[map]
+pub static PROC_SEEDED: Array<u32> = Array::with_max_entries(PROC_SOCKETS_SLOTS, 0);
 
 /// Sockets user space asked to stop copying (not HTTP). A map of its own, not a
 /// flag in `SOCKETS`, so user space never writes a `SOCKETS` value back over
