@@ -402,7 +402,9 @@ class Bench:
             perf_data = f"{self.dir}/perf.data"
             with open(stats_path, "w") as f:
                 f.write("1")
-            progs0 = {k: v for k, v in bpf_prog_stats().items() if k not in before_ids}
+            own = agent_prog_ids(agent.pid)
+            progs0 = {k: v for k, v in bpf_prog_stats().items()
+                      if (k in own if own else k not in before_ids)}
             lines0 = self.access_lines()
             wrk = subprocess.Popen(
                 ["wrk", f"-t{self.args.threads}", f"-c{self.args.connections}",
@@ -467,6 +469,25 @@ class Bench:
             r["bpf_progs"] = bpf_delta({k: v for k, v in before.items() if k in prog_ids},
                                        {k: v for k, v in after.items() if k in prog_ids})
         return r
+
+
+def agent_prog_ids(pid):
+    """Ids of the eBPF programs process `pid` holds open (`prog_id:` in the
+    fdinfo of its BPF program fds), so that other agents loaded on a shared
+    machine at the same time are not counted as ours."""
+    ids = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    for line in f:
+                        if line.startswith("prog_id:"):
+                            ids.add(int(line.split()[1]))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return ids
 
 
 def bpf_prog_stats():

@@ -4,7 +4,7 @@
 //! same pipeline without root or eBPF.
 
 use anyhow::{Context as _, Result};
-use aya::maps::{HashMap as BpfHashMap, MapData};
+use aya::maps::MapData;
 use probes_common::{counter, SocketKey, SocketState};
 use self_metrics::{Counter, Registry};
 use std::io::BufWriter;
@@ -260,7 +260,7 @@ impl KernelCounterMetrics {
 /// The kernel maps user space writes to.
 struct KernelMaps {
     sockets: crate::probes::TrackedSockets,
-    muted: BpfHashMap<MapData, SocketKey, u8>,
+    muted: crate::probes::MutedSockets,
 }
 
 fn apply_actions(actions: Vec<KernelAction>, maps: &mut KernelMaps) {

@@ -289,12 +289,19 @@ impl Probes {
     }
 
     /// A handle on the muted-socket map.
-    pub fn take_muted(&mut self) -> Result<BpfHashMap<MapData, SocketKey, u8>> {
+    pub fn take_muted(&mut self) -> Result<MutedSockets> {
         let map = self
             .ebpf
             .take_map("MUTED")
             .context("muted map already taken")?;
-        Ok(BpfHashMap::try_from(map)?)
+        let flags = self
+            .ebpf
+            .take_map("PROC_MUTED")
+            .context("map PROC_MUTED missing")?;
+        Ok(MutedSockets {
+            muted: BpfHashMap::try_from(map)?,
+            procs: Array::try_from(flags)?,
+        })
     }
 
     /// Attaches the TLS uprobes to every SSL_* function `target` (a libssl or
@@ -496,6 +503,31 @@ impl TrackedSockets {
     /// lookup.
     pub fn remove(&mut self, key: &SocketKey) -> Result<(), aya::maps::MapError> {
         self.sockets.remove(key)
+    }
+}
+
+/// The probes' muted-socket map. The probes look a socket up there only for
+/// processes whose slot in `PROC_MUTED` is set, so an insert sets it first
+/// (never cleared).
+pub struct MutedSockets {
+    muted: BpfHashMap<MapData, SocketKey, u8>,
+    procs: Array<MapData, u32>,
+}
+
+impl MutedSockets {
+    pub fn insert(
+        &mut self,
+        key: SocketKey,
+        value: u8,
+        flags: u64,
+    ) -> Result<(), aya::maps::MapError> {
+        self.procs
+            .set(probes_common::proc_sockets::slot(key.tgid), 1, 0)?;
+        self.muted.insert(key, value, flags)
+    }
+
+    pub fn remove(&mut self, key: &SocketKey) -> Result<(), aya::maps::MapError> {
+        self.muted.remove(key)
     }
 }
 

@@ -25,8 +25,7 @@ use super::{
     data::{user_reg, user_regs},
     maps::{CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
     util::{
-        arg, count, current_ids, proc_may_have_sockets, proc_sockets_add, ret, ring_flags,
-        settings,
+        arg, count, current_ids, proc_may_have_sockets, proc_sockets_add, ret, ring_flags, settings,
     },
 };
 
@@ -222,7 +221,11 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     if r != 0 && r != -EINPROGRESS {
         return 0;
     }
-    register(user_reg(user_regs(), pt_regs::DI) as i32, role::CLIENT, origin::CONNECT);
+    register(
+        user_reg(user_regs(), pt_regs::DI) as i32,
+        role::CLIENT,
+        origin::CONNECT,
+    );
     0
 }
 

@@ -37,6 +37,17 @@ pub static PROC_SOCKETS: Array<u64> = Array::with_max_entries(PROC_SOCKETS_SLOTS
 #[map]
 pub static PROC_SEEDED: Array<u32> = Array::with_max_entries(PROC_SOCKETS_SLOTS, 0);
 
+/// Set to 1 (never cleared) by user space before it mutes a socket of a
+/// process in that slot: a process with none skips the `MUTED` lookup.
+#[map]
+pub static PROC_MUTED: Array<u32> = Array::with_max_entries(PROC_SOCKETS_SLOTS, 0);
+
+/// Set to 1 (never cleared) by the TLS uprobes (OpenSSL and Go) of a
+/// process in that slot before they make a `TLS_ACTIVE` entry: the data
+/// hooks of a process that never ran one skip that lookup.
+#[map]
+pub static PROC_TLS: Array<u32> = Array::with_max_entries(PROC_SOCKETS_SLOTS, 0);
+
 /// Sockets user space asked to stop copying (not HTTP). A map of its own, not a
 /// flag in `SOCKETS`, so user space never writes a `SOCKETS` value back over
 /// offsets the probes advanced meanwhile.

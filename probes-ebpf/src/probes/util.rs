@@ -3,7 +3,7 @@
 use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use probes_common::ProbeSettings;
 
-use super::maps::{COUNTERS, PROC_SEEDED, PROC_SOCKETS, SETTINGS};
+use super::maps::{COUNTERS, PROC_MUTED, PROC_SEEDED, PROC_SOCKETS, PROC_TLS, SETTINGS};
 
 #[inline(always)]
 pub fn count(index: u32, n: u64) {
@@ -107,6 +107,43 @@ pub fn proc_sockets_add(tgid: u32, delta: u64) {
             core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
                 p, delta,
             );
+        }
+    }
+}
+
+/// The slot of process `tgid` in one of the per-process flag arrays
+/// (`PROC_MUTED`, `PROC_TLS`) is set; a missing slot counts as set.
+#[inline(always)]
+pub fn proc_flag(map: &aya_ebpf::maps::Array<u32>, tgid: u32) -> bool {
+    match map.get(probes_common::proc_sockets::slot(tgid)) {
+        Some(v) => *v != 0,
+        None => true,
+    }
+}
+
+/// Whether process `tgid` may have muted sockets.
+#[inline(always)]
+pub fn proc_may_have_muted(tgid: u32) -> bool {
+    proc_flag(&PROC_MUTED, tgid)
+}
+
+/// Whether process `tgid` may have a TLS call in progress.
+#[inline(always)]
+pub fn proc_may_use_tls(tgid: u32) -> bool {
+    proc_flag(&PROC_TLS, tgid)
+}
+
+/// Marks process `tgid` as one whose threads make `TLS_ACTIVE` entries
+/// (before the first one is made). A plain store, done once per process.
+#[inline(always)]
+pub fn mark_proc_tls(tgid: u32) {
+    if let Some(p) = PROC_TLS.get_ptr_mut(probes_common::proc_sockets::slot(tgid)) {
+        // SAFETY: a pointer into an array map value; a racing store writes
+        // the same value.
+        unsafe {
+            if core::ptr::read_volatile(p) == 0 {
+                core::ptr::write_volatile(p, 1);
+            }
         }
     }
 }
