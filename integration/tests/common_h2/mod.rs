@@ -382,19 +382,6 @@ pub fn tempdir(prefix: &str) -> tempfile::TempDir {
         .expect("temp dir")
 }
 
-/// nginx with TLS (and HTTP/2 by ALPN) on 127.0.0.1: one worker, foreground,
-/// temp prefix, static files in `<dir>/html`, a fresh self-signed certificate.
-pub fn nginx_tls(files: &[(&str, &[u8])]) -> TestServer {
-    integration::servers::nginx_configured("nginx (tls)", files, " ssl http2", |dir| {
-        let (cert, key) = self_signed_cert(dir);
-        format!(
-            "        ssl_certificate {};\n        ssl_certificate_key {};",
-            cert.display(),
-            key.display()
-        )
-    })
-}
-
 /// `nghttpd --no-tls` on 127.0.0.1 serving `<dir>/htdocs` with `files`.
 pub fn nghttpd(files: &[(&str, &[u8])], extra: &[&str]) -> TestServer {
     let dir = tempdir("wirespan-nghttpd-");
