@@ -621,5 +621,8 @@ fn host_pt_regs_matches_the_probes_constants() {
             "pt_regs.{member}"
         );
     }
-    assert_eq!(u64::from(btf.struct_size("pt_regs").unwrap()), pt_regs::SIZE);
+    assert_eq!(
+        u64::from(btf.struct_size("pt_regs").unwrap()),
+        pt_regs::SIZE
+    );
 }
