@@ -402,26 +402,33 @@ class Bench:
             perf_data = f"{self.dir}/perf.data"
             with open(stats_path, "w") as f:
                 f.write("1")
-            progs0 = {k: v for k, v in bpf_prog_stats().items() if k not in before_ids}
+            own = agent_prog_ids(agent.pid)
+            progs0 = {k: v for k, v in bpf_prog_stats().items()
+                      if (k in own if own else k not in before_ids)}
             lines0 = self.access_lines()
             wrk = subprocess.Popen(
                 ["wrk", f"-t{self.args.threads}", f"-c{self.args.connections}",
                  f"-d{self.args.duration}s", self.url],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             time.sleep(1.0)
-            perf = subprocess.run(
-                ["perf", "record", "-F", "499", "-g", "--call-graph", "dwarf,16384",
-                 "-o", perf_data, "-p", str(agent.pid), "--",
-                 "sleep", str(max(3, self.args.duration - 4))],
-                capture_output=True, text=True)
+            if self.args.no_perf:
+                perf = subprocess.CompletedProcess([], 1, "", "skipped (--no-perf)")
+            else:
+                perf = subprocess.run(
+                    ["perf", "record", "-F", "499", "-g", "--call-graph", "dwarf,16384",
+                     "-o", perf_data, "-p", str(agent.pid), "--",
+                     "sleep", str(max(3, self.args.duration - 4))],
+                    capture_output=True, text=True)
             wrk.communicate()
             progs1 = {k: v for k, v in bpf_prog_stats().items() if k in progs0}
             requests = self.access_lines() - lines0
-            with open(stats_path, "w") as f:
-                f.write(old_stats)
             res["requests"] = requests
             res["bpf_progs"] = bpf_delta(progs0, progs1)
-            if perf.returncode == 0:
+            if self.args.file_io_calls:
+                res["file_io_on"] = self.file_io(progs0.keys())
+            with open(stats_path, "w") as f:
+                f.write(old_stats)
+            if perf.returncode == 0 and not self.args.no_perf:
                 for mode, extra in (("self", ["--no-children"]), ("children", ["--children"])):
                     rep = subprocess.run(
                         ["perf", "report", "-i", perf_data, "--stdio", *extra,
@@ -439,6 +446,48 @@ class Bench:
                 f.write(old_stats)
             self.stop(agent)
         return res
+
+
+    def file_io(self, prog_ids=None):
+        """Non-socket I/O: `dd` of --file-io-calls 512-byte blocks from
+        /dev/zero to a file in the temp dir (as many reads as writes). With
+        `prog_ids`, the eBPF programs' run time during it (stats must be on);
+        other processes' syscalls in that window are counted too."""
+        n = self.args.file_io_calls
+        before = bpf_prog_stats() if prog_ids is not None else {}
+        t0 = time.time()
+        c0 = os.times()
+        subprocess.run(["dd", "if=/dev/zero", f"of={self.dir}/dd.out", "bs=512",
+                        f"count={n}", "status=none"], check=True)
+        c1 = os.times()
+        wall = time.time() - t0
+        after = bpf_prog_stats() if prog_ids is not None else {}
+        os.unlink(f"{self.dir}/dd.out")
+        r = {"calls": 2 * n, "wall_s": wall,
+             "cpu_s": (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)}
+        if prog_ids is not None:
+            r["bpf_progs"] = bpf_delta({k: v for k, v in before.items() if k in prog_ids},
+                                       {k: v for k, v in after.items() if k in prog_ids})
+        return r
+
+
+def agent_prog_ids(pid):
+    """Ids of the eBPF programs process `pid` holds open (`prog_id:` in the
+    fdinfo of its BPF program fds), so that other agents loaded on a shared
+    machine at the same time are not counted as ours."""
+    ids = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    for line in f:
+                        if line.startswith("prog_id:"):
+                            ids.add(int(line.split()[1]))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return ids
 
 
 def bpf_prog_stats():
@@ -598,19 +647,40 @@ def report(runs, prof, machine, args):
              f"{m['nginx_cpu_s_per_10k_off']:.4f} | {m['nginx_cpu_s_per_10k_on']:.4f} | "
              f"{m['nginx_cpu_s_per_10k_on'] / m['nginx_cpu_s_per_10k_off']:.3f} | — | — |")
     L.append("")
-    if prof:
-        L.append("### Profile (one extra ON run, not in the figures above)\n")
+    for n, prof in enumerate([prof] + prof.get("all_runs", []) if prof else []):
+        L.append(f"### Profile run {n + 1} (an extra ON run, not in the figures above)\n")
         if prof.get("bpf_progs"):
             req = prof["requests"] or 1
             tot = sum(p["run_ns"] for p in prof["bpf_progs"])
             L.append(f"eBPF programs (`kernel.bpf_stats_enabled=1` for this run only), "
                      f"{req:,} requests: {tot / 1e9:.3f} s in all, "
                      f"{tot / req / 1e3:.2f} µs per request\n")
-            L.append("| program | runs | ns per run | share |")
-            L.append("| --- | ---: | ---: | ---: |")
-            for p in prof["bpf_progs"][:12]:
-                L.append(f"| {p['name']} | {p['runs']:,} | {p['run_ns'] / p['runs']:.0f} | "
+            L.append("| program | runs | runs per request | ns per run | ns per request | share |")
+            L.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+            for p in prof["bpf_progs"][:16]:
+                L.append(f"| {p['name']} | {p['runs']:,} | {p['runs'] / req:.2f} | "
+                         f"{p['run_ns'] / p['runs']:.0f} | {p['run_ns'] / req:.0f} | "
                          f"{100 * p['run_ns'] / tot:.1f} % |")
+            L.append(f"| all | {sum(p['runs'] for p in prof['bpf_progs']):,} | | | "
+                     f"{tot / req:.0f} | 100 % |")
+            L.append("")
+        fio = prof.get("file_io_on")
+        if fio:
+            calls = fio["calls"]
+            off = prof.get("file_io_off")
+            L.append(f"Non-socket file I/O: `dd if=/dev/zero of=FILE bs=512 count={calls // 2}` "
+                     f"({calls:,} read+write calls), agent on: {fio['wall_s']:.3f} s wall, "
+                     f"{fio['cpu_s']:.3f} CPU-s"
+                     + (f"; agent off: {off['wall_s']:.3f} s wall, {off['cpu_s']:.3f} CPU-s" if off else "")
+                     + ". eBPF run time in that window (all processes' calls):\n")
+            L.append("| program | runs | ns per run | ns per dd call |")
+            L.append("| --- | ---: | ---: | ---: |")
+            ftot = 0
+            for p in fio["bpf_progs"][:10]:
+                ftot += p["run_ns"]
+                L.append(f"| {p['name']} | {p['runs']:,} | {p['run_ns'] / p['runs']:.0f} | "
+                         f"{p['run_ns'] / calls:.0f} |")
+            L.append(f"| all | | | {ftot / calls:.0f} |")
             L.append("")
         for key, title in (("perf_dso", "perf, agent process, by DSO"),
                            ("perf_self", "perf, agent process, self time by symbol"),
@@ -651,6 +721,12 @@ def main():
                     help="trace every port (default: only nginx's, so other jobs' "
                          "traffic on a shared machine stays out of the counts)")
     ap.add_argument("--no-profile", action="store_true", help="skip the perf/bpf-stats run")
+    ap.add_argument("--no-perf", action="store_true",
+                    help="profile run: eBPF run-time stats only, no perf record of the agent")
+    ap.add_argument("--profile-runs", type=int, default=1,
+                    help="profile runs (eBPF stats per run; repeat to see the spread)")
+    ap.add_argument("--file-io-calls", type=int, default=200000,
+                    help="dd blocks (512 B) for the non-socket I/O case in each profile run; 0 = skip")
     ap.add_argument("--wait-load", type=float, default=None,
                     help="before starting, wait (up to 10 min) for the 1-min load below this")
     ap.add_argument("--out", default=None, help="directory for results.json and report.md")
@@ -692,9 +768,16 @@ def main():
         machine["load_end"] = loadavg()
         perf_ok = shutil.which("perf") and subprocess.run(
             ["perf", "stat", "-e", "instructions", "true"], capture_output=True).returncode == 0
-        if not args.no_profile and perf_ok:
-            log("profile run (perf record on the agent, eBPF run-time stats)")
-            prof = b.profile()
+        if not args.no_profile and (perf_ok or args.no_perf):
+            profs = []
+            for i in range(args.profile_runs):
+                log(f"profile run {i + 1} (perf record on the agent unless --no-perf, eBPF run-time stats)")
+                p = b.profile()
+                if args.file_io_calls:
+                    p["file_io_off"] = b.file_io()
+                profs.append(p)
+            prof = profs[0]
+            prof["all_runs"] = profs[1:]
     finally:
         b.cleanup()
 

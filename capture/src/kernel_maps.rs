@@ -2,15 +2,14 @@
 //! seeding the connections that were open before the probes attached.
 
 use anyhow::Result;
-use aya::maps::{HashMap as BpfHashMap, MapData};
 use probes_common::{SocketKey, SocketState};
 
 use crate::probes::{ProbeOptions, Probes};
 
 /// The socket maps, taken from the loaded probes.
 pub struct KernelMaps {
-    sockets: BpfHashMap<MapData, SocketKey, SocketState>,
-    muted: BpfHashMap<MapData, SocketKey, u8>,
+    sockets: crate::probes::TrackedSockets,
+    muted: crate::probes::MutedSockets,
 }
 
 impl KernelMaps {

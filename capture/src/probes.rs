@@ -14,16 +14,10 @@ static PROBES_ELF: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/wirespan-probes"));
 
 /// Tracepoint programs and where each is attached.
+/// The read/write-family and connect hooks are exit tracepoints only: they
+/// read the call's arguments from the task's saved user registers (checked at
+/// start-up by [`check_user_regs`]).
 const ATTACHMENTS: &[(&str, &str, &str)] = &[
-    ("sys_enter_read", "syscalls", "sys_enter_read"),
-    ("sys_enter_readv", "syscalls", "sys_enter_readv"),
-    ("sys_enter_recvfrom", "syscalls", "sys_enter_recvfrom"),
-    ("sys_enter_recvmsg", "syscalls", "sys_enter_recvmsg"),
-    ("sys_enter_write", "syscalls", "sys_enter_write"),
-    ("sys_enter_writev", "syscalls", "sys_enter_writev"),
-    ("sys_enter_sendto", "syscalls", "sys_enter_sendto"),
-    ("sys_enter_sendmsg", "syscalls", "sys_enter_sendmsg"),
-    ("sys_enter_sendfile64", "syscalls", "sys_enter_sendfile64"),
     ("sys_exit_data", "syscalls", "sys_exit_read"),
     ("sys_exit_data", "syscalls", "sys_exit_readv"),
     ("sys_exit_data", "syscalls", "sys_exit_recvfrom"),
@@ -33,7 +27,6 @@ const ATTACHMENTS: &[(&str, &str, &str)] = &[
     ("sys_exit_data", "syscalls", "sys_exit_sendto"),
     ("sys_exit_data", "syscalls", "sys_exit_sendmsg"),
     ("sys_exit_data", "syscalls", "sys_exit_sendfile64"),
-    ("sys_enter_connect", "syscalls", "sys_enter_connect"),
     ("sys_exit_connect", "syscalls", "sys_exit_connect"),
     ("sys_exit_accept", "syscalls", "sys_exit_accept"),
     ("sys_exit_accept", "syscalls", "sys_exit_accept4"),
@@ -239,6 +232,8 @@ impl Probes {
             }
         }
 
+        check_user_regs(&btf, &mut ebpf)?;
+
         let mut attached = 0;
         for (program, category, name) in ATTACHMENTS {
             let prog: &mut TracePoint = ebpf
@@ -278,21 +273,35 @@ impl Probes {
     }
 
     /// A handle on the socket map, for seeding and muting.
-    pub fn take_sockets(&mut self) -> Result<BpfHashMap<MapData, SocketKey, SocketState>> {
+    pub fn take_sockets(&mut self) -> Result<TrackedSockets> {
         let map = self
             .ebpf
             .take_map("SOCKETS")
             .context("socket map already taken")?;
-        Ok(BpfHashMap::try_from(map)?)
+        let seeded = self
+            .ebpf
+            .take_map("PROC_SEEDED")
+            .context("map PROC_SEEDED missing")?;
+        Ok(TrackedSockets {
+            sockets: BpfHashMap::try_from(map)?,
+            seeded: Array::try_from(seeded)?,
+        })
     }
 
     /// A handle on the muted-socket map.
-    pub fn take_muted(&mut self) -> Result<BpfHashMap<MapData, SocketKey, u8>> {
+    pub fn take_muted(&mut self) -> Result<MutedSockets> {
         let map = self
             .ebpf
             .take_map("MUTED")
             .context("muted map already taken")?;
-        Ok(BpfHashMap::try_from(map)?)
+        let flags = self
+            .ebpf
+            .take_map("PROC_MUTED")
+            .context("map PROC_MUTED missing")?;
+        Ok(MutedSockets {
+            muted: BpfHashMap::try_from(map)?,
+            procs: Array::try_from(flags)?,
+        })
     }
 
     /// Attaches the TLS uprobes to every SSL_* function `target` (a libssl or
@@ -462,6 +471,143 @@ impl Probes {
             map: PerCpuArray::try_from(map)?,
         })
     }
+}
+
+/// The probes' socket map as user space may change it. The probes test a
+/// per-process count before they look a socket up (`PROC_SOCKETS`), so an
+/// entry user space inserts must be announced first: its process's slot in
+/// `PROC_SEEDED` is set before the insert (and never cleared: at worst a
+/// process that had seeded sockets keeps paying the lookup).
+pub struct TrackedSockets {
+    sockets: BpfHashMap<MapData, SocketKey, SocketState>,
+    seeded: Array<MapData, u32>,
+}
+
+impl TrackedSockets {
+    pub fn get(&self, key: &SocketKey, flags: u64) -> Result<SocketState, aya::maps::MapError> {
+        self.sockets.get(key, flags)
+    }
+
+    pub fn insert(
+        &mut self,
+        key: SocketKey,
+        value: SocketState,
+        flags: u64,
+    ) -> Result<(), aya::maps::MapError> {
+        self.seeded
+            .set(probes_common::proc_sockets::slot(key.tgid), 1, 0)?;
+        self.sockets.insert(key, value, flags)
+    }
+
+    /// Removing needs no announcement: a count left too high only costs a
+    /// lookup.
+    pub fn remove(&mut self, key: &SocketKey) -> Result<(), aya::maps::MapError> {
+        self.sockets.remove(key)
+    }
+}
+
+/// The probes' muted-socket map. The probes look a socket up there only for
+/// processes whose slot in `PROC_MUTED` is set, so an insert sets it first
+/// (never cleared).
+pub struct MutedSockets {
+    muted: BpfHashMap<MapData, SocketKey, u8>,
+    procs: Array<MapData, u32>,
+}
+
+impl MutedSockets {
+    pub fn insert(
+        &mut self,
+        key: SocketKey,
+        value: u8,
+        flags: u64,
+    ) -> Result<(), aya::maps::MapError> {
+        self.procs
+            .set(probes_common::proc_sockets::slot(key.tgid), 1, 0)?;
+        self.muted.insert(key, value, flags)
+    }
+
+    pub fn remove(&mut self, key: &SocketKey) -> Result<(), aya::maps::MapError> {
+        self.muted.remove(key)
+    }
+}
+
+/// The exit hooks read syscall arguments at fixed offsets of the saved user
+/// `struct pt_regs` (`probes_common::pt_regs`). Before relying on them: the
+/// running kernel's BTF must give the same layout, and one known call,
+/// `fadvise64(fd, offset, len, advice)` with distinctive values (it fails
+/// with EBADF and does nothing), must be read back exactly by the same code
+/// the hooks use (`check_user_regs`, attached to `sys_exit_fadvise64` only
+/// for that call).
+fn check_user_regs(btf: &kernel_btf::Btf, ebpf: &mut Ebpf) -> Result<()> {
+    use probes_common::{pt_regs, syscall_nr};
+    let layout = [
+        ("di", pt_regs::DI),
+        ("si", pt_regs::SI),
+        ("dx", pt_regs::DX),
+        ("r10", pt_regs::R10),
+        ("orig_ax", pt_regs::ORIG_AX),
+    ];
+    for (member, expected) in layout {
+        let got = btf
+            .member_offset("pt_regs", member)
+            .with_context(|| format!("finding pt_regs.{member} in the kernel's BTF"))?;
+        if u64::from(got) != expected {
+            return Err(anyhow!(
+                "this kernel's struct pt_regs has {member} at byte {got}, not {expected}: the probes cannot read syscall arguments on it"
+            ));
+        }
+    }
+    let size = btf.struct_size("pt_regs").context("sizing pt_regs")?;
+    if u64::from(size) != pt_regs::SIZE {
+        return Err(anyhow!(
+            "this kernel's struct pt_regs is {size} bytes, not {}: the probes cannot read syscall arguments on it",
+            pt_regs::SIZE
+        ));
+    }
+
+    let prog: &mut TracePoint = ebpf
+        .program_mut("check_user_regs")
+        .context("program check_user_regs missing from the eBPF object")?
+        .try_into()?;
+    prog.load().map_err(|e| {
+        anyhow!(
+            "the kernel refused eBPF program check_user_regs: {}",
+            verifier_summary(&e)
+        )
+    })?;
+    let link = prog
+        .attach("syscalls", "sys_exit_fadvise64")
+        .map_err(|e| anyhow!("attaching to tracepoint syscalls:sys_exit_fadvise64 failed: {e}"))?;
+    // An fd that is not open here, so the call fails at once with EBADF.
+    let known: [u64; 4] = [0x7e57, 0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321, 0x5ee];
+    // SAFETY: a plain syscall with integer arguments only; it touches no memory.
+    unsafe {
+        libc::syscall(
+            libc::SYS_fadvise64,
+            known[0] as libc::c_long,
+            known[1] as libc::c_long,
+            known[2] as libc::c_long,
+            known[3] as libc::c_long,
+        )
+    };
+    prog.detach(link)?;
+    let seen: Array<_, [u64; 5]> =
+        Array::try_from(ebpf.map("REGS_CHECK").context("map REGS_CHECK missing")?)?;
+    let seen = seen.get(&0, 0)?;
+    let expected = [
+        known[0],
+        known[1],
+        known[2],
+        known[3],
+        u64::from(syscall_nr::FADVISE64),
+    ];
+    if seen != expected {
+        return Err(anyhow!(
+            "reading syscall arguments from the saved user registers failed its start-up check (expected {expected:x?}, read {seen:x?}): the probes cannot capture on this kernel"
+        ));
+    }
+    tracing::debug!("syscall arguments readable from the saved user registers");
+    Ok(())
 }
 
 /// The verifier log is long; its last lines say what failed.

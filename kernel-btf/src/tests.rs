@@ -598,3 +598,31 @@ fn resolves_all_kernel_offsets() {
         );
     }
 }
+
+/// The probes read syscall arguments at `probes_common::pt_regs` offsets;
+/// the collector refuses to attach if the running kernel disagrees. This
+/// checks the same on the machine running the tests (skipped without BTF).
+#[test]
+fn host_pt_regs_matches_the_probes_constants() {
+    use probes_common::pt_regs;
+    let Ok(btf) = Btf::from_sys_fs() else {
+        return;
+    };
+    for (member, expected) in [
+        ("di", pt_regs::DI),
+        ("si", pt_regs::SI),
+        ("dx", pt_regs::DX),
+        ("r10", pt_regs::R10),
+        ("orig_ax", pt_regs::ORIG_AX),
+    ] {
+        assert_eq!(
+            u64::from(btf.member_offset("pt_regs", member).unwrap()),
+            expected,
+            "pt_regs.{member}"
+        );
+    }
+    assert_eq!(
+        u64::from(btf.struct_size("pt_regs").unwrap()),
+        pt_regs::SIZE
+    );
+}

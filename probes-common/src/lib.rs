@@ -35,6 +35,48 @@ pub const EXEC_FILENAME_MAX: usize = 256;
 /// Bytes of the argv block copied at exec.
 pub const EXEC_ARGS_MAX: usize = 512;
 
+/// Byte offsets in the x86-64 `struct pt_regs` (arch/x86/include/asm/ptrace.h,
+/// the same order as the ptrace ABI's `user_regs_struct`) of the registers
+/// the syscall entry code saves: arguments 1–4 of a syscall are in di, si, dx
+/// and r10, its number in orig_ax. The exit hooks read the call's arguments
+/// there; user space checks these against the running kernel's BTF and with
+/// one known call before attaching.
+pub mod pt_regs {
+    pub const R10: u64 = 7 * 8;
+    pub const DX: u64 = 12 * 8;
+    pub const SI: u64 = 13 * 8;
+    pub const DI: u64 = 14 * 8;
+    pub const ORIG_AX: u64 = 15 * 8;
+    /// `sizeof(struct pt_regs)`.
+    pub const SIZE: u64 = 21 * 8;
+}
+
+/// The per-process count of tracked sockets (`PROC_SOCKETS` map), the first
+/// test of every data call: an array indexed by `tgid % SLOTS`.
+pub mod proc_sockets {
+    pub const SLOTS: u32 = 65536;
+
+    pub const fn slot(tgid: u32) -> u32 {
+        tgid % SLOTS
+    }
+}
+
+/// x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl, ABI).
+pub mod syscall_nr {
+    pub const READ: u32 = 0;
+    pub const WRITE: u32 = 1;
+    pub const READV: u32 = 19;
+    pub const WRITEV: u32 = 20;
+    pub const SENDFILE: u32 = 40;
+    pub const CONNECT: u32 = 42;
+    pub const SENDTO: u32 = 44;
+    pub const RECVFROM: u32 = 45;
+    pub const SENDMSG: u32 = 46;
+    pub const RECVMSG: u32 = 47;
+    /// Used by the start-up check of the register offsets.
+    pub const FADVISE64: u32 = 221;
+}
+
 /// Record kinds, the first field of every record.
 pub mod kind {
     pub const DATA: u32 = 1;
@@ -107,6 +149,9 @@ pub mod counter {
     /// The socket map was full: a new connection was not tracked.
     pub const SOCKET_MAP_FULL: u32 = 2;
     /// The in-flight syscall map was full: one call's data was not captured.
+    /// No longer produced (the exit hooks read the arguments from the saved
+    /// registers, no map); the index stays so that counter names keep their
+    /// meaning.
     pub const INFLIGHT_MAP_FULL: u32 = 3;
     /// bpf_probe_read_user of a payload failed.
     pub const READ_USER_FAILED: u32 = 4;

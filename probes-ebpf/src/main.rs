@@ -11,6 +11,11 @@
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 #![allow(static_mut_refs)]
+// `core::intrinsics::atomic_xadd`: the BPF target has no atomic read-modify-
+// write types, but an atomic add whose result is unused is one BPF
+// instruction (XADD) on every BPF CPU version.
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]
 mod probes;

@@ -1,7 +1,7 @@
 //! Connection lifecycle: connect (client), accept/accept4 (server), close.
 //!
 //! Kernel signatures relied on:
-//!   connect(fd, struct sockaddr *uservaddr, int addrlen)
+//!   connect(fd, struct sockaddr *uservaddr, int addrlen)  (fd in pt_regs di)
 //!   accept(fd, struct sockaddr *upeer_sockaddr, int *upeer_addrlen)
 //!   accept4(fd, struct sockaddr *upeer_sockaddr, int *upeer_addrlen, int flags)
 //!   close(fd)
@@ -17,13 +17,16 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use probes_common::{
-    counter, kind, origin, role, ConnCloseRecord, ConnOpenRecord, KernelOffsets, ProbeSettings,
-    SockAddr, SocketKey, SocketState,
+    counter, kind, origin, pt_regs, role, ConnCloseRecord, ConnOpenRecord, KernelOffsets,
+    ProbeSettings, SockAddr, SocketKey, SocketState,
 };
 
 use super::{
-    maps::{ConnectCall, CONNECTING, CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
-    util::{arg, count, current_ids, ret, ring_flags, settings},
+    data::{user_reg, user_regs},
+    maps::{CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
+    util::{
+        arg, count, current_ids, proc_may_have_sockets, proc_sockets_add, ret, ring_flags, settings,
+    },
 };
 
 const AF_INET: u16 = 2;
@@ -167,7 +170,11 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
         };
         // A reused fd starts unmuted.
         let _ = MUTED.remove(&key);
+        // Counted before the entry exists, so the per-process test never
+        // rejects a call on a tracked socket.
+        proc_sockets_add(tgid, 1);
         if SOCKETS.insert(&key, &state, 0).is_err() {
+            proc_sockets_add(tgid, u64::MAX);
             count(counter::SOCKET_MAP_FULL, 1);
             entry.discard(0);
             return;
@@ -204,30 +211,21 @@ fn next_conn_id() -> u64 {
     (cpu << 48) | (seq & 0xffff_ffff_ffff)
 }
 
-#[tracepoint]
-pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    let (id, _, _) = current_ids();
-    let call = ConnectCall {
-        fd: arg(&ctx, 0) as i32,
-        _pad: 0,
-    };
-    let _ = CONNECTING.insert(&id, &call, 0);
-    0
-}
-
+/// The fd is connect's first argument, read from the saved user registers
+/// (see `data::user_regs`): no enter hook, so a connect already blocked when
+/// the probes attach is caught too.
 #[tracepoint]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
-    let (id, _, _) = current_ids();
-    let call = match unsafe { CONNECTING.get(&id) } {
-        Some(c) => *c,
-        None => return 0,
-    };
-    let _ = CONNECTING.remove(&id);
     let r = ret(&ctx);
     // Non-blocking connects return EINPROGRESS with the local port already bound.
-    if r == 0 || r == -EINPROGRESS {
-        register(call.fd, role::CLIENT, origin::CONNECT);
+    if r != 0 && r != -EINPROGRESS {
+        return 0;
     }
+    register(
+        user_reg(user_regs(), pt_regs::DI) as i32,
+        role::CLIENT,
+        origin::CONNECT,
+    );
     0
 }
 
@@ -246,13 +244,18 @@ pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     let (_, tgid, tid) = current_ids();
+    if !proc_may_have_sockets(tgid) {
+        return 0;
+    }
     let fd = arg(&ctx, 0) as i32;
     let key = SocketKey { tgid, fd };
     let state = match unsafe { SOCKETS.get(&key) } {
         Some(s) => *s,
         None => return 0,
     };
-    let _ = SOCKETS.remove(&key);
+    if SOCKETS.remove(&key).is_ok() {
+        proc_sockets_add(tgid, u64::MAX);
+    }
     let _ = MUTED.remove(&key);
     match EVENTS.reserve::<ConnCloseRecord>(0) {
         Some(mut entry) => {

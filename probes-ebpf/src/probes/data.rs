@@ -1,94 +1,151 @@
-//! read/write-family syscalls on tracked sockets: enter saves the arguments,
-//! exit copies the bytes the call actually moved.
+//! read/write-family syscalls on tracked sockets: one exit hook per call,
+//! which reads the call's arguments from the task's saved user registers and
+//! copies the bytes the call actually moved.
 //!
-//! Kernel signatures relied on (include/linux/syscalls.h):
-//!   read(fd, buf, count)              write(fd, buf, count)
-//!   readv(fd, iov, iovcnt)            writev(fd, iov, iovcnt)
-//!   recvfrom(fd, buf, len, flags, ..) sendto(fd, buf, len, flags, ..)
-//!   recvmsg(fd, msg, flags)           sendmsg(fd, msg, flags)
-//!   sendfile64(out_fd, in_fd, offset, count)
+//! No enter hook: the arguments are still in the user `pt_regs` at the top of
+//! the task's kernel stack when the exit tracepoint runs (the kernel keeps
+//! them for syscall restart). So a call on a file or a pipe costs one exit
+//! program that returns after one register read and one map lookup, and a
+//! call already blocked when the probes attach is captured too.
+//!
+//! Kernel signatures relied on (include/linux/syscalls.h), with their x86-64
+//! syscall numbers; arguments 1–4 are in di, si, dx, r10:
+//!   read(fd, buf, count) 0            write(fd, buf, count) 1
+//!   readv(fd, iov, iovcnt) 19         writev(fd, iov, iovcnt) 20
+//!   sendfile64(out_fd, in_fd, offset, count) 40
+//!   sendto(fd, buf, len, flags, ..) 44  recvfrom(fd, buf, len, flags, ..) 45
+//!   sendmsg(fd, msg, flags) 46        recvmsg(fd, msg, flags) 47
+//! Tracepoint layout (events/syscalls/sys_exit_*/format): `__syscall_nr`
+//! (int) at 8, `ret` (long) at 16.
 
 use aya_ebpf::{
     helpers::{
         bpf_ktime_get_ns,
-        generated::{bpf_loop, bpf_probe_read_user},
+        generated::{bpf_get_current_task_btf, bpf_loop, bpf_probe_read_user, bpf_task_pt_regs},
     },
     macros::tracepoint,
     programs::TracePointContext,
 };
 use probes_common::{
-    counter, direction, kind, socket_flag, source, DataHeader, SocketKey, MAX_CHUNK,
-    MAX_CHUNKS_PER_CALL, MAX_IOV,
+    counter, direction, kind, pt_regs, socket_flag, source, syscall_nr, DataHeader, SocketKey,
+    MAX_CHUNK, MAX_CHUNKS_PER_CALL, MAX_IOV,
 };
 
 use super::{
     maps::{
-        shape, CopyState, DataScratch, InflightCall, COPY_STATE, DATA_SCRATCH, EVENTS, INFLIGHT,
-        MUTED, SOCKETS, THREAD_LAST_FD, TLS_ACTIVE,
+        shape, CopyState, DataScratch, COPY_STATE, DATA_SCRATCH, EVENTS, MUTED, REGS_CHECK,
+        SOCKETS, THREAD_LAST_FD, TLS_ACTIVE,
     },
-    util::{arg, count, current_ids, fetch_add, ret, ring_flags, settings},
+    util::{
+        count, ctx_u64, current_ids, fetch_add, proc_may_have_muted, proc_may_have_sockets,
+        proc_may_use_tls, ret, ring_flags, settings,
+    },
 };
 
 const MSG_PEEK: u64 = 2;
 const HEADER_LEN: u64 = core::mem::size_of::<DataHeader>() as u64;
 
+/// The current task's saved user registers: `task_pt_regs(current)`, a
+/// pointer the verifier knows by its BTF type (`struct pt_regs`), so its
+/// fields are read with plain loads (which the JIT turns into fault-tolerant
+/// loads) instead of a `bpf_probe_read_kernel` call each.
 #[inline(always)]
-fn enter(fd: u64, ptr: u64, n: u64, source: u32, direction: u32, shape: u32) -> u32 {
-    let (id, tgid, _) = current_ids();
-    let key = SocketKey {
-        tgid,
-        fd: fd as i32,
-    };
-    if SOCKETS.get_ptr(&key).is_none() {
-        return 0;
-    }
-    // A TLS library call on this thread that has not seen its socket yet: this
-    // syscall is the library doing its own I/O ("BIO native").
-    if let Some(tls) = TLS_ACTIVE.get_ptr_mut(&id) {
-        unsafe {
-            if (*tls).fd < 0 {
-                (*tls).fd = fd as i32;
-            }
-        }
-    }
-    if direction == direction::INGRESS {
-        let _ = THREAD_LAST_FD.insert(&id, &(fd as i32), 0);
-    }
-    let call = InflightCall {
-        ptr,
-        count: n,
-        fd: fd as i32,
-        source,
-        direction,
-        shape,
-    };
-    if INFLIGHT.insert(&id, &call, 0).is_err() {
-        count(counter::INFLIGHT_MAP_FULL, 1);
-    }
-    0
+pub fn user_regs() -> *const u8 {
+    // SAFETY: both helpers take no user input: the first returns `current`,
+    // the second `task_pt_regs(task)` of that (always valid) task.
+    unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as *const u8 }
 }
 
+/// Syscall argument register at byte offset `off` of the saved user
+/// `struct pt_regs` (offsets in `probes_common::pt_regs`, checked against the
+/// kernel's BTF and with a known call at start-up).
 #[inline(always)]
-fn exit(ctx: &TracePointContext) -> u32 {
-    let (id, tgid, tid) = current_ids();
-    let call = match unsafe { INFLIGHT.get(&id) } {
-        Some(c) => *c,
-        None => return 0,
-    };
-    let _ = INFLIGHT.remove(&id);
-    let r = ret(ctx);
+pub fn user_reg(regs: *const u8, off: u64) -> u64 {
+    // SAFETY: `regs` is the BTF-typed pt_regs of the current task and `off` a
+    // constant field offset within it; the verifier checks the access against
+    // the kernel's BTF and the JIT makes it a load that cannot fault.
+    unsafe { core::ptr::read_volatile(regs.add(off as usize) as *const u64) }
+}
+
+/// Serves the exit of every call below; the syscall number says which.
+/// Order is cheapest rejection first: a failed call, then a process with no
+/// tracked socket (one array load), then a call that is not on a tracked
+/// socket (one register load and one hash lookup).
+#[tracepoint]
+pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
+    let r = ret(&ctx);
     if r <= 0 {
         return 0;
     }
-    let len = r as u64;
-    let key = SocketKey { tgid, fd: call.fd };
+    // `__syscall_nr` is an int at offset 8 of every sys_exit record (the
+    // upper half of the 8 bytes is padding before `ret`).
+    let nr = ctx_u64(&ctx, 8) as u32;
+    let (src, dir, call_shape) = match nr {
+        syscall_nr::READ => (source::READ, direction::INGRESS, shape::BUFFER),
+        syscall_nr::WRITE => (source::WRITE, direction::EGRESS, shape::BUFFER),
+        syscall_nr::READV => (source::READV, direction::INGRESS, shape::IOVEC),
+        syscall_nr::WRITEV => (source::WRITEV, direction::EGRESS, shape::IOVEC),
+        syscall_nr::RECVFROM => (source::RECVFROM, direction::INGRESS, shape::BUFFER),
+        syscall_nr::SENDTO => (source::SENDTO, direction::EGRESS, shape::BUFFER),
+        syscall_nr::RECVMSG => (source::RECVMSG, direction::INGRESS, shape::MSGHDR),
+        syscall_nr::SENDMSG => (source::SENDMSG, direction::EGRESS, shape::MSGHDR),
+        syscall_nr::SENDFILE => (source::SENDFILE, direction::EGRESS, shape::NONE),
+        _ => return 0,
+    };
+    let (id, tgid, tid) = current_ids();
+    if !proc_may_have_sockets(tgid) {
+        return 0;
+    }
+    let regs = user_regs();
+    let fd = user_reg(regs, pt_regs::DI) as i32;
+    let key = SocketKey { tgid, fd };
     let state = match SOCKETS.get_ptr_mut(&key) {
         Some(p) => p,
-        // Closed by another thread while this call ran.
         None => return 0,
     };
+    // The rest of the arguments, only for a tracked socket.
+    let ptr = user_reg(regs, pt_regs::SI);
+    let arg2 = user_reg(regs, pt_regs::DX);
+    if nr == syscall_nr::RECVFROM && user_reg(regs, pt_regs::R10) & MSG_PEEK != 0 {
+        return 0;
+    }
+    if nr == syscall_nr::RECVMSG && arg2 & MSG_PEEK != 0 {
+        return 0;
+    }
+    // A TLS library call on this thread that has not seen its socket yet: this
+    // syscall is the library doing its own I/O ("BIO native"), or Go's.
+    if !proc_may_use_tls(tgid) {
+        // No TLS call has ever been entered in this process: no entry.
+    } else if let Some(tls) = TLS_ACTIVE.get_ptr_mut(&id) {
+        // SAFETY: a pointer into this thread's own map value.
+        unsafe {
+            if (*tls).fd < 0 {
+                (*tls).fd = fd;
+            }
+        }
+    }
+    // The socket this thread last read, for custom-BIO TLS (the application
+    // reads ciphertext, then asks the library to decrypt it) and Go's orphan
+    // reads. Updated in place when the thread has an entry: one lookup, no
+    // LRU update, in the steady state.
+    if dir == direction::INGRESS {
+        match THREAD_LAST_FD.get_ptr_mut(&id) {
+            // SAFETY: a pointer into this thread's own map value.
+            Some(p) => unsafe {
+                if *p != fd {
+                    *p = fd;
+                }
+            },
+            None => {
+                let _ = THREAD_LAST_FD.insert(&id, &fd, 0);
+            }
+        }
+    }
+    let len = r as u64;
+    // SAFETY: `state` points into the SOCKETS value of this (tgid, fd); the
+    // offsets race only with another thread of the same socket (see fetch_add).
     let (conn_id, flags, stream_offset) = unsafe {
-        let offset = if call.direction == direction::EGRESS {
+        let offset = if dir == direction::EGRESS {
             &raw mut (*state).egress_offset
         } else {
             &raw mut (*state).ingress_offset
@@ -100,21 +157,39 @@ fn exit(ctx: &TracePointContext) -> u32 {
         count(counter::TLS_CIPHERTEXT_BYTES, len);
         return 0;
     }
-    if flags & socket_flag::MUTED != 0 || MUTED.get_ptr(&key).is_some() {
+    if flags & socket_flag::MUTED != 0
+        || (proc_may_have_muted(tgid) && MUTED.get_ptr(&key).is_some())
+    {
         count(counter::MUTED_BYTES, len);
         return 0;
     }
-    let header = data_header(
-        tgid,
-        tid,
-        call.fd,
-        conn_id,
-        stream_offset,
-        len,
-        call.direction,
-        call.source,
-    );
-    emit(header, call.shape, call.ptr, call.count);
+    let header = data_header(tgid, tid, fd, conn_id, stream_offset, len, dir, src);
+    emit(header, call_shape, ptr, arg2);
+    0
+}
+
+/// Start-up check of the register offsets: attached by user space to
+/// `syscalls:sys_exit_fadvise64` for the moment it makes one call with known
+/// arguments, `fadvise64(fd, offset, len, advice)`; stores what it read.
+#[tracepoint]
+pub fn check_user_regs(_ctx: TracePointContext) -> u32 {
+    let (_, tgid, _) = current_ids();
+    match settings() {
+        Some(s) if s.self_tgid == tgid => {}
+        _ => return 0,
+    }
+    let regs = user_regs();
+    if let Some(out) = REGS_CHECK.get_ptr_mut(0) {
+        let seen = [
+            user_reg(regs, pt_regs::DI),
+            user_reg(regs, pt_regs::SI),
+            user_reg(regs, pt_regs::DX),
+            user_reg(regs, pt_regs::R10),
+            user_reg(regs, pt_regs::ORIG_AX),
+        ];
+        // SAFETY: the one entry of an array map.
+        unsafe { *out = seen };
+    }
     0
 }
 
@@ -147,6 +222,13 @@ pub fn data_header(
 
 /// Copies one call's bytes (up to the per-call cap) into chunk records, then,
 /// if anything was left out, one header-only record saying exactly what.
+///
+/// When the bytes to copy sit in one contiguous user range of at most
+/// [`SMALL_MAX`] bytes (a plain buffer, or the first iovec holds them all),
+/// they are read straight into a ring-buffer reservation of the next size
+/// class up: one copy, no scratch buffer, no `bpf_loop`. The class's unused
+/// tail is not part of the record (`chunk_len` says where the payload ends).
+/// Anything else takes the chunked path.
 #[inline(always)]
 pub fn emit(mut header: DataHeader, call_shape: u32, ptr: u64, n: u64) {
     let len = header.call_len;
@@ -154,16 +236,32 @@ pub fn emit(mut header: DataHeader, call_shape: u32, ptr: u64, n: u64) {
         Some(s) => s.per_call_cap as u64,
         None => 0,
     };
-    let copied = match call_shape {
-        shape::BUFFER => copy_iov(&mut header, ptr, 0, len, cap),
-        shape::IOVEC => copy_iov(&mut header, 0, ptr, n, cap),
-        shape::MSGHDR => {
-            // struct user_msghdr: msg_iov at 16, msg_iovlen at 24 (stable ABI).
-            let iov = read_user_u64(ptr + 16);
-            let iovlen = read_user_u64(ptr + 24);
-            copy_iov(&mut header, 0, iov, iovlen, cap)
+    let want = if cap < len { cap } else { len };
+    // The first contiguous segment: (base, bytes in it). Each user read
+    // takes two adjacent words at once: on the machine measured, a
+    // `bpf_probe_read_user` costs ~300 ns however small (BENCHMARKS.md).
+    let (iov, iovcnt) = match call_shape {
+        shape::IOVEC => (ptr, n),
+        // struct user_msghdr: msg_iov at 16, msg_iovlen at 24 (stable ABI).
+        shape::MSGHDR => read_user_pair(ptr + 16),
+        _ => (0, 0),
+    };
+    let (base, seg) = match call_shape {
+        shape::BUFFER => (ptr, len),
+        // struct iovec { void *iov_base; size_t iov_len; }
+        shape::IOVEC | shape::MSGHDR if iovcnt > 0 => read_user_pair(iov),
+        _ => (0, 0),
+    };
+    let copied = if want == 0 {
+        0
+    } else if call_shape != shape::NONE && want <= seg && want <= SMALL_MAX {
+        copy_small(&mut header, base, want)
+    } else {
+        match call_shape {
+            shape::BUFFER => copy_iov(&mut header, ptr, 0, len, cap),
+            shape::IOVEC | shape::MSGHDR => copy_iov(&mut header, 0, iov, iovcnt, cap),
+            _ => 0,
         }
-        _ => 0,
     };
     // Below the cap, a short copy was a failure (already counted as such);
     // at the cap, the rest is truncation.
@@ -183,9 +281,96 @@ pub fn emit(mut header: DataHeader, call_shape: u32, ptr: u64, n: u64) {
     }
 }
 
+/// Largest payload copied straight into a reservation: one less than the
+/// biggest class, so that a mask bounds the length for the verifier.
+pub const SMALL_MAX: u64 = 4095;
+
+/// A data record of payload class `N`: the header, then up to `N` bytes.
+#[repr(C)]
+struct SmallRecord<const N: usize> {
+    header: DataHeader,
+    payload: [u8; N],
+}
+
+/// Copies `n` (1..=SMALL_MAX) bytes at `base` as the call's one chunk, in a
+/// record of the smallest class (128 … 4096, powers of two) longer than the
+/// payload: at most twice the ring space of an exact record. Returns the
+/// bytes delivered (0 on failure, counted).
+#[inline(always)]
+fn copy_small(header: &mut DataHeader, base: u64, n: u64) -> u64 {
+    if n < 128 {
+        copy_class::<128>(header, base, n)
+    } else if n < 256 {
+        copy_class::<256>(header, base, n)
+    } else if n < 512 {
+        copy_class::<512>(header, base, n)
+    } else if n < 1024 {
+        copy_class::<1024>(header, base, n)
+    } else if n < 2048 {
+        copy_class::<2048>(header, base, n)
+    } else {
+        copy_class::<4096>(header, base, n)
+    }
+}
+
+/// Not inlined: one BPF function per class, so that LLVM cannot merge the
+/// classes' reservations and bounds into one path the verifier rejects.
+#[inline(never)]
+fn copy_class<const N: usize>(header: &mut DataHeader, base: u64, n: u64) -> u64 {
+    if n == 0 || n >= N as u64 {
+        return 0;
+    }
+    // N is a power of two: the mask is what bounds the length for the
+    // verifier, whatever LLVM does with the comparison above.
+    let n32 = (n as u32) & (N as u32 - 1);
+    let mut entry = match EVENTS.reserve::<SmallRecord<N>>(0) {
+        Some(e) => e,
+        None => {
+            count(counter::RINGBUF_FULL_DATA, 1);
+            count(counter::RINGBUF_FULL_BYTES, header.call_len);
+            return 0;
+        }
+    };
+    header.chunk_offset = 0;
+    header.chunk_len = n32;
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` is a reservation of size_of::<SmallRecord<N>>() bytes; the
+    // header is written whole, and the helper writes n32 < N payload bytes
+    // (checked above) from user memory, failing (not faulting) on a bad address.
+    let rc = unsafe {
+        (&raw mut (*rec).header).write(*header);
+        bpf_probe_read_user(
+            (&raw mut (*rec).payload) as *mut core::ffi::c_void,
+            n32,
+            base as *const core::ffi::c_void,
+        )
+    };
+    if rc != 0 {
+        entry.discard(0);
+        count(counter::READ_USER_FAILED, 1);
+        return 0;
+    }
+    entry.submit(ring_flags());
+    count(counter::DATA_RECORDS, 1);
+    count(counter::DATA_BYTES, n);
+    n
+}
+
 #[inline(always)]
 pub fn read_user_u64(addr: u64) -> u64 {
+    // SAFETY: bpf_probe_read_user checks the address; a fault is an Err.
     unsafe { aya_ebpf::helpers::bpf_probe_read_user(addr as *const u64) }.unwrap_or(0)
+}
+
+/// Two adjacent user words (an iovec, or msghdr's msg_iov and msg_iovlen) in
+/// one helper call; (0, 0) when the read fails.
+#[inline(always)]
+pub fn read_user_pair(addr: u64) -> (u64, u64) {
+    // SAFETY: bpf_probe_read_user checks the address; a fault is an Err.
+    match unsafe { aya_ebpf::helpers::bpf_probe_read_user(addr as *const [u64; 2]) } {
+        Ok([a, b]) => (a, b),
+        Err(_) => (0, 0),
+    }
 }
 
 /// Copies up to `cap` bytes of the call into chunk records. The source is either
@@ -250,9 +435,9 @@ extern "C" fn copy_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
                 return 1;
             }
             // struct iovec { void *iov_base; size_t iov_len; }
-            let entry = (*st).iov + (*st).next_iov * 16;
-            (*st).base = read_user_u64(entry);
-            (*st).left = read_user_u64(entry + 8);
+            let (base, left) = read_user_pair((*st).iov + (*st).next_iov * 16);
+            (*st).base = base;
+            (*st).left = left;
             (*st).next_iov += 1;
             return 0;
         }
@@ -297,130 +482,4 @@ extern "C" fn copy_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
         (*st).left -= n32 as u64;
     }
     0
-}
-
-// === read family ===
-
-#[tracepoint]
-pub fn sys_enter_read(ctx: TracePointContext) -> u32 {
-    enter(
-        arg(&ctx, 0),
-        arg(&ctx, 1),
-        0,
-        source::READ,
-        direction::INGRESS,
-        shape::BUFFER,
-    )
-}
-
-#[tracepoint]
-pub fn sys_enter_readv(ctx: TracePointContext) -> u32 {
-    enter(
-        arg(&ctx, 0),
-        arg(&ctx, 1),
-        arg(&ctx, 2),
-        source::READV,
-        direction::INGRESS,
-        shape::IOVEC,
-    )
-}
-
-#[tracepoint]
-pub fn sys_enter_recvfrom(ctx: TracePointContext) -> u32 {
-    if arg(&ctx, 3) & MSG_PEEK != 0 {
-        return 0;
-    }
-    enter(
-        arg(&ctx, 0),
-        arg(&ctx, 1),
-        0,
-        source::RECVFROM,
-        direction::INGRESS,
-        shape::BUFFER,
-    )
-}
-
-#[tracepoint]
-pub fn sys_enter_recvmsg(ctx: TracePointContext) -> u32 {
-    if arg(&ctx, 2) & MSG_PEEK != 0 {
-        return 0;
-    }
-    enter(
-        arg(&ctx, 0),
-        arg(&ctx, 1),
-        0,
-        source::RECVMSG,
-        direction::INGRESS,
-        shape::MSGHDR,
-    )
-}
-
-// === write family ===
-
-#[tracepoint]
-pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
-    enter(
-        arg(&ctx, 0),
-        arg(&ctx, 1),
-        0,
-        source::WRITE,
-        direction::EGRESS,
-        shape::BUFFER,
-    )
-}
-
-#[tracepoint]
-pub fn sys_enter_writev(ctx: TracePointContext) -> u32 {
-    enter(
-        arg(&ctx, 0),
-        arg(&ctx, 1),
-        arg(&ctx, 2),
-        source::WRITEV,
-        direction::EGRESS,
-        shape::IOVEC,
-    )
-}
-
-#[tracepoint]
-pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
-    enter(
-        arg(&ctx, 0),
-        arg(&ctx, 1),
-        0,
-        source::SENDTO,
-        direction::EGRESS,
-        shape::BUFFER,
-    )
-}
-
-#[tracepoint]
-pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
-    enter(
-        arg(&ctx, 0),
-        arg(&ctx, 1),
-        0,
-        source::SENDMSG,
-        direction::EGRESS,
-        shape::MSGHDR,
-    )
-}
-
-/// sendfile moves file bytes to the socket without a user buffer: the stream
-/// offset advances and user space sees a counted gap of exactly that size.
-#[tracepoint]
-pub fn sys_enter_sendfile64(ctx: TracePointContext) -> u32 {
-    enter(
-        arg(&ctx, 0),
-        0,
-        0,
-        source::SENDFILE,
-        direction::EGRESS,
-        shape::NONE,
-    )
-}
-
-/// One exit program serves every call above: the enter hook saved what differs.
-#[tracepoint]
-pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
-    exit(&ctx)
 }

@@ -40,7 +40,7 @@ use super::{
         SOCKETS, THREAD_LAST_FD, TLS_ACTIVE,
     },
     tls::{emit_plaintext, emit_plaintext_gap},
-    util::{count, current_ids},
+    util::{count, current_ids, mark_proc_tls},
 };
 
 /// Largest fd taken from a `poll.FD` as plausible (the kernel's default
@@ -108,6 +108,7 @@ fn entry(ctx: &ProbeContext, cookie: u64, dir: u32) -> u32 {
         depth: 0,
         is_ex: tls_call_kind::GO,
     };
+    mark_proc_tls(tgid);
     let _ = TLS_ACTIVE.insert(&id, &marker, 0);
     0
 }

@@ -5,7 +5,10 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use probes_common::{counter, ProbeSettings, SocketKey, SocketState, MAX_CHUNK};
+use probes_common::{
+    counter, proc_sockets::SLOTS as PROC_SOCKETS_SLOTS, ProbeSettings, SocketKey, SocketState,
+    MAX_CHUNK,
+};
 
 use probes_common::DataHeader;
 
@@ -17,20 +20,39 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 pub static SOCKETS: HashMap<SocketKey, SocketState> = HashMap::with_max_entries(65536, 0);
 
+/// How many tracked sockets each process has, by `tgid % PROC_SOCKETS_SLOTS`:
+/// the cheap first test of every data call and close. Zero means "no entry
+/// of this process is in `SOCKETS`", exactly: every insert into `SOCKETS`
+/// (probes and user space, see `probes_common::proc_sockets`) adds one first,
+/// every successful remove takes one after. Processes that share a slot,
+/// or an insert over an existing key, only make the test pass where it could
+/// have failed: the `SOCKETS` lookup still decides.
+#[map]
+pub static PROC_SOCKETS: Array<u64> = Array::with_max_entries(PROC_SOCKETS_SLOTS, 0);
+
+/// Set to 1 (never cleared) by user space, before it seeds a socket of a
+/// process in that slot into `SOCKETS`: a map of its own, because a user
+/// space read-modify-write of `PROC_SOCKETS` would race with the probes'
+/// atomic adds.
+#[map]
+pub static PROC_SEEDED: Array<u32> = Array::with_max_entries(PROC_SOCKETS_SLOTS, 0);
+
+/// Set to 1 (never cleared) by user space before it mutes a socket of a
+/// process in that slot: a process with none skips the `MUTED` lookup.
+#[map]
+pub static PROC_MUTED: Array<u32> = Array::with_max_entries(PROC_SOCKETS_SLOTS, 0);
+
+/// Set to 1 (never cleared) by the TLS uprobes (OpenSSL and Go) of a
+/// process in that slot before they make a `TLS_ACTIVE` entry: the data
+/// hooks of a process that never ran one skip that lookup.
+#[map]
+pub static PROC_TLS: Array<u32> = Array::with_max_entries(PROC_SOCKETS_SLOTS, 0);
+
 /// Sockets user space asked to stop copying (not HTTP). A map of its own, not a
 /// flag in `SOCKETS`, so user space never writes a `SOCKETS` value back over
 /// offsets the probes advanced meanwhile.
 #[map]
 pub static MUTED: LruHashMap<SocketKey, u8> = LruHashMap::with_max_entries(65536, 0);
-
-/// Arguments of a read/write-family call between its enter and exit, per thread.
-/// LRU so that a thread killed inside a syscall cannot leak an entry.
-#[map]
-pub static INFLIGHT: LruHashMap<u64, InflightCall> = LruHashMap::with_max_entries(16384, 0);
-
-/// Arguments of connect between enter and exit, per thread.
-#[map]
-pub static CONNECTING: LruHashMap<u64, ConnectCall> = LruHashMap::with_max_entries(16384, 0);
 
 /// One entry: the settings user space wrote before attaching.
 #[map]
@@ -52,6 +74,11 @@ pub static PID_FILTER: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 pub static PORT_FILTER: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 
+/// What `data::check_user_regs` read from the registers at start-up: di,
+/// si, dx, r10, orig_ax of the agent's known call.
+#[map]
+pub static REGS_CHECK: Array<[u64; 5]> = Array::with_max_entries(1, 0);
+
 /// Per-CPU staging area for a data record: the verifier allows a variable-size
 /// ring buffer write only from memory like this, and the stack is 512 bytes.
 #[map]
@@ -63,20 +90,6 @@ pub struct DataScratch {
     pub payload: [u8; MAX_CHUNK],
 }
 
-/// What the enter hook of a read/write-family call saves for its exit hook.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct InflightCall {
-    /// Buffer, iovec array, or msghdr, depending on `shape`.
-    pub ptr: u64,
-    /// iovec count for readv/writev.
-    pub count: u64,
-    pub fd: i32,
-    pub source: u32,
-    pub direction: u32,
-    pub shape: u32,
-}
-
 /// The buffer argument's shape.
 pub mod shape {
     pub const BUFFER: u32 = 0;
@@ -84,14 +97,6 @@ pub mod shape {
     pub const MSGHDR: u32 = 2;
     /// No user buffer to copy (sendfile): only the length is accounted.
     pub const NONE: u32 = 3;
-}
-
-/// What connect's enter hook saves for its exit (the fd is only an argument).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct ConnectCall {
-    pub fd: i32,
-    pub _pad: u32,
 }
 
 /// A TLS library call in progress on a thread (between uprobe and uretprobe).

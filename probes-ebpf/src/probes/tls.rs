@@ -25,7 +25,7 @@ use probes_common::{counter, direction, socket_flag, source, SocketKey};
 use super::{
     data::{data_header, emit, read_user_u64},
     maps::{shape, tls_call_kind, TlsCall, SOCKETS, THREAD_LAST_FD, TLS_ACTIVE, TLS_SSL_FD},
-    util::{count, current_ids, fetch_add},
+    util::{count, current_ids, fetch_add, mark_proc_tls},
 };
 
 #[inline(always)]
@@ -56,6 +56,7 @@ fn enter(ctx: &ProbeContext, dir: u32, is_ex: bool) -> u32 {
             tls_call_kind::PLAIN
         },
     };
+    mark_proc_tls((id >> 32) as u32);
     let _ = TLS_ACTIVE.insert(&id, &call, 0);
     0
 }
