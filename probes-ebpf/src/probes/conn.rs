@@ -36,12 +36,14 @@ const EINPROGRESS: i64 = 115;
 
 #[inline(always)]
 fn read_kernel<T: Copy>(addr: u64) -> Option<T> {
+    // SAFETY: the helper checks the address; a bad one returns an error, never a fault.
     unsafe { bpf_probe_read_kernel(addr as *const T) }.ok()
 }
 
 /// The `struct sock *` behind `fd` of the current task, or None.
 #[inline(always)]
 fn sock_of_fd(off: &KernelOffsets, fd: i32) -> Option<u64> {
+    // SAFETY: a helper call the verifier checks; no pointer of ours is passed.
     let task = unsafe { bpf_get_current_task() };
     let files: u64 = read_kernel(task + off.task_files as u64)?;
     let fdt: u64 = read_kernel(files + off.files_fdt as u64)?;
@@ -111,6 +113,7 @@ fn read_endpoints(
 
 #[inline(always)]
 fn port_allowed(s: &ProbeSettings, a: u16, b: u16) -> bool {
+    // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     let rule_a = unsafe { PORT_FILTER.get(&a) }.copied().unwrap_or(0);
     let rule_b = unsafe { PORT_FILTER.get(&b) }.copied().unwrap_or(0);
     if (rule_a | rule_b) & 2 != 0 {
@@ -130,6 +133,7 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
     };
     let (_, tgid, tid) = current_ids();
     let own = tgid == s.self_tgid;
+    // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     if !own && s.pid_filter_enabled != 0 && unsafe { PID_FILTER.get(&tgid) }.is_none() {
         return;
     }
@@ -150,6 +154,7 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
         }
     };
     let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` points to a ring-buffer reservation of exactly this record type, ours until it is submitted.
     let accepted = unsafe {
         (*rec).local = SockAddr::default();
         (*rec).remote = SockAddr::default();
@@ -180,6 +185,7 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
             return;
         }
     }
+    // SAFETY: `rec` points to a ring-buffer reservation of exactly this record type, ours until it is submitted.
     unsafe {
         (*rec).header = probes_common::RecordHeader {
             kind: kind::CONN_OPEN,
@@ -200,8 +206,10 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
 /// own ids with the top bit set, so the two never collide.
 #[inline(always)]
 fn next_conn_id() -> u64 {
+    // SAFETY: a helper call the verifier checks; no pointer of ours is passed.
     let cpu = unsafe { bpf_get_smp_processor_id() } as u64;
     let seq = match CONN_SEQ.get_ptr_mut(0) {
+        // SAFETY: this CPU's per-CPU slot: no other writer while the program runs.
         Some(p) => unsafe {
             *p += 1;
             *p
@@ -249,6 +257,7 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     }
     let fd = arg(&ctx, 0) as i32;
     let key = SocketKey { tgid, fd };
+    // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     let state = match unsafe { SOCKETS.get(&key) } {
         Some(s) => *s,
         None => return 0,
@@ -265,6 +274,7 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
                     tgid,
                     tid,
                     fd,
+                    // SAFETY: a helper call the verifier checks; no pointer of ours is passed.
                     ts_ns: unsafe { bpf_ktime_get_ns() },
                 },
                 conn_id: state.conn_id,

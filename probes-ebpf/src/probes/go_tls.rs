@@ -130,6 +130,7 @@ fn known_fd(conn: u64, tgid: u32, cookie: u64) -> i32 {
         tgid,
         _pad: 0,
     };
+    // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     if let Some(fd) = unsafe { GO_CONN_FD.get(&conn_key) } {
         let fd = *fd;
         if is_tracked(tgid, fd) {
@@ -146,6 +147,7 @@ fn on_return(ctx: &ProbeContext, dir: u32) -> u32 {
     let (g, n) = unsafe { ((*ctx.regs).r14, (*ctx.regs).rax as i64) };
     let (id, tgid, tid) = current_ids();
     let key = GoroutineKey { g, tgid, _pad: 0 };
+    // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     let call = match unsafe { GO_TLS_ACTIVE.get(&key) } {
         Some(c) => *c,
         None => {
@@ -188,6 +190,7 @@ fn on_return(ctx: &ProbeContext, dir: u32) -> u32 {
         count(counter::TLS_FD_NESTED, 1);
         let _ = GO_CONN_FD.insert(&conn_key, &nested, 0);
         nested
+        // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     } else if let Some(fd) = unsafe { GO_CONN_FD.get(&conn_key) } {
         count(counter::TLS_FD_GO_CACHED, 1);
         *fd
@@ -221,6 +224,7 @@ fn cross_check(nested: i32, used: i32) {
 #[inline(always)]
 fn orphan_return(id: u64, tgid: u32, tid: u32, dir: u32, n: u64) {
     if dir == direction::INGRESS {
+        // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
         if let Some(fd) = unsafe { THREAD_LAST_FD.get(&id) } {
             let fd = *fd;
             if is_tracked(tgid, fd) {
@@ -239,6 +243,7 @@ fn orphan_return(id: u64, tgid: u32, tid: u32, dir: u32, n: u64) {
 #[inline(always)]
 fn take_nested_fd(id: u64, conn: u64) -> i32 {
     let marker = match TLS_ACTIVE.get_ptr(&id) {
+        // SAFETY: a map value pointer from this lookup, copied out at once.
         Some(p) => unsafe { *p },
         None => return -1,
     };

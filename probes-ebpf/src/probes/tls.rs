@@ -35,6 +35,7 @@ fn enter(ctx: &ProbeContext, dir: u32, is_ex: bool) -> u32 {
         // An SSL_* call inside another (a library calling its own API): only
         // the outermost call's return emits. A Go call's marker is not a
         // call of this library: replace it.
+        // SAFETY: a map value pointer from a lookup in this run, valid until the program returns; other CPUs may update it (see ARCHITECTURE.md on offsets).
         if unsafe { (*active).is_ex } != tls_call_kind::GO {
             unsafe { (*active).depth += 1 };
             return 0;
@@ -86,6 +87,7 @@ pub fn ssl_read_ex(ctx: ProbeContext) -> u32 {
 pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     let (id, tgid, tid) = current_ids();
     let call = match TLS_ACTIVE.get_ptr_mut(&id) {
+        // SAFETY: a map value pointer from a lookup in this run, valid until the program returns; other CPUs may update it (see ARCHITECTURE.md on offsets).
         Some(p) => unsafe {
             if (*p).is_ex == tls_call_kind::GO {
                 return 0;
@@ -119,9 +121,11 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         count(counter::TLS_FD_NESTED, 1);
         let _ = TLS_SSL_FD.insert(&call.ssl, &call.fd, 0);
         call.fd
+        // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     } else if let Some(fd) = unsafe { TLS_SSL_FD.get(&call.ssl) } {
         count(counter::TLS_FD_CACHED, 1);
         *fd
+        // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     } else if let Some(fd) = unsafe { THREAD_LAST_FD.get(&id) } {
         count(counter::TLS_FD_THREAD, 1);
         let fd = *fd;
@@ -161,6 +165,7 @@ fn emit_twin(tgid: u32, tid: u32, fd: i32, dir: u32, buf: u64, len: u64, buf_sha
             return;
         }
     };
+    // SAFETY: a map value pointer from a lookup in this run, valid until the program returns; other CPUs may update it (see ARCHITECTURE.md on offsets).
     let (conn_id, offset) = unsafe {
         (*state).flags |= socket_flag::TLS;
         let off = if dir == direction::EGRESS {

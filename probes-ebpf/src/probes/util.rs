@@ -8,7 +8,8 @@ use super::maps::{COUNTERS, PROC_MUTED, PROC_SEEDED, PROC_SOCKETS, PROC_TLS, SET
 #[inline(always)]
 pub fn count(index: u32, n: u64) {
     if let Some(p) = COUNTERS.get_ptr_mut(index) {
-        // Per-CPU slot: no other writer, no atomic needed.
+        // SAFETY: this CPU's per-CPU counter slot: no other writer while the
+        // program runs, so no atomic is needed.
         unsafe { *p += n };
     }
 }
@@ -52,8 +53,12 @@ pub fn ctx_u64(ctx: &aya_ebpf::programs::TracePointContext, offset: usize) -> u6
 /// built for the generic BPF CPU, where an atomic add cannot return the old value.
 /// Two threads moving bytes on the same socket in the same direction at the same
 /// instant can therefore race; user space detects the overlap and counts it.
+///
+/// # Safety
+/// `p` must point to a live map value (from a lookup in this program run).
 #[inline(always)]
 pub unsafe fn fetch_add(p: *mut u64, n: u64) -> u64 {
+    // SAFETY: the caller passes a map value pointer, valid until the program returns.
     unsafe {
         let old = core::ptr::read_volatile(p);
         core::ptr::write_volatile(p, old + n);
