@@ -8,7 +8,7 @@ use capture::clock::{clock_offset_ns, monotonic_ns};
 use capture::kernel_counters::KernelCounterMetrics;
 use capture::kernel_maps::KernelMaps;
 use capture::probes::{self, EventRing, ProbeOptions, Probes};
-use capture::tls_targets::{exec_target, TlsAttacher};
+use capture::tls_targets::TlsAttacher;
 use self_metrics::Registry;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -141,8 +141,8 @@ impl ShutdownSignals {
     }
 }
 
-/// Hands every waiting record to the handler; exec records also go to TLS
-/// discovery.
+/// Hands every waiting record to the handler; exec, executable-mmap and
+/// TLS integrity records also go to TLS discovery.
 fn drain(
     rb: &mut EventRing,
     handler: &mut dyn RecordHandler,
@@ -150,9 +150,7 @@ fn drain(
     probes: &mut Probes,
 ) {
     while let Some(item) = rb.next() {
-        if let Some((pid, exe)) = exec_target(&item) {
-            tls.on_exec(probes, pid, exe);
-        }
+        tls.on_record(probes, &item);
         handler.handle(&item);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod admin_server;
 pub mod agent;
+pub mod deferred_tls;
 pub mod dump;
 pub mod pipeline;
 pub mod recording;

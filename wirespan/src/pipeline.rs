@@ -86,7 +86,7 @@ pub struct PipelineSettings {
 /// Counters the pipeline keeps, registered once.
 struct PipelineMetrics {
     registry: Registry,
-    records: [Counter; 5],
+    records: [Counter; 8],
     bytes: [Counter; 2],
     spans_built: [Counter; 2],
     spans_not_queued: Counter,
@@ -127,6 +127,9 @@ impl PipelineMetrics {
                 rec("conn_close"),
                 rec("proc_exec"),
                 rec("proc_exit"),
+                rec("proc_map"),
+                rec("tls_sample"),
+                rec("tls_bind"),
             ],
             bytes: [bytes("egress"), bytes("ingress")],
             spans_built: [built("server"), built("client")],
@@ -429,6 +432,8 @@ pub struct Pipeline<O: SpanOutput> {
     keys_by_tgid: HashMap<u32, Vec<i32>>,
     /// TLS twins open, by the real socket's key, with their conn_id.
     tls_twins: HashMap<ConnKey, u64>,
+    /// TLS plaintext written before its socket was known (custom BIO).
+    deferred_tls: crate::deferred_tls::DeferredTlsWrites,
     last_ts_ns: u64,
 }
 
@@ -524,6 +529,7 @@ impl<O: SpanOutput> Pipeline<O> {
             own_listeners: settings.own_listeners,
             keys_by_tgid: HashMap::new(),
             tls_twins: HashMap::new(),
+            deferred_tls: crate::deferred_tls::DeferredTlsWrites::new(registry),
             last_ts_ns: 0,
         }
     }
@@ -537,6 +543,27 @@ impl<O: SpanOutput> Pipeline<O> {
     }
 
     pub fn handle(&mut self, rec: &Record<'_>) {
+        match rec {
+            Record::Data { header, payload }
+                if header.source == probes_common::source::TLS_WRITE_UNBOUND =>
+            {
+                self.emitter.metrics.records[0].inc();
+                self.deferred_tls.hold(header, payload);
+                return;
+            }
+            Record::TlsBind(bind) => {
+                self.emitter.metrics.records[7].inc();
+                for (mut header, bytes) in self.deferred_tls.bind(bind) {
+                    header.chunk_len = bytes.len() as u32;
+                    self.handle(&Record::Data {
+                        header,
+                        payload: &bytes,
+                    });
+                }
+                return;
+            }
+            _ => {}
+        }
         let sink = &mut self.emitter;
         match rec {
             Record::Data { header, payload } => {
@@ -726,6 +753,10 @@ impl<O: SpanOutput> Pipeline<O> {
                 sink.processes.on_exec(ProcessFacts::from_exec(view));
                 sink.metrics.processes.set(sink.processes.len() as i64);
             }
+            // TLS discovery's business (the run loop hands them over).
+            Record::ProcMap(_) => sink.metrics.records[5].inc(),
+            Record::TlsSample(_) => sink.metrics.records[6].inc(),
+            Record::TlsBind(_) => {} // handled above
             Record::ProcExit(r) => {
                 sink.metrics.records[4].inc();
                 let tgid = r.header.tgid;
@@ -822,7 +853,7 @@ impl<O: SpanOutput> Pipeline<O> {
     }
 
     pub fn buffered_bytes(&self) -> usize {
-        self.tracker.buffered_bytes()
+        self.deferred_tls.held_bytes() + self.tracker.buffered_bytes()
     }
 
     /// The newest record timestamp seen (monotonic ns).
