@@ -163,7 +163,7 @@ fn main() {
             .unwrap_or_default();
         let d = tls_locate::descent::descend(&view, &fdes, &mut || Ok(())).expect("descent");
         println!(
-            "{:?}: {} instructions, {} entries ({} weak), {} taken, roots {:?}, {} conflicts, {} invalid, {}",
+            "{:?}: {} instructions, {} entries ({} weak), {} taken, roots {:?}, {} conflicts, {} invalid (strong roots alone: {} conflicts, {} invalid), {}",
             start.elapsed(),
             d.instructions,
             d.entries.len(),
@@ -172,6 +172,8 @@ fn main() {
             d.roots,
             d.conflict_count,
             d.invalid.len(),
+            d.strong_conflicts,
+            d.strong_invalid,
             vm_hwm()
         );
         for c in d.conflicts.iter().take(40) {
