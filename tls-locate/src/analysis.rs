@@ -126,6 +126,10 @@ impl DescentProof {
     /// A conflict or invalid instruction within [`DESCENT_CLEARANCE`] of
     /// `range`.
     pub fn trouble_near(&self, range: CodeRange) -> Option<u64> {
+        if self.conflict_count > self.conflicts.len() {
+            // Not every conflict was kept: any place may be near one.
+            return Some(range.start);
+        }
         let lo = range.start.saturating_sub(DESCENT_CLEARANCE);
         let hi = range.end.saturating_add(DESCENT_CLEARANCE);
         self.conflicts

@@ -300,30 +300,39 @@ int main(int argc, char **argv) {
 }
 "#;
 
+/// (with symbols, no symbols and no `.eh_frame`) [`CLIENT_NO_UNWIND`].
+fn client_no_unwind() -> &'static (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        need(LIBSSL_A, "apt-get install -y libssl-dev");
+        let dir = work_dir();
+        let src = dir.join("client_nounwind.c");
+        std::fs::write(&src, CLIENT_NO_UNWIND).unwrap();
+        let full = dir.join("client_nounwind");
+        let bare = dir.join("client_nounwind.bare");
+        run(Command::new("cc")
+            .args(["-O2", "-fno-asynchronous-unwind-tables", "-o"])
+            .arg(&full)
+            .arg(&src)
+            .args([LIBSSL_A, LIBCRYPTO_A, "-lpthread", "-ldl"]));
+        run(Command::new("objcopy")
+            .args([
+                "--strip-all",
+                "--remove-section=.eh_frame",
+                "--remove-section=.eh_frame_hdr",
+            ])
+            .arg(&full)
+            .arg(&bare));
+        (full, bare)
+    })
+}
+
 #[test]
 fn client_without_any_unwind_info_is_located_by_descent() {
-    need(LIBSSL_A, "apt-get install -y libssl-dev");
-    let dir = work_dir();
-    let src = dir.join("client_nounwind.c");
-    std::fs::write(&src, CLIENT_NO_UNWIND).unwrap();
-    let full = dir.join("client_nounwind");
-    let bare = dir.join("client_nounwind.bare");
-    run(Command::new("cc")
-        .args(["-O2", "-fno-asynchronous-unwind-tables", "-o"])
-        .arg(&full)
-        .arg(&src)
-        .args([LIBSSL_A, LIBCRYPTO_A, "-lpthread", "-ldl"]));
-    run(Command::new("objcopy")
-        .args([
-            "--strip-all",
-            "--remove-section=.eh_frame",
-            "--remove-section=.eh_frame_hdr",
-        ])
-        .arg(&full)
-        .arg(&bare));
-    let truth = symtab_addresses(&full);
+    let (full, bare) = client_no_unwind();
+    let truth = symtab_addresses(full);
     assert_eq!(truth.len(), 4, "{truth:?}");
-    let found = locate(&bare, &LocateOptions::default()).unwrap();
+    let found = locate(bare, &LocateOptions::default()).unwrap();
     assert_eq!(found.library, Library::OpenSsl);
     // SSL_read and SSL_write exactly; the `_ex` wrappers may be refused
     // (their descent ranges are not exact function extents), never wrong.
@@ -342,6 +351,53 @@ fn client_without_any_unwind_info_is_located_by_descent() {
         "{:?}",
         found.stats
     );
+}
+
+#[test]
+fn decoy_and_damage_without_unwind_info_are_refused_not_panics() {
+    let dir = work_dir();
+    let src = dir.join("decoy_nounwind.c");
+    std::fs::write(&src, DECOY).unwrap();
+    let bin = dir.join("decoy_nounwind");
+    run(Command::new("cc")
+        .args(["-O2", "-fno-asynchronous-unwind-tables", "-o"])
+        .arg(&bin)
+        .arg(&src));
+    run(Command::new("objcopy")
+        .args([
+            "--strip-all",
+            "--remove-section=.eh_frame",
+            "--remove-section=.eh_frame_hdr",
+        ])
+        .arg(&bin));
+    let err = locate(&bin, &LocateOptions::default()).unwrap_err();
+    assert_eq!(err.reason(), "not_identified", "{err}");
+
+    // The descent path on truncated and damaged input: errors or results,
+    // never a panic, and never an address that is not a proven entry.
+    let (_, bare) = client_no_unwind();
+    let data = std::fs::read(bare).unwrap();
+    let opts = LocateOptions::default();
+    for len in [64, 4096, data.len() / 3, data.len() / 2, data.len() - 1] {
+        assert!(tls_locate::locate_bytes(&data[..len], &opts).is_err());
+    }
+    let view = tls_locate::elf::ElfView::parse(&data).unwrap();
+    let text = view.section(".text").unwrap();
+    let text_off = view.vaddr_to_offset(text.vaddr, 1, false).unwrap() as usize;
+    for (step, pattern) in [(97usize, 0xe8u8), (61, 0xcc), (13, 0x0f)] {
+        let mut bad = data.clone();
+        for i in (text_off..text_off + text.bytes.len()).step_by(step) {
+            bad[i] = pattern;
+        }
+        if let Ok(found) = tls_locate::locate_bytes(&bad, &opts) {
+            for f in &found.functions {
+                let Source::Analysis { evidence } = &f.source else {
+                    panic!("{f:?}")
+                };
+                assert!(evidence.contains("recursive-descent entry"), "{evidence}");
+            }
+        }
+    }
 }
 
 /// The proof itself, against ground truth: every call target that descent
