@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use self_metrics::{Counter, Registry};
 
 use crate::tls_integrity::{check_sample, FileIntegrity, Verdict, FINDING_LABELS};
-use crate::tls_locator::{LocateAnswer, LocateJob, TlsLocator};
+use crate::tls_locator::{Found, LocateAnswer, LocateIn, LocateJob, TlsLocator};
 
 /// Libraries present on most hosts even before any process maps them, so that
 /// a 10 ms curl is hooked before it starts.
@@ -480,6 +480,13 @@ impl TlsAttacher {
         }
     }
 
+    /// Where analyses run (the agent: a child process of itself) and which
+    /// extra directories hold debug files.
+    pub fn with_locator(mut self, run_in: LocateIn, debug_dirs: Vec<PathBuf>) -> Self {
+        self.located.locator = TlsLocator::new(debug_dirs, run_in);
+        self
+    }
+
     /// Hooks `path` once; says how its TLS is (now or already) hooked.
     fn hook(&mut self, hook: &mut impl TlsHook, path: &Path, kind: FileKind) -> TlsPath {
         let Some(id) = file_id(path) else {
@@ -918,14 +925,14 @@ impl TlsAttacher {
         let path = job.path.display().to_string();
         let verdict = match result {
             Ok(found) => self.attach_located(hook, &job, &found, took),
-            Err(e) if e.reason() == "no_tls" => {
+            Err(e) if e.reason == "no_tls" => {
                 self.located.count_answer("no_tls");
                 TlsPath::None
             }
-            Err(e) if e.reason() == "io" => {
+            Err(e) if e.reason == "io" => {
                 // Gone or unreadable now (a process that exited): not a
                 // verdict on the file; the next process that maps it retries.
-                tracing::debug!(path, "TLS locator could not read the file: {e}");
+                tracing::debug!(path, "TLS locator could not read the file: {}", e.message);
                 self.located.count_answer("io");
                 self.verdicts.remove(&job.id);
                 for pid in self.located.waiting.remove(&job.id).unwrap_or_default() {
@@ -937,12 +944,13 @@ impl TlsAttacher {
                 // Once per file: the verdict is kept by inode.
                 tracing::warn!(
                     path,
-                    reason = e.reason(),
+                    reason = e.reason,
                     took_ms = took.as_millis() as u64,
-                    "TLS library found but its functions not hooked: {e}"
+                    "TLS library found but its functions not hooked: {}",
+                    e.message
                 );
-                self.located.count_answer(e.reason());
-                TlsPath::LocateSkipped(e.reason())
+                self.located.count_answer(e.reason);
+                TlsPath::LocateSkipped(e.reason)
             }
         };
         self.verdicts.insert(job.id, verdict);
@@ -959,7 +967,7 @@ impl TlsAttacher {
         &mut self,
         hook: &mut impl TlsHook,
         job: &LocateJob,
-        found: &tls_locate::TlsFunctions,
+        found: &Found,
         took: Duration,
     ) -> TlsPath {
         let path = job.path.display().to_string();
@@ -976,8 +984,8 @@ impl TlsAttacher {
             self.located.count_answer("one_direction");
             return TlsPath::LocateSkipped("one_direction");
         }
-        let source = found.functions[0].source.clone();
-        let by_analysis = matches!(source, tls_locate::Source::Analysis { .. });
+        let named_by = found.functions[0].source;
+        let by_analysis = found.by_analysis();
         let slot = if by_analysis {
             match self.located.free_slot() {
                 Some(slot) => slot,
@@ -995,23 +1003,18 @@ impl TlsAttacher {
         };
         match hook.attach_tls_located(&job.path, &functions, slot) {
             Ok(n) => {
-                let evidence = match &source {
-                    tls_locate::Source::Analysis { evidence } => evidence.clone(),
-                    tls_locate::Source::DebugFile(p) => p.display().to_string(),
-                    _ => String::new(),
-                };
                 tracing::info!(
                     path,
-                    library = ?found.library,
-                    named_by = source.label(),
-                    evidence,
+                    library = found.library,
+                    named_by,
+                    evidence = found.functions[0].detail,
                     functions = n,
                     locate_ms = took.as_millis() as u64,
                     integrity_check = by_analysis,
                     "TLS uprobes attached at located functions"
                 );
                 self.hooked_files.inc();
-                self.located.count_answer(source.label());
+                self.located.count_answer(named_by);
                 if by_analysis {
                     self.located.slots.insert(
                         slot,
@@ -1074,7 +1077,7 @@ impl LocatedFiles {
             );
         }
         Self {
-            locator: TlsLocator::new(Vec::new()),
+            locator: TlsLocator::new(Vec::new(), LocateIn::Thread),
             waiting: HashMap::new(),
             slots: HashMap::new(),
             next_slot: 1,
@@ -1323,10 +1326,130 @@ mod tests {
         assert_eq!(a.hook(&mut r, lib, FileKind::Libssl), TlsPath::SharedLibssl);
         assert_eq!(a.hook(&mut r, lib, FileKind::Libssl), TlsPath::SharedLibssl);
         assert_eq!(r.0.len(), 1);
+        // curl has no TLS of its own: the locator says so, off this path.
+        let curl = Path::new("/usr/bin/curl");
         assert_eq!(
-            a.hook(&mut r, Path::new("/usr/bin/curl"), FileKind::Executable),
-            TlsPath::None
+            a.hook(&mut r, curl, FileKind::Executable),
+            TlsPath::Locating
         );
+        assert_eq!(
+            a.hook(&mut r, curl, FileKind::Executable),
+            TlsPath::Locating
+        );
+        let answered = wait_verdict(&mut a, &mut r, curl);
+        assert_eq!(answered, Some(TlsPath::None));
         assert_eq!(r.0.len(), 1);
+    }
+
+    fn wait_verdict(a: &mut TlsAttacher, r: &mut Recorder, path: &Path) -> Option<TlsPath> {
+        let id = file_id(path)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            a.poll(r);
+            match a.verdicts.get(&id) {
+                Some(TlsPath::Locating) | None => std::thread::sleep(Duration::from_millis(10)),
+                Some(v) => return Some(*v),
+            }
+        }
+        None
+    }
+
+    fn sample(slot: u32, bytes: &[u8], len: u64, requested: u64) -> probes_common::TlsSampleRecord {
+        let mut s = probes_common::TlsSampleRecord {
+            slot,
+            len,
+            requested,
+            direction: probes_common::direction::EGRESS,
+            ..Default::default()
+        };
+        s.sample[..bytes.len()].copy_from_slice(bytes);
+        s.sample_len = bytes.len() as u32;
+        s
+    }
+
+    /// A stripped static-libssl program is located by analysis, hooked with
+    /// an integrity slot, verified by plaintext samples; a second file that
+    /// sends impossible samples fails its check and is detached.
+    #[test]
+    fn located_files_are_verified_or_detached() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let src = dir.path().join("c.c");
+        std::fs::write(
+            &src,
+            "#include <openssl/ssl.h>\nint main(int c, char **v) { SSL *s = SSL_new(SSL_CTX_new(TLS_client_method())); char b[9];\n\
+             if (c > 5) { SSL_write(s, v[0], 1); SSL_read(s, b, 9); } return s == 0; }\n",
+        )
+        .expect("write");
+        let exe = dir.path().join("c");
+        let built = std::process::Command::new("cc")
+            .arg("-O2")
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .args([
+                "/usr/lib/x86_64-linux-gnu/libssl.a",
+                "/usr/lib/x86_64-linux-gnu/libcrypto.a",
+                "-lpthread",
+                "-ldl",
+            ])
+            .status()
+            .expect("cc (scripts/setup.sh installs gcc and libssl-dev)");
+        assert!(built.success());
+        assert!(std::process::Command::new("strip")
+            .arg(&exe)
+            .status()
+            .expect("strip")
+            .success());
+        let copy = dir.path().join("c2");
+        std::fs::copy(&exe, &copy).expect("copy");
+
+        let registry = Registry::new();
+        let mut a = TlsAttacher::new(&registry);
+        let mut r = Recorder(Vec::new());
+        assert_eq!(
+            a.hook(&mut r, &exe, FileKind::Executable),
+            TlsPath::Locating
+        );
+        assert_eq!(wait_verdict(&mut a, &mut r, &exe), Some(TlsPath::Located));
+        assert_eq!(
+            a.hook(&mut r, &copy, FileKind::Executable),
+            TlsPath::Locating
+        );
+        assert_eq!(wait_verdict(&mut a, &mut r, &copy), Some(TlsPath::Located));
+        assert_eq!(r.0, vec![exe.clone(), copy.clone()]);
+        let slot_of = |a: &TlsAttacher, p: &Path| {
+            a.located
+                .slots
+                .iter()
+                .find(|(_, f)| f.path == p)
+                .map(|(s, _)| *s)
+                .expect("an integrity slot")
+        };
+        let (good, bad) = (slot_of(&a, &exe), slot_of(&a, &copy));
+        assert_ne!(good, bad);
+
+        for _ in 0..2 {
+            a.on_sample(&mut r, &sample(good, b"GET / HTTP/1.1\r\n", 18, 18));
+            a.on_sample(&mut r, &sample(good, b"HTTP/1.1 200 OK\r\n", 17, 4096));
+        }
+        // More bytes than the buffer it was given, twice: not SSL_write.
+        a.on_sample(&mut r, &sample(bad, b"GET / HTTP/1.1\r\n", 900, 18));
+        a.on_sample(&mut r, &sample(bad, b"GET / HTTP/1.1\r\n", 900, 18));
+        assert_eq!(r.0, vec![exe.clone()], "the failing file is detached");
+        let checks =
+            |result| registry.value("wirespan_tls_integrity_checks_total", &[("result", result)]);
+        assert_eq!(checks("verified"), Some(1));
+        assert_eq!(checks("failed"), Some(1));
+        assert_eq!(
+            a.verdicts.get(&file_id(&copy).expect("id")),
+            Some(&TlsPath::LocateSkipped("integrity_failed"))
+        );
+        assert_eq!(
+            registry.value(
+                "wirespan_tls_integrity_samples_total",
+                &[("result", "longer_than_buffer")]
+            ),
+            Some(2)
+        );
     }
 }

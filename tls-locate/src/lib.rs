@@ -211,8 +211,23 @@ pub enum LocateError {
     NotIdentified(String),
 }
 
+/// Every label [`LocateError::reason`] gives.
+pub const REASONS: [&str; 11] = [
+    "io",
+    "not_elf",
+    "unsupported_arch",
+    "bad_elf",
+    "no_tls",
+    "no_eh_frame",
+    "bad_eh_frame",
+    "no_unwind_info",
+    "too_large",
+    "time_budget",
+    "not_identified",
+];
+
 impl LocateError {
-    /// snake_case label for metrics and logs.
+    /// snake_case label for metrics and logs (one of [`REASONS`]).
     pub fn reason(&self) -> &'static str {
         match self {
             LocateError::Io(_) => "io",

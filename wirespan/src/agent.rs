@@ -180,7 +180,16 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     .context("polling the ring buffer")?;
     let mut maps = KernelMaps::take(&mut probes)?;
     let kernel_counters = probes.take_counters()?;
-    let mut tls = TlsAttacher::new(&registry);
+    // Stripped TLS code is analysed in a child process of this executable
+    // (bounded memory and time, nothing left in the agent's resident set).
+    let locate_in = match std::env::current_exe() {
+        Ok(exe) => capture::tls_locator::LocateIn::ChildProcess(exe),
+        Err(e) => {
+            tracing::warn!("own executable not found ({e}): TLS analysis runs in a thread");
+            capture::tls_locator::LocateIn::Thread
+        }
+    };
+    let mut tls = TlsAttacher::new(&registry).with_locator(locate_in, Vec::new());
     tls.discover_all(&mut probes, std::process::id());
     let kernel_metrics = KernelCounterMetrics::new(&registry);
     let clock_offset = clock_offset_ns();
