@@ -491,3 +491,178 @@ fn decoy_and_plain_stripped_programs_are_counted_not_hooked() {
     );
     assert!(skipped >= 1.0, "the decoy's process is not counted\n{diag}");
 }
+
+// === Chromium ===
+
+/// Debian's Chromium: BoringSSL linked in, stripped, and no unwind tables
+/// for it (entries are proven by recursive descent, see tls-locate).
+const CHROMIUM: &str = "/usr/lib/chromium/chromium";
+
+fn chromium(url: &str, profile: &Path, diag: &str) -> String {
+    let (out, _) = run_ok(
+        Command::new(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--ignore-certificate-errors",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--dump-dom")
+            .arg(url),
+        diag,
+    );
+    out
+}
+
+/// One line of nginx's `combined` access log: (method, path, protocol
+/// version as the spans say it, status, body bytes).
+fn access_log_entries(log: &str) -> Vec<(String, String, String, u16, u64)> {
+    log.lines()
+        .map(|l| {
+            let request = l.split('"').nth(1).expect("request field");
+            let mut r = request.split_whitespace();
+            let method = r.next().expect("method").to_string();
+            let path = r.next().expect("path").to_string();
+            let version = match r.next().expect("protocol") {
+                "HTTP/2.0" => "2",
+                "HTTP/1.1" => "1.1",
+                other => panic!("unexpected protocol {other} in {l}"),
+            };
+            let rest: Vec<&str> = l
+                .split('"')
+                .nth(2)
+                .expect("status and bytes")
+                .split_whitespace()
+                .collect();
+            (
+                method,
+                path,
+                version.to_string(),
+                rest[0].parse().expect("status"),
+                rest[1].parse().expect("bytes"),
+            )
+        })
+        .collect()
+}
+
+/// Headless Chromium loading an HTTPS page with a stylesheet, a script and
+/// an image from nginx (HTTP/2 by ALPN): every request nginx logged is
+/// exactly one Chromium CLIENT span (method, path, status, protocol, body
+/// size), read from BoringSSL's plaintext in the stripped browser. The
+/// first Chromium run makes the agent analyse the executable (seconds, in a
+/// child process); the page is loaded by a second run.
+#[test]
+fn headless_chromium_https_page_with_subresources() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run scripts/setup.sh (apt-get install chromium)"
+    );
+    let page = b"<!doctype html><html><head><link rel=stylesheet href=/style.css>\
+        <script src=/app.js></script></head><body><h1>wirespan</h1>\
+        <img src=/pixel.png></body></html>";
+    let css = b"h1 { color: #333; }\n".repeat(50);
+    let js = b"document.title = 'loaded';\n".repeat(20);
+    // A valid 1x1 PNG.
+    let png: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0,
+        0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44,
+        0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f, 0, 0x05, 0, 0x01, 0xff, 0x89,
+        0x99, 0x3d, 0x1d, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    ];
+    let server = integration::servers::nginx_configured(
+        "nginx (tls, access log)",
+        &[
+            ("index.html", page),
+            ("style.css", &css),
+            ("app.js", &js),
+            ("pixel.png", png),
+        ],
+        " ssl http2",
+        |dir| {
+            let (cert, key) = self_signed_cert(dir);
+            format!(
+                "        ssl_certificate {};\n        ssl_certificate_key {};\n        access_log {}/logs/access.log;",
+                cert.display(),
+                key.display(),
+                dir.display()
+            )
+        },
+    );
+    let port = server.port;
+    let access_log = server.dir.path().join("logs/access.log");
+    let mut env = Env::start("headless_chromium_https_page_with_subresources");
+    let d = env.diagnostics();
+    let warm_profile = tempdir("wirespan-chromium-warm-");
+    let _ = chromium("about:blank", warm_profile.path(), &d);
+    wait_log(
+        env.agent(),
+        LOCATED,
+        Path::new(CHROMIUM),
+        Duration::from_secs(180),
+    );
+    let profile = tempdir("wirespan-chromium-");
+    let dom = chromium(&format!("https://127.0.0.1:{port}/"), profile.path(), &d);
+    assert!(dom.contains("<h1>wirespan</h1>"), "page not loaded:\n{dom}");
+    let logged = access_log_entries(&std::fs::read_to_string(&access_log).unwrap_or_default());
+    let paths: Vec<&str> = logged.iter().map(|e| e.1.as_str()).collect();
+    for p in ["/", "/style.css", "/app.js", "/pixel.png"] {
+        assert!(paths.contains(&p), "nginx did not serve {p}: {logged:?}");
+    }
+    env.wait_spans(port, 2 * logged.len(), "Chromium → nginx over TLS");
+    let (spans, exit) = env.stop(port);
+    let diag = exit.diagnostics();
+    let from_chromium = clients(&spans);
+    // One HTTP/2 connection; the browser's own user agent.
+    let local_ports: std::collections::BTreeSet<i64> = from_chromium
+        .iter()
+        .filter_map(|s| s.int("network.local.port"))
+        .collect();
+    assert_eq!(local_ports.len(), 1, "{}\n{diag}", show(&from_chromium));
+    let client_port = *local_ports.iter().next().expect("one port") as u16;
+    let ua = from_chromium
+        .first()
+        .and_then(|s| s.str("user_agent.original"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(ua.contains("HeadlessChrome/"), "user agent {ua:?}\n{diag}");
+    let expected: Vec<ExpectedSpan> = logged
+        .iter()
+        .map(|(method, path, version, status, bytes)| {
+            http_span(
+                integration::spans::KIND_CLIENT,
+                "https",
+                version,
+                method,
+                path,
+                port,
+                client_port,
+                *status,
+                0,
+                *bytes,
+            )
+            .attr("service.peer.name", "nginx")
+            .attr("user_agent.original", ua.as_str())
+        })
+        .collect();
+    assert_spans(&expected, &from_chromium, &diag);
+    assert_eq!(
+        from_chromium.len(),
+        logged.len(),
+        "Chromium client spans:\n{}",
+        show(&from_chromium)
+    );
+    assert_eq!(servers(&spans).len(), logged.len(), "{}", show(&spans));
+    assert_no_plaintext_spans(&spans, port, &exit);
+    assert_located_and_verified(&exit);
+    let lines = log_lines_naming(&exit, Path::new(CHROMIUM));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(LOCATED) && l.contains("BoringSsl")),
+        "{}",
+        lines.join("\n")
+    );
+}
