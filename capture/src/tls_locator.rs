@@ -159,7 +159,9 @@ impl TlsLocator {
                             message: e.to_string(),
                         }),
                         (LocateIn::Thread, Ok(true)) => locate_here(&job.path, &options),
-                        (LocateIn::ChildProcess(exe), Ok(true)) => locate_in_child(exe, &job.path),
+                        (LocateIn::ChildProcess(exe), Ok(true)) => {
+                            locate_in_child(exe, &job.path, &options.debug_dirs)
+                        }
                     };
                     let answer = LocateAnswer {
                         job,
@@ -340,14 +342,16 @@ pub fn decode_answer(text: &str) -> Result<Found, Refusal> {
     }
 }
 
-/// Runs `exe locate-tls --machine path` with an address-space limit and a
+/// Runs `exe locate-tls --machine [--debug-dir DIR]... path` with an address-space limit and a
 /// deadline, and reads its answer.
-fn locate_in_child(exe: &Path, path: &Path) -> Result<Found, Refusal> {
+fn locate_in_child(exe: &Path, path: &Path, debug_dirs: &[PathBuf]) -> Result<Found, Refusal> {
     use std::os::unix::process::CommandExt as _;
     let mut cmd = Command::new(exe);
-    cmd.arg("locate-tls")
-        .arg("--machine")
-        .arg(path)
+    cmd.arg("locate-tls").arg("--machine");
+    for dir in debug_dirs {
+        cmd.arg("--debug-dir").arg(dir);
+    }
+    cmd.arg(path)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
