@@ -209,10 +209,8 @@ impl TlsLocator {
 pub fn may_hold_tls(path: &Path) -> std::io::Result<bool> {
     const NEEDLES: [&[u8]; 2] = [b"SSL_read", b"ssl_lib.c"];
     const CHUNK: usize = 1 << 20;
-    let finders: Vec<memchr::memmem::Finder<'_>> = NEEDLES
-        .iter()
-        .map(|n| memchr::memmem::Finder::new(n))
-        .collect();
+    let finders: Vec<memchr::memmem::Finder<'_>> =
+        NEEDLES.iter().map(memchr::memmem::Finder::new).collect();
     let keep = NEEDLES.iter().map(|n| n.len()).max().unwrap_or(0) - 1;
     let mut file = std::fs::File::open(path)?;
     let mut buf = vec![0u8; CHUNK + keep];
