@@ -20,8 +20,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-/// Files that may wait for their analysis; more are refused (counted).
-pub const LOCATE_QUEUE: usize = 256;
+/// Files that may wait for their analysis; more are refused (counted). At
+/// start every distinct file mapped by any process is queued at once (most
+/// are answered by the quick look within milliseconds); a job is a path.
+pub const LOCATE_QUEUE: usize = 4096;
 
 /// Bounds of one analysis: a file with more code, or one that takes longer,
 /// is refused with a reason (`too_large`, `time_budget`).
