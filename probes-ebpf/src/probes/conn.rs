@@ -25,7 +25,8 @@ use super::{
     data::{user_reg, user_regs},
     maps::{CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
     util::{
-        arg, count, current_ids, proc_may_have_sockets, proc_sockets_add, ret, ring_flags, settings,
+        arg, count, current_ids, proc_may_have_muted, proc_may_have_sockets, proc_sockets_add, ret,
+        ring_flags, settings,
     },
 };
 
@@ -173,8 +174,11 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
             role: conn_role,
             ..SocketState::default()
         };
-        // A reused fd starts unmuted.
-        let _ = MUTED.remove(&key);
+        // A reused fd starts unmuted. Only a process whose `PROC_MUTED` slot
+        // is set can have a MUTED entry (user space sets it before muting).
+        if proc_may_have_muted(tgid) {
+            let _ = MUTED.remove(&key);
+        }
         // Counted before the entry exists, so the per-process test never
         // rejects a call on a tracked socket.
         proc_sockets_add(tgid, 1);
@@ -265,7 +269,10 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     if SOCKETS.remove(&key).is_ok() {
         proc_sockets_add(tgid, u64::MAX);
     }
-    let _ = MUTED.remove(&key);
+    // As in `register`: no MUTED entry without the process's flag.
+    if proc_may_have_muted(tgid) {
+        let _ = MUTED.remove(&key);
+    }
     match EVENTS.reserve::<ConnCloseRecord>(0) {
         Some(mut entry) => {
             entry.write(ConnCloseRecord {
