@@ -91,24 +91,33 @@ def status_kib(pid, key):
     return None
 
 
+def proc_lines(pid, sub, file=None):
+    """The lines of every file under /proc/PID/<sub> (or of <sub>/*/<file>),
+    skipping those that vanish while read."""
+    try:
+        names = os.listdir(f"/proc/{pid}/{sub}")
+    except OSError:
+        return
+    for name in names:
+        path = f"/proc/{pid}/{sub}/{name}" + (f"/{file}" if file else "")
+        try:
+            with open(path) as f:
+                lines = f.readlines()
+        except OSError:
+            continue
+        yield from lines
+
+
 def context_switches(pid):
     """Voluntary and involuntary context switches summed over every thread
     of `pid`: each voluntary one is a thread going to sleep (a wake-up
     follows), so their delta counts the agent's wake-ups."""
     vol = invol = 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/status") as f:
-                    for line in f:
-                        if line.startswith("voluntary_ctxt_switches:"):
-                            vol += int(line.split()[1])
-                        elif line.startswith("nonvoluntary_ctxt_switches:"):
-                            invol += int(line.split()[1])
-            except OSError:
-                pass
-    except OSError:
-        pass
+    for line in proc_lines(pid, "task", "status"):
+        if line.startswith("voluntary_ctxt_switches:"):
+            vol += int(line.split()[1])
+        elif line.startswith("nonvoluntary_ctxt_switches:"):
+            invol += int(line.split()[1])
     return vol, invol
 
 
@@ -596,19 +605,8 @@ def agent_prog_ids(pid):
     """Ids of the eBPF programs process `pid` holds open (`prog_id:` in the
     fdinfo of its BPF program fds), so that other agents loaded on a shared
     machine at the same time are not counted as ours."""
-    ids = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-            try:
-                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                    for line in f:
-                        if line.startswith("prog_id:"):
-                            ids.add(int(line.split()[1]))
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return ids
+    return {int(line.split()[1]) for line in proc_lines(pid, "fdinfo")
+            if line.startswith("prog_id:")}
 
 
 def bpf_prog_stats():
