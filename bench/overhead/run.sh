@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The overhead benchmark: nginx + wrk with the wirespan agent off and on.
-# Run as root from anywhere:  bench/overhead/run.sh [--rounds 3 --duration 20 ...]
+# The overhead benchmark: nginx under load (wrk, h2load) and dd, with the wirespan agent off and on.
+# Run as root from anywhere:  bench/overhead/run.sh [--quick] [--cases keepalive,close,...]
 # (options: bench/overhead/run.sh --help). Builds target/release/wirespan first
 # when it is missing or older than the sources.
 set -euo pipefail
@@ -12,9 +12,9 @@ stale=""
 if [[ ! -x "$bin" ]]; then
     stale="missing"
 else
-    stale="$(cd "$repo" && find Cargo.toml Cargo.lock collector probes-ebpf probes-common \
-        conn-tracker protocol-parsers config self-metrics span-export kernel-btf \
-        -newer "$bin" -type f -not -path '*/target/*' -print -quit 2>/dev/null || true)"
+    stale="$(cd "$repo" && find . \( -path ./target -o -path ./fuzz -o -path ./integration \
+        -o -path ./.git \) -prune -o \( -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock \) \
+        -newer "$bin" -type f -print -quit 2>/dev/null || true)"
 fi
 if [[ -n "$stale" ]]; then
     echo "[overhead] building the agent ($stale is newer than $bin)" >&2

@@ -36,7 +36,9 @@
 //! (BENCHMARKS.md, "Export throughput").
 //!
 //! Stdout lines are written with plain blocking writes from the exporter task
-//! (one write per batch); a stdout that blocks for long stalls export too.
+//! (one write per batch); a stdout that blocks for long stalls export too, and
+//! in the agent (one tokio thread) the ring-buffer drain as well: the ring then
+//! fills and its losses are counted.
 //!
 //! What it does not do: TLS (https endpoints are refused with a clear error;
 //! run a local collector for TLS), OTLP/JSON, persistence across restarts,

@@ -147,8 +147,15 @@ fn real_main() -> Result<()> {
     }
     let config = wirespan_config::load(cli.config.as_deref())?;
     init_logging(&config.log.level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the ring drain, the pipeline, the exporter's batching,
+    // encoding and gRPC/HTTP client, and /metrics all run on it. With two
+    // worker threads beside the drain loop, every handful of spans woke the
+    // exporter on another core: 3,400–7,100 thread wake-ups per 10k requests,
+    // about half the agent's CPU; on one thread 170–450, and 30–40 % less CPU
+    // per request (BENCHMARKS.md, "Cost of watching (issue 15), session 4").
+    // Nothing here blocks the thread for long: the pipeline is synchronous
+    // and bounded, exports are async; only `export.stdout` writes block.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -5,6 +5,11 @@
 //! Layout (little-endian): an 8-byte magic `WSPNREC1`, a u32 header length, the
 //! header (`clock_offset_ns`: i64, the wall-clock minus monotonic offset at
 //! recording time), then records, each a u32 length followed by that many bytes.
+//!
+//! A data record is written only up to the end of its payload: the probes
+//! reserve small records in size classes, and the ring bytes past
+//! `chunk_len` are left over from earlier records (other traffic), which a
+//! recording must not carry.
 
 use std::io::{self, Read, Write};
 
@@ -48,6 +53,7 @@ impl<W: Write> RecordingWriter<W> {
     }
 
     pub fn write_record(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let bytes = &bytes[..record_len(bytes)];
         let len = u32::try_from(bytes.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "record too large"))?;
         self.out.write_all(&len.to_le_bytes())?;
@@ -64,6 +70,21 @@ impl<W: Write> RecordingWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// The bytes of `bytes` that belong to the record: for a data record, its
+/// header and `chunk_len` payload bytes (a size-class reservation's tail is
+/// stale ring contents); any other record, or one too short to say, whole.
+pub fn record_len(bytes: &[u8]) -> usize {
+    use probes_common::{kind, DataHeader};
+    const HEADER: usize = std::mem::size_of::<DataHeader>();
+    if bytes.len() < HEADER || bytes[..4] != kind::DATA.to_ne_bytes() {
+        return bytes.len();
+    }
+    // `chunk_len` is the u32 at its field offset in the #[repr(C)] header.
+    let at = std::mem::offset_of!(DataHeader, chunk_len);
+    let chunk_len = u32::from_ne_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    HEADER.saturating_add(chunk_len as usize).min(bytes.len())
 }
 
 /// Reads a recording record by record into one reused buffer.
@@ -182,6 +203,39 @@ mod tests {
         assert_eq!(r.next_record().unwrap().unwrap(), b"abc");
         assert_eq!(r.next_record().unwrap().unwrap(), b"");
         assert_eq!(r.next_record().unwrap().unwrap(), &[7u8; 1000][..]);
+        assert!(r.next_record().unwrap().is_none());
+    }
+
+    /// A size-class data record carries stale bytes past its payload: the
+    /// recording keeps the header and the payload only, and it decodes to
+    /// the same record.
+    #[test]
+    fn data_records_are_trimmed_to_their_payload() {
+        use probes_common::{kind, records, DataHeader};
+        let mut header = DataHeader::default();
+        header.header.kind = kind::DATA;
+        header.chunk_len = 5;
+        header.call_len = 5;
+        let mut exact = Vec::new();
+        records::encode::data(&header, b"hello", &mut exact);
+        // The reservation of a 128-byte class: the payload, then stale bytes.
+        let mut reserved = exact.clone();
+        reserved.extend_from_slice(&[0xAA; 123]);
+        let mut w =
+            RecordingWriter::new(Vec::new(), RecordingHeader { clock_offset_ns: 0 }).unwrap();
+        w.write_record(&reserved).unwrap();
+        // Not data records: written whole.
+        w.write_record(b"abc").unwrap();
+        let bytes = w.finish().unwrap();
+        assert!(!bytes.windows(2).any(|p| p == [0xAA, 0xAA]));
+        let mut r = RecordingReader::new(&bytes[..]).unwrap();
+        let got = r.next_record().unwrap().unwrap();
+        assert_eq!(got, &exact[..]);
+        match records::decode(got).unwrap() {
+            records::Record::Data { payload, .. } => assert_eq!(payload, b"hello"),
+            other => panic!("expected a data record, got {other:?}"),
+        }
+        assert_eq!(r.next_record().unwrap().unwrap(), b"abc");
         assert!(r.next_record().unwrap().is_none());
     }
 

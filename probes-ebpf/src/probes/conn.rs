@@ -25,7 +25,8 @@ use super::{
     data::{user_reg, user_regs},
     maps::{CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
     util::{
-        arg, count, current_ids, proc_may_have_sockets, proc_sockets_add, ret, ring_flags, settings,
+        arg, count, current_ids, proc_may_have_muted, proc_may_have_sockets, proc_sockets_add, ret,
+        ring_flags, settings,
     },
 };
 
@@ -47,11 +48,20 @@ fn sock_of_fd(off: &KernelOffsets, fd: i32) -> Option<u64> {
     let task = unsafe { bpf_get_current_task() };
     let files: u64 = read_kernel(task + off.task_files as u64)?;
     let fdt: u64 = read_kernel(files + off.files_fdt as u64)?;
-    let max_fds: u32 = read_kernel(fdt + off.fdtable_max_fds as u64)?;
+    // struct fdtable { unsigned int max_fds; struct file **fd; ... }: where
+    // `fd` is the next word after `max_fds` (as on x86-64), one read for both.
+    let (max_fds, fd_array) = if off.fdtable_fd == off.fdtable_max_fds.wrapping_add(8) {
+        let [w0, w1]: [u64; 2] = read_kernel(fdt + off.fdtable_max_fds as u64)?;
+        (w0 as u32, w1)
+    } else {
+        (
+            read_kernel::<u32>(fdt + off.fdtable_max_fds as u64)?,
+            read_kernel::<u64>(fdt + off.fdtable_fd as u64)?,
+        )
+    };
     if fd < 0 || fd as u32 >= max_fds {
         return None;
     }
-    let fd_array: u64 = read_kernel(fdt + off.fdtable_fd as u64)?;
     let file: u64 = read_kernel(fd_array + 8 * fd as u64)?;
     if file == 0 {
         return None;
@@ -77,9 +87,41 @@ fn read_endpoints(
     local: &mut SockAddr,
     remote: &mut SockAddr,
 ) -> bool {
-    let family: u16 = match read_kernel(sk + off.sk_family as u64) {
-        Some(f) => f,
-        None => return false,
+    // struct sock_common begins { skc_daddr, skc_rcv_saddr; skc_hash;
+    // skc_dport, skc_num; skc_family; ... }: where the offsets say so, one
+    // 24-byte read gives all five (little-endian words), else one read each.
+    let d = off.sk_daddr;
+    let packed = off.sk_rcv_saddr == d.wrapping_add(4)
+        && off.sk_dport == d.wrapping_add(12)
+        && off.sk_num == d.wrapping_add(14)
+        && off.sk_family == d.wrapping_add(16);
+    let (v4_daddr, v4_saddr, dport, num, family) = if packed {
+        let [w0, w1, w2]: [u64; 3] = match read_kernel(sk + d as u64) {
+            Some(w) => w,
+            None => return false,
+        };
+        (
+            (w0 as u32).to_le_bytes(),
+            ((w0 >> 32) as u32).to_le_bytes(),
+            (w1 >> 32) as u16,
+            (w1 >> 48) as u16,
+            w2 as u16,
+        )
+    } else {
+        let family: u16 = match read_kernel(sk + off.sk_family as u64) {
+            Some(f) => f,
+            None => return false,
+        };
+        if family != AF_INET && family != AF_INET6 {
+            return false;
+        }
+        (
+            read_kernel(sk + off.sk_daddr as u64).unwrap_or([0; 4]),
+            read_kernel(sk + off.sk_rcv_saddr as u64).unwrap_or([0; 4]),
+            read_kernel(sk + off.sk_dport as u64).unwrap_or(0),
+            read_kernel(sk + off.sk_num as u64).unwrap_or(0),
+            family,
+        )
     };
     if family != AF_INET && family != AF_INET6 {
         return false;
@@ -88,15 +130,12 @@ fn read_endpoints(
     if sk_type != SOCK_STREAM {
         return false;
     }
-    let dport: u16 = read_kernel(sk + off.sk_dport as u64).unwrap_or(0);
-    let num: u16 = read_kernel(sk + off.sk_num as u64).unwrap_or(0);
     remote.port = u16::from_be(dport);
     local.port = num;
     remote.family = family;
     local.family = family;
     if family == AF_INET {
-        let d: [u8; 4] = read_kernel(sk + off.sk_daddr as u64).unwrap_or([0; 4]);
-        let s: [u8; 4] = read_kernel(sk + off.sk_rcv_saddr as u64).unwrap_or([0; 4]);
+        let (d, s) = (v4_daddr, v4_saddr);
         // IPv4-mapped IPv6, so that user space handles one address shape.
         remote.addr = [
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, d[0], d[1], d[2], d[3],
@@ -173,8 +212,11 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
             role: conn_role,
             ..SocketState::default()
         };
-        // A reused fd starts unmuted.
-        let _ = MUTED.remove(&key);
+        // A reused fd starts unmuted. Only a process whose `PROC_MUTED` slot
+        // is set can have a MUTED entry (user space sets it before muting).
+        if proc_may_have_muted(tgid) {
+            let _ = MUTED.remove(&key);
+        }
         // Counted before the entry exists, so the per-process test never
         // rejects a call on a tracked socket.
         proc_sockets_add(tgid, 1);
@@ -265,7 +307,10 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     if SOCKETS.remove(&key).is_ok() {
         proc_sockets_add(tgid, u64::MAX);
     }
-    let _ = MUTED.remove(&key);
+    // As in `register`: no MUTED entry without the process's flag.
+    if proc_may_have_muted(tgid) {
+        let _ = MUTED.remove(&key);
+    }
     match EVENTS.reserve::<ConnCloseRecord>(0) {
         Some(mut entry) => {
             entry.write(ConnCloseRecord {
