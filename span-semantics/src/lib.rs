@@ -13,12 +13,16 @@
 
 pub mod causality;
 pub mod cgroups;
+pub mod host;
 pub mod identity;
 pub mod links;
+pub mod local_peers;
+pub mod peer_naming;
 pub mod peers;
 pub mod process_table;
 pub mod redact;
 pub mod routes;
 pub mod sampling;
 pub mod span_builder;
+pub mod span_composer;
 pub mod tls_twin;

@@ -46,7 +46,7 @@ fn main() {
     // special: both just run the measurement once.
     let registry = Registry::new();
     let config = wirespan_config::Config::default();
-    let settings = pipeline_settings(&config, 0);
+    let settings = pipeline_settings(&config, 0, span_semantics::host::HostFacts::hermetic());
     let mut p = Pipeline::new(settings, CountOnly(0), &registry);
     p.handle_bytes(&exec_record());
     // Prepare every record before measuring, so only the pipeline's heap moves.

@@ -8,6 +8,7 @@ mod support;
 use probes_common::records::{decode, Record};
 use self_metrics::Registry;
 use span_export::ExportSpan;
+use span_semantics::host::HostFacts;
 use span_semantics::routes::RouteTable;
 use span_semantics::span_builder::{IdGenerator, SpanBuilder};
 use support::{describe, records, replay, without_ids, ALL_FIXTURES, S};
@@ -18,7 +19,7 @@ use wirespan::pipeline::Pipeline;
 fn run(clock: i64, recs: &[&[u8]], seed: u64) -> (Vec<ExportSpan>, Registry) {
     let registry = Registry::new();
     let config = wirespan_config::Config::default();
-    let mut settings = pipeline_settings(&config, clock);
+    let mut settings = pipeline_settings(&config, clock, HostFacts::hermetic());
     settings.span_builder = SpanBuilder::new(
         IdGenerator::with_seed(seed),
         RouteTable::new(&config.http.routes),
@@ -218,6 +219,7 @@ fn bytes_cut_inside_the_file_are_an_error_not_a_panic() {
             &cut_path,
             Vec::new(),
             &registry,
+            HostFacts::hermetic(),
         );
         let Err(err) = r else {
             panic!("a cut record must be an error")
