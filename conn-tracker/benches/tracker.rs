@@ -7,6 +7,10 @@
 //! events/s (each an HTTP/1 head parsed, half of them completing an exchange);
 //! ~414 B per opened connection before any data, ~2.3 KB once its HTTP/1
 //! parser exists (the parser's own state dominates).
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -36,6 +36,13 @@
 //! reading probe records (the collector decodes them and calls the table), or
 //! parsing (that is `protocol-parsers`). It never panics on any sequence of calls.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 mod backend;
 mod detect_state;

@@ -232,7 +232,10 @@ impl ConnectionTable {
     }
 
     /// Bytes of `dir` at `stream_offset`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one field of the probe record, named at the call"
+    )]
     pub fn data(
         &mut self,
         key: ConnKey,
@@ -275,7 +278,10 @@ impl ConnectionTable {
     }
 
     /// `len` bytes of `dir` at `stream_offset` were never delivered.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one field of the probe record, named at the call"
+    )]
     pub fn missing(
         &mut self,
         key: ConnKey,

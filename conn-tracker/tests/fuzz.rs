@@ -1,6 +1,10 @@
 //! Random call sequences: the table never panics, keeps its indexes consistent,
 //! and holds its bounds after every call:
 //! `len() <= max_connections` and `buffered_bytes() <= memory_limit_bytes`.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 

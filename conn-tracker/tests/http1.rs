@@ -1,6 +1,10 @@
 //! HTTP/1 conversations through the table: exact exchanges out, per role, and
 //! across fd reuse, stale generations, gaps, overlaps and lazily created
 //! connections.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 

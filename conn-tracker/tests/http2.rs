@@ -1,5 +1,9 @@
 //! HTTP/2 through the table: with the preface, after an h2c upgrade (the
 //! hand-off from the HTTP/1 parser), and joined midway.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 

@@ -1,5 +1,9 @@
 //! How connections end: process exit, idle, capacity and memory eviction, and
 //! shutdown. Every end reports the requests still waiting.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 

@@ -35,6 +35,13 @@
 //! streams from a recording, [`servers`] starts real servers, [`python`] runs
 //! the helper scripts in `integration/scripts/`, [`net`] has port helpers,
 //! [`rotel`] runs the real collector, [`go`] builds the Go test programs.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 pub mod agent;
 pub mod binary;

@@ -10,6 +10,13 @@
 //! conventions, identity sources and link rules land here, tested by unit
 //! tests and by the replay fixtures in `wirespan/tests/`.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 pub mod causality;
 pub mod cgroups;

@@ -5,6 +5,10 @@
 //! (keep-alive connections then sit idle). Also the process RSS delta
 //! (/proc/self/statm), which includes allocator overhead but also pages the
 //! allocator keeps. Prints a small table; not a criterion bench.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use self_metrics::Registry;
 use span_export::ExportSpan;

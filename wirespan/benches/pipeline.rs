@@ -15,6 +15,10 @@
 //! Setup (connections opened, traffic encoded) is outside the timed part; each
 //! timed iteration is one round of traffic on a pipeline that already holds the
 //! open connections. Every iteration checks the span count it produced.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 

@@ -1,6 +1,10 @@
 //! Replays that must not depend on luck: the same recording twice gives the
 //! same spans, and a recording cut short or missing a record never panics and
 //! says what it lost.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 #[path = "fixtures/support.rs"]
 mod support;

@@ -110,7 +110,6 @@ impl Feed {
         self.data_by(pid, pid, fd, conn_id, dir, offset, ts, bytes);
     }
     /// Data moved by thread `tid` of process `pid`.
-    #[allow(clippy::too_many_arguments)]
     fn data_by(
         &mut self,
         pid: u32,
