@@ -76,19 +76,19 @@ fn exchange(t: &mut ConnectionTable, sink: &mut CountSink, i: usize, round: u64,
     let (k, id) = (inf.key, inf.conn_id);
     t.data(
         k,
-        id,
+        ConnId(id),
         Direction::Egress,
-        round * REQ.len() as u64,
-        ts,
+        StreamOffset(round * REQ.len() as u64),
+        MonotonicNs(ts),
         REQ,
         sink,
     );
     t.data(
         k,
-        id,
+        ConnId(id),
         Direction::Ingress,
-        round * RESP.len() as u64,
-        ts + 1,
+        StreamOffset(round * RESP.len() as u64),
+        MonotonicNs(ts + 1),
         RESP,
         sink,
     );

@@ -47,6 +47,7 @@
 mod backend;
 mod detect_state;
 mod events;
+mod ids;
 mod lru;
 mod session;
 mod stream;
@@ -54,5 +55,6 @@ mod table;
 mod types;
 
 pub use events::{TrackerEvent, TrackerSink};
+pub use ids::{ConnId, MonotonicNs, StreamOffset};
 pub use table::ConnectionTable;
 pub use types::{ConnInfo, ConnKey, Direction, Endpoint, Protocol, Role, TrackerLimits};

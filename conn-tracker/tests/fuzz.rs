@@ -137,10 +137,10 @@ fn run(max_connections: usize, memory_limit_bytes: usize, window: usize, ops: Ve
                 *e = at + bytes.len() as u64;
                 t.data(
                     k(i),
-                    u64::from(id),
+                    ConnId(u64::from(id)),
                     dir(egress),
-                    at,
-                    u64::from(ts),
+                    StreamOffset(at),
+                    MonotonicNs(u64::from(ts)),
                     bytes,
                     &mut sink,
                 );
@@ -154,11 +154,11 @@ fn run(max_connections: usize, memory_limit_bytes: usize, window: usize, ops: Ve
             } => {
                 t.missing(
                     k(i),
-                    u64::from(id),
+                    ConnId(u64::from(id)),
                     dir(egress),
-                    u64::from(off),
+                    StreamOffset(u64::from(off)),
                     u64::from(len),
-                    7,
+                    MonotonicNs(7),
                     &mut sink,
                 );
             }
@@ -170,10 +170,10 @@ fn run(max_connections: usize, memory_limit_bytes: usize, window: usize, ops: Ve
             } => {
                 t.close(
                     k(i),
-                    u64::from(id),
-                    u64::from(e),
-                    u64::from(ing),
-                    9,
+                    ConnId(u64::from(id)),
+                    StreamOffset(u64::from(e)),
+                    StreamOffset(u64::from(ing)),
+                    MonotonicNs(9),
                     &mut sink,
                 );
             }

@@ -194,10 +194,10 @@ fn frames_without_preface_on_a_fresh_connection_are_not_http2() {
     t.open(info(k, 1, Role::Client, 1), &mut sink);
     t.data(
         k,
-        1,
+        ConnId(1),
         Egress,
-        0,
-        5,
+        StreamOffset(0),
+        MonotonicNs(5),
         &frame(FrameType::Settings, 0, 0, &[]),
         &mut sink,
     );

@@ -8,7 +8,7 @@
 //! It only indexes what the pipeline reports (opens, closes, exits); it does
 //! not name anyone (see `peer_naming`) or read anything from the host.
 
-use conn_tracker::{ConnKey, Endpoint};
+use conn_tracker::{ConnKey, Endpoint, MonotonicNs};
 use std::collections::{HashMap, VecDeque};
 
 use crate::process_table::ProcessTable;
@@ -69,12 +69,12 @@ impl LocalPeers {
         self.socket_at(remote, local)
     }
 
-    /// Socket `key` closed at `ts_ns`. `tracked_pair`: its addresses, when
+    /// Socket `key` closed at `ts`. `tracked_pair`: its addresses, when
     /// the connection table still held this generation of it; then it keeps
     /// naming its peer for the grace period.
-    pub fn closed(&mut self, key: ConnKey, tracked_pair: Option<AddressPair>, ts_ns: u64) {
+    pub fn closed(&mut self, key: ConnKey, tracked_pair: Option<AddressPair>, ts: MonotonicNs) {
         if let Some(pair) = tracked_pair {
-            self.ended_pairs.push_back((ts_ns, pair, key));
+            self.ended_pairs.push_back((ts.0, pair, key));
         }
         if let Some(fds) = self.fds_by_tgid.get_mut(&key.tgid) {
             fds.retain(|fd| *fd != key.fd);
@@ -95,9 +95,9 @@ impl LocalPeers {
         }
     }
 
-    /// Process `tgid` exited at `ts_ns`: its sockets keep naming their peers
+    /// Process `tgid` exited at `ts`: its sockets keep naming their peers
     /// for the grace period. Returns the fds it had open, in opening order.
-    pub fn process_exited(&mut self, tgid: u32, ts_ns: u64) -> Vec<i32> {
+    pub fn process_exited(&mut self, tgid: u32, ts: MonotonicNs) -> Vec<i32> {
         let Some(fds) = self.fds_by_tgid.remove(&tgid) else {
             return Vec::new();
         };
@@ -105,22 +105,23 @@ impl LocalPeers {
             let key = ConnKey { tgid, fd };
             if let Some(pair) = self.pair_of.remove(&key) {
                 if self.by_pair.get(&pair) == Some(&key) {
-                    self.ended_pairs.push_back((ts_ns, pair, key));
+                    self.ended_pairs.push_back((ts.0, pair, key));
                 }
             }
         }
         fds
     }
 
-    /// Process `pid` (identity `resource_id`) exited at `ts_ns`: its identity
+    /// Process `pid` (identity `resource_id`) exited at `ts`: its identity
     /// is dropped from the process table when the grace period ends.
-    pub fn process_ended(&mut self, ts_ns: u64, pid: u32, resource_id: u64) {
-        self.ended_processes.push_back((ts_ns, pid, resource_id));
+    pub fn process_ended(&mut self, ts: MonotonicNs, pid: u32, resource_id: u64) {
+        self.ended_processes.push_back((ts.0, pid, resource_id));
     }
 
     /// Forgets the sockets and processes whose grace period is over at
-    /// `now_ns`.
-    pub fn expire(&mut self, now_ns: u64, processes: &mut ProcessTable) {
+    /// `now`.
+    pub fn expire(&mut self, now: MonotonicNs, processes: &mut ProcessTable) {
+        let now_ns = now.0;
         while let Some((ts, pair, key)) = self.ended_pairs.front().copied() {
             if ts.saturating_add(PEER_GRACE_NS) > now_ns {
                 break;
@@ -160,10 +161,10 @@ mod tests {
         peers.opened(server, ep(2, 80), ep(1, 5000));
         // The client's view: local 1:5000, remote 2:80.
         assert_eq!(peers.other_end(ep(1, 5000), ep(2, 80)), Some(server));
-        peers.closed(server, Some((ep(2, 80), ep(1, 5000))), 100);
-        peers.expire(100 + PEER_GRACE_NS - 1, &mut processes);
+        peers.closed(server, Some((ep(2, 80), ep(1, 5000))), MonotonicNs(100));
+        peers.expire(MonotonicNs(100 + PEER_GRACE_NS - 1), &mut processes);
         assert_eq!(peers.other_end(ep(1, 5000), ep(2, 80)), Some(server));
-        peers.expire(100 + PEER_GRACE_NS, &mut processes);
+        peers.expire(MonotonicNs(100 + PEER_GRACE_NS), &mut processes);
         assert_eq!(peers.other_end(ep(1, 5000), ep(2, 80)), None);
     }
 
@@ -173,9 +174,9 @@ mod tests {
         peers.opened(ConnKey { tgid: 9, fd: 3 }, ep(1, 1), ep(2, 2));
         peers.opened(ConnKey { tgid: 9, fd: 4 }, ep(1, 3), ep(2, 2));
         peers.opened(ConnKey { tgid: 9, fd: 3 }, ep(1, 1), ep(2, 2));
-        peers.closed(ConnKey { tgid: 9, fd: 4 }, None, 1);
-        assert_eq!(peers.process_exited(9, 2), vec![3]);
-        assert!(peers.process_exited(9, 3).is_empty());
+        peers.closed(ConnKey { tgid: 9, fd: 4 }, None, MonotonicNs(1));
+        assert_eq!(peers.process_exited(9, MonotonicNs(2)), vec![3]);
+        assert!(peers.process_exited(9, MonotonicNs(3)).is_empty());
         // Still named during the grace period.
         assert!(peers.socket_at(ep(1, 1), ep(2, 2)).is_some());
     }
@@ -187,6 +188,6 @@ mod tests {
         peers.opened(key, ep(1, 1), ep(1, 9464));
         peers.discarded(key);
         assert_eq!(peers.socket_at(ep(1, 1), ep(1, 9464)), None);
-        assert!(peers.process_exited(5, 1).is_empty());
+        assert!(peers.process_exited(5, MonotonicNs(1)).is_empty());
     }
 }

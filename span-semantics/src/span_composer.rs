@@ -10,7 +10,7 @@
 //! queue, and counts nothing itself except through `causality`: the pipeline
 //! counts what it sends on.
 
-use conn_tracker::{ConnInfo, ConnKey, Role};
+use conn_tracker::{ConnId, ConnInfo, ConnKey, MonotonicNs, Role};
 use protocol_parsers::{HttpExchange, RequestHead};
 use self_metrics::Registry;
 use span_model::ExportSpan;
@@ -114,10 +114,13 @@ impl SpanComposer {
             .naming
             .peer_of(conn, &self.local_peers, &mut self.processes);
         // Ids fixed ahead (in-process causality) make the link ids moot.
-        let fixed = self
-            .causality
-            .as_mut()
-            .and_then(|c| c.take_ids(conn.role == Role::Server, conn.conn_id, exchange.ordinal));
+        let fixed = self.causality.as_mut().and_then(|c| {
+            c.take_ids(
+                conn.role == Role::Server,
+                ConnId(conn.conn_id),
+                exchange.ordinal,
+            )
+        });
         let link = match fixed {
             Some(_) => None,
             None => self.links.ids_for(conn, exchange),
@@ -155,7 +158,8 @@ impl SpanComposer {
             Role::Server => {
                 let parent = head.traceparent.as_deref().and_then(parse_traceparent);
                 let link = self.links.ids_for_request(conn, head, ordinal);
-                causality.server_request(tid, conn.key.tgid, conn.conn_id, ordinal, parent, link);
+                let conn_id = ConnId(conn.conn_id);
+                causality.server_request(tid, conn.key.tgid, conn_id, ordinal, parent, link);
             }
             Role::Client => {
                 let Some(serving) = causality.serving_for(tid, conn.key.tgid) else {
@@ -180,7 +184,7 @@ impl SpanComposer {
                     self.links.inherit(conn, ordinal, parent_ids.trace_id);
                 }
                 causality.link_outbound(
-                    conn.conn_id,
+                    ConnId(conn.conn_id),
                     ordinal,
                     FixedIds {
                         trace_id: parent_ids.trace_id,
@@ -196,7 +200,7 @@ impl SpanComposer {
 
     /// Something was written on connection `conn_id`.
     #[inline]
-    pub fn wrote(&mut self, conn_id: u64) {
+    pub fn wrote(&mut self, conn_id: ConnId) {
         if let Some(c) = self.causality.as_mut() {
             c.wrote(conn_id);
         }
@@ -215,24 +219,24 @@ impl SpanComposer {
         self.local_peers.socket_at(pair.0, pair.1)
     }
 
-    /// Connection `conn_id` on `key` closed at `ts_ns`, after the connection
+    /// Connection `conn_id` on `key` closed at `ts`, after the connection
     /// table ended it. `tracked_pair`: its addresses, if the table held this
     /// generation.
     pub fn connection_closed(
         &mut self,
         key: ConnKey,
-        conn_id: u64,
+        conn_id: ConnId,
         tracked_pair: Option<AddressPair>,
-        ts_ns: u64,
+        ts: MonotonicNs,
     ) {
-        self.local_peers.closed(key, tracked_pair, ts_ns);
-        self.links.close(key, conn_id);
+        self.local_peers.closed(key, tracked_pair, ts);
+        self.links.close(key, conn_id.0);
         self.connection_ended(conn_id);
     }
 
     /// Connection `conn_id` (a socket, or the TLS twin of one) ended: a
     /// thread no longer serves a request on it.
-    pub fn connection_ended(&mut self, conn_id: u64) {
+    pub fn connection_ended(&mut self, conn_id: ConnId) {
         if let Some(c) = self.causality.as_mut() {
             c.closed(conn_id);
         }
@@ -240,9 +244,9 @@ impl SpanComposer {
 
     /// Connection `conn_id` on `key` is forgotten without ending (the agent's
     /// own traffic, already tracked): it names no peer, now.
-    pub fn connection_discarded(&mut self, key: ConnKey, conn_id: u64) {
+    pub fn connection_discarded(&mut self, key: ConnKey, conn_id: ConnId) {
         self.local_peers.discarded(key);
-        self.links.close(key, conn_id);
+        self.links.close(key, conn_id.0);
         self.connection_ended(conn_id);
     }
 
@@ -253,25 +257,25 @@ impl SpanComposer {
         self.processes.on_exec(facts);
     }
 
-    /// Process `tgid` exited at `ts_ns`, after the connection table ended its
+    /// Process `tgid` exited at `ts`, after the connection table ended its
     /// connections. Returns the fds it still had open; it and its sockets keep
     /// naming peers for the grace period.
-    pub fn process_exited(&mut self, tgid: u32, ts_ns: u64) -> Vec<i32> {
-        let fds = self.local_peers.process_exited(tgid, ts_ns);
+    pub fn process_exited(&mut self, tgid: u32, ts: MonotonicNs) -> Vec<i32> {
+        let fds = self.local_peers.process_exited(tgid, ts);
         self.links.close_process(tgid);
         if let Some(c) = self.causality.as_mut() {
             c.process_exited(tgid);
         }
         if let Some(p) = self.processes.get(tgid) {
             let id = p.resource.id;
-            self.local_peers.process_ended(ts_ns, tgid, id);
+            self.local_peers.process_ended(ts, tgid, id);
         }
         fds
     }
 
-    /// Forgets the peers whose grace period is over at `now_ns`.
-    pub fn expire(&mut self, now_ns: u64) {
-        self.local_peers.expire(now_ns, &mut self.processes);
+    /// Forgets the peers whose grace period is over at `now`.
+    pub fn expire(&mut self, now: MonotonicNs) {
+        self.local_peers.expire(now, &mut self.processes);
     }
 
     /// Processes with a known identity.

@@ -16,8 +16,8 @@ mod metrics;
 mod tests;
 
 use conn_tracker::{
-    ConnInfo, ConnKey, ConnectionTable, Direction, Endpoint, Protocol, Role, TrackerEvent,
-    TrackerLimits, TrackerSink,
+    ConnId, ConnInfo, ConnKey, ConnectionTable, Direction, Endpoint, MonotonicNs, Protocol, Role,
+    StreamOffset, TrackerEvent, TrackerLimits, TrackerSink,
 };
 use probes_common::records::{decode, Record};
 use probes_common::{direction, origin, role};
@@ -166,11 +166,11 @@ pub struct Pipeline<O: SpanOutput> {
     own_tuples: HashSet<(Endpoint, Endpoint)>,
     /// Connections that are the far end of the agent's own (e.g. the collector
     /// receiving our exports): never traced, or every export would make a span.
-    ignored: HashSet<(ConnKey, u64)>,
+    ignored: HashSet<(ConnKey, ConnId)>,
     /// See [`PipelineSettings::own_listeners`].
     own_listeners: Vec<std::net::SocketAddr>,
     /// TLS twins open, by the real socket's key, with their conn_id.
-    tls_twins: HashMap<ConnKey, u64>,
+    tls_twins: HashMap<ConnKey, ConnId>,
     last_ts_ns: u64,
 }
 
@@ -200,7 +200,7 @@ impl<O: SpanOutput> Pipeline<O> {
     /// it is the agent's own traffic, recognised `via` a listen address or
     /// the agent's own end. If it was already being parsed, it is forgotten
     /// unended, so a request already seen never becomes a span.
-    fn ignore_own(&mut self, key: ConnKey, conn_id: u64, via: &'static str) {
+    fn ignore_own(&mut self, key: ConnKey, conn_id: ConnId, via: &'static str) {
         let sink = &mut self.emitter;
         self.ignored.insert((key, conn_id));
         sink.actions.push(KernelAction::Mute(key));
@@ -265,7 +265,8 @@ impl<O: SpanOutput> Pipeline<O> {
                     tgid: header.header.tgid,
                     fd: header.header.fd,
                 };
-                let mut conn_id = header.conn_id;
+                let socket_id = ConnId(header.conn_id);
+                let mut conn_id = socket_id;
                 if !self.ignored.is_empty() && self.ignored.contains(&(key, conn_id)) {
                     // The far end of the agent's own traffic, before its mute
                     // reached the kernel.
@@ -280,19 +281,19 @@ impl<O: SpanOutput> Pipeline<O> {
                 if probes_common::source::is_tls(header.source) {
                     let real = key;
                     key.fd |= TLS_FD_BIT;
-                    conn_id |= TLS_CONN_BIT;
+                    conn_id = ConnId(conn_id.0 | TLS_CONN_BIT);
                     if self.tls_twins.get(&real) != Some(&conn_id) {
                         // First plaintext of this socket: the twin inherits the
                         // socket's role and addresses.
                         let (mut info, socket_midway) = match self.tracker.get(real) {
-                            Some(i) if i.conn_id == header.conn_id => (i.clone(), i.joined_midway),
+                            Some(i) if i.conn_id == socket_id.0 => (i.clone(), i.joined_midway),
                             _ => (
                                 ConnInfo::unknown(real, header.conn_id, header.header.ts_ns),
                                 false,
                             ),
                         };
                         info.key = key;
-                        info.conn_id = conn_id;
+                        info.conn_id = conn_id.0;
                         info.protocol = Protocol::Undetected;
                         // The plaintext offsets start where the probes first
                         // saw the TLS session: a socket open before the agent
@@ -312,12 +313,13 @@ impl<O: SpanOutput> Pipeline<O> {
                 let Some(offset) = header
                     .call_stream_offset
                     .checked_add(u64::from(header.chunk_offset))
+                    .map(StreamOffset)
                 else {
                     sink.metrics.count(Family::Record, "offset_overflow", 1);
                     return;
                 };
-                let ts = header.header.ts_ns;
-                self.last_ts_ns = self.last_ts_ns.max(ts);
+                let ts = MonotonicNs(header.header.ts_ns);
+                self.last_ts_ns = self.last_ts_ns.max(ts.0);
                 if header.chunk_len == 0 {
                     let missing = header.call_len.saturating_sub(header.chunk_offset as u64);
                     self.tracker
@@ -347,7 +349,7 @@ impl<O: SpanOutput> Pipeline<O> {
                     // accept came first): forgotten, not ended, so what it
                     // already sent makes no span.
                     if let Some(other) = sink.composer.socket_at((remote, local)) {
-                        if let Some(id) = self.tracker.get(other).map(|i| i.conn_id) {
+                        if let Some(id) = self.tracker.get(other).map(|i| ConnId(i.conn_id)) {
                             if !self.ignored.contains(&(other, id)) {
                                 self.ignore_own(other, id, "agent_socket");
                             }
@@ -356,13 +358,13 @@ impl<O: SpanOutput> Pipeline<O> {
                     return;
                 }
                 if self.own_tuples.contains(&(remote, local)) {
-                    self.ignore_own(key, r.conn_id, "agent_socket");
+                    self.ignore_own(key, ConnId(r.conn_id), "agent_socket");
                     return;
                 }
                 if r.role == role::CLIENT
                     && Self::to_own_listener(&self.own_listeners, &local, &remote)
                 {
-                    self.ignore_own(key, r.conn_id, "listen_address");
+                    self.ignore_own(key, ConnId(r.conn_id), "listen_address");
                     return;
                 }
                 let info = ConnInfo {
@@ -389,20 +391,23 @@ impl<O: SpanOutput> Pipeline<O> {
                     tgid: r.header.tgid,
                     fd: r.header.fd,
                 };
-                let ts = r.header.ts_ns;
-                self.last_ts_ns = self.last_ts_ns.max(ts);
-                if self.ignored.remove(&(key, r.conn_id)) {
+                let ts = MonotonicNs(r.header.ts_ns);
+                self.last_ts_ns = self.last_ts_ns.max(ts.0);
+                let conn_id = ConnId(r.conn_id);
+                if self.ignored.remove(&(key, conn_id)) {
                     return;
                 }
                 let tracked_pair = self
                     .tracker
                     .get(key)
-                    .filter(|info| info.conn_id == r.conn_id)
+                    .filter(|info| info.conn_id == conn_id.0)
                     .map(|info| (info.local, info.remote));
+                let (egress_total, ingress_total) =
+                    (StreamOffset(r.egress_total), StreamOffset(r.ingress_total));
                 self.tracker
-                    .close(key, r.conn_id, r.egress_total, r.ingress_total, ts, sink);
+                    .close(key, conn_id, egress_total, ingress_total, ts, sink);
                 sink.composer
-                    .connection_closed(key, r.conn_id, tracked_pair, ts);
+                    .connection_closed(key, conn_id, tracked_pair, ts);
                 if let Some(twin_id) = self.tls_twins.remove(&key) {
                     sink.composer.connection_ended(twin_id);
                     // The plaintext totals are not in the close record: close
@@ -412,7 +417,9 @@ impl<O: SpanOutput> Pipeline<O> {
                         tgid: key.tgid,
                         fd: key.fd | TLS_FD_BIT,
                     };
-                    self.tracker.close(twin, twin_id, 0, 0, ts, sink);
+                    let nothing_seen = StreamOffset(0);
+                    self.tracker
+                        .close(twin, twin_id, nothing_seen, nothing_seen, ts, sink);
                 }
             }
             Record::ProcExec(view) => {
@@ -423,9 +430,9 @@ impl<O: SpanOutput> Pipeline<O> {
             Record::ProcExit(r) => {
                 sink.metrics.records[4].inc();
                 let tgid = r.header.tgid;
-                let ts = r.header.ts_ns;
-                self.last_ts_ns = self.last_ts_ns.max(ts);
-                self.tracker.close_process(tgid, ts, sink);
+                let ts = MonotonicNs(r.header.ts_ns);
+                self.last_ts_ns = self.last_ts_ns.max(ts.0);
+                self.tracker.close_process(tgid, ts.0, sink);
                 for fd in sink.composer.process_exited(tgid, ts) {
                     sink.actions
                         .push(KernelAction::Forget(ConnKey { tgid, fd }));
@@ -446,7 +453,7 @@ impl<O: SpanOutput> Pipeline<O> {
     pub fn tick(&mut self, now_ns: u64) {
         self.tracker.evict_idle(now_ns, &mut self.emitter);
         let e = &mut self.emitter;
-        e.composer.expire(now_ns);
+        e.composer.expire(MonotonicNs(now_ns));
         e.metrics.processes.set(e.composer.processes() as i64);
         e.metrics.connections.set(self.tracker.len() as i64);
     }
