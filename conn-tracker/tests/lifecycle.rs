@@ -80,6 +80,12 @@ fn idle_connections_are_evicted() {
     assert_eq!(sink.exchanges[0].1.end, ExchangeEnd::ConnectionClosed);
 }
 
+/// Client connection `conn_id` on `k` sends `REQ1` at time 3.
+fn request_at_3(t: &mut ConnectionTable, sink: &mut Rec, k: ConnKey, conn_id: u64) {
+    let (id, start, at) = (ConnId(conn_id), StreamOffset(0), MonotonicNs(3));
+    t.data(k, id, Egress, start, at, REQ1, sink);
+}
+
 #[test]
 fn capacity_evicts_least_recently_used() {
     let mut lim = limits();
@@ -88,15 +94,7 @@ fn capacity_evicts_least_recently_used() {
     let mut sink = Rec::default();
     t.open(info(key(1, 1), 1, Role::Client, 1), &mut sink);
     t.open(info(key(1, 2), 2, Role::Client, 2), &mut sink);
-    t.data(
-        key(1, 1),
-        ConnId(1),
-        Egress,
-        StreamOffset(0),
-        MonotonicNs(3),
-        REQ1,
-        &mut sink,
-    ); // 1 is now the most recent
+    request_at_3(&mut t, &mut sink, key(1, 1), 1); // 1 is now the most recent
     t.open(info(key(1, 3), 3, Role::Client, 4), &mut sink);
     assert_eq!(t.len(), 2);
     assert!(t.get(key(1, 2)).is_none());
@@ -126,15 +124,7 @@ fn zero_capacity_tracks_nothing() {
     let mut t = ConnectionTable::new(lim);
     let mut sink = Rec::default();
     t.open(info(key(1, 1), 1, Role::Client, 1), &mut sink);
-    t.data(
-        key(1, 1),
-        ConnId(1),
-        Egress,
-        StreamOffset(0),
-        MonotonicNs(3),
-        REQ1,
-        &mut sink,
-    );
+    request_at_3(&mut t, &mut sink, key(1, 1), 1);
     assert_eq!(t.len(), 0);
     assert_eq!(sink.count("evicted_capacity"), 2);
 }

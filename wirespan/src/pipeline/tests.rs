@@ -136,6 +136,15 @@ impl Feed {
         encode::data(&h, bytes, &mut self.buf);
         self.push();
     }
+    fn exit(&mut self, pid: u32, ts: u64) {
+        encode::proc_exit(
+            &probes_common::ProcExitRecord {
+                header: header(kind::PROC_EXIT, pid, -1, ts),
+            },
+            &mut self.buf,
+        );
+        self.push();
+    }
     fn close(&mut self, pid: u32, fd: i32, conn_id: u64, out: u64, inn: u64, ts: u64) {
         encode::conn_close(
             &ConnCloseRecord {
@@ -472,14 +481,7 @@ fn a_far_end_seen_before_the_agents_own_end_is_forgotten_unended() {
     );
     f.push();
     f.data(300, 8, 10, direction::INGRESS, 0, 4, RESP);
-    let mut exit = Vec::new();
-    encode::proc_exit(
-        &probes_common::ProcExitRecord {
-            header: header(kind::PROC_EXIT, 300, -1, 5),
-        },
-        &mut exit,
-    );
-    f.pipeline.handle_bytes(&exit);
+    f.exit(300, 5);
     f.pipeline.flush();
     assert!(f
         .pipeline
@@ -508,14 +510,7 @@ fn process_exit_forgets_its_sockets_in_the_kernel() {
     f.open(100, 3, 1, role::CLIENT, addr(1, 1), addr(2, 2), 1);
     f.open(100, 4, 2, role::CLIENT, addr(1, 3), addr(2, 2), 1);
     f.close(100, 4, 2, 0, 0, 2);
-    let mut buf = Vec::new();
-    encode::proc_exit(
-        &probes_common::ProcExitRecord {
-            header: header(kind::PROC_EXIT, 100, -1, 3),
-        },
-        &mut buf,
-    );
-    f.pipeline.handle_bytes(&buf);
+    f.exit(100, 3);
     assert_eq!(
         f.pipeline.take_actions(),
         vec![KernelAction::Forget(ConnKey { tgid: 100, fd: 3 })]
