@@ -79,6 +79,20 @@ impl KernelCounterMetrics {
                         &[("source", how)],
                     )
                 }
+                counter::TLS_FD_DEFERRED | counter::TLS_FD_BOUND => registry.counter(
+                    "wirespan_tls_deferred_writes_total",
+                    "SSL_write calls whose socket was not known at return (custom BIO): deferred \
+                     (plaintext sent to user space to wait), bound (the thread's next socket write \
+                     gave a run of them its socket). Runs never bound are counted by user space.",
+                    &[(
+                        "result",
+                        if i as u32 == counter::TLS_FD_DEFERRED {
+                            "deferred"
+                        } else {
+                            "bound"
+                        },
+                    )],
+                ),
                 counter::GO_ORPHAN_READ_GAP | counter::GO_ORPHAN_LOST | counter::GO_WRITE_SHORT => {
                     registry.counter(
                         "wirespan_tls_go_incomplete_calls_total",

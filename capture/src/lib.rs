@@ -1,7 +1,8 @@
 //! The capture side of wirespan: loading and attaching the embedded eBPF
 //! programs (built by `build.rs` from `probes-ebpf`), the checks that turn a
 //! missing privilege or kernel feature into one sentence, finding TLS
-//! libraries and Go executables to hook, seeding the connections open before
+//! libraries, Go executables and stripped TLS code (located by `tls-locate`
+//! on a background thread, then checked at run time) to hook, seeding the connections open before
 //! start, the kernel maps user space writes, and the probes' counters as
 //! metrics. The only crate that depends on aya.
 //!
@@ -20,4 +21,6 @@ pub mod kernel_counters;
 pub mod kernel_maps;
 pub mod probes;
 pub mod seed;
+pub mod tls_integrity;
+pub mod tls_locator;
 pub mod tls_targets;

@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{TracePoint, UProbe};
+use aya::programs::{uprobe::UProbeLinkId, TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use probes_common::{counter, go_cookie, ProbeSettings, SocketKey, SocketState};
 use std::path::Path;
@@ -33,6 +33,7 @@ const ATTACHMENTS: &[(&str, &str, &str)] = &[
     ("sys_enter_close", "syscalls", "sys_enter_close"),
     ("sched_process_exec", "sched", "sched_process_exec"),
     ("sched_process_exit", "sched", "sched_process_exit"),
+    ("sys_enter_mmap", "syscalls", "sys_enter_mmap"),
 ];
 
 /// What the probes capture, from the `capture` section of the config.
@@ -77,6 +78,38 @@ pub struct Probes {
     /// when DWARF corrects the offsets they were attached with.
     go_links:
         std::collections::HashMap<std::path::PathBuf, Vec<aya::programs::uprobe::UProbeLinkId>>,
+    /// The SSL_* probes of each file whose functions were located without a
+    /// symbol, so that a file failing its integrity check can be detached.
+    located_links: std::collections::HashMap<std::path::PathBuf, Vec<(&'static str, UProbeLinkId)>>,
+}
+
+/// The uprobe program `name`, loaded on first use (TLS programs are only
+/// loaded once a file needs them).
+fn loaded_uprobe<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut UProbe> {
+    let prog: &mut UProbe = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the eBPF object"))?
+        .try_into()?;
+    if prog.fd().is_err() {
+        prog.load().map_err(|e| {
+            anyhow!(
+                "the kernel refused eBPF program {name}: {}",
+                verifier_summary(&e)
+            )
+        })?;
+    }
+    Ok(prog)
+}
+
+/// The entry program of each SSL_* function the probes know.
+fn ssl_entry_program(function: &str) -> Option<&'static str> {
+    match function {
+        "SSL_write" => Some("ssl_write"),
+        "SSL_read" => Some("ssl_read"),
+        "SSL_write_ex" => Some("ssl_write_ex"),
+        "SSL_read_ex" => Some("ssl_read_ex"),
+        _ => None,
+    }
 }
 
 /// Checks made before loading, each failing with one sentence a person can act on.
@@ -260,6 +293,7 @@ impl Probes {
             ebpf,
             attached,
             go_links: std::collections::HashMap::new(),
+            located_links: std::collections::HashMap::new(),
         })
     }
 
@@ -314,27 +348,7 @@ impl Probes {
             ("ssl_write_ex", "SSL_write_ex"),
             ("ssl_read_ex", "SSL_read_ex"),
         ];
-        for program in [
-            "ssl_write",
-            "ssl_read",
-            "ssl_write_ex",
-            "ssl_read_ex",
-            "ssl_return",
-        ] {
-            let prog: &mut UProbe = self
-                .ebpf
-                .program_mut(program)
-                .with_context(|| format!("program {program} missing from the eBPF object"))?
-                .try_into()?;
-            if prog.fd().is_err() {
-                prog.load().map_err(|e| {
-                    anyhow!(
-                        "the kernel refused eBPF program {program}: {}",
-                        verifier_summary(&e)
-                    )
-                })?;
-            }
-        }
+        self.load_ssl_programs()?;
         let mut hooked = 0;
         for (program, symbol) in FUNCTIONS {
             // The return probe first: an entry without its return would leave
@@ -376,6 +390,109 @@ impl Probes {
         Ok(hooked)
     }
 
+    fn load_ssl_programs(&mut self) -> Result<()> {
+        for program in [
+            "ssl_write",
+            "ssl_read",
+            "ssl_write_ex",
+            "ssl_read_ex",
+            "ssl_return",
+        ] {
+            loaded_uprobe(&mut self.ebpf, program)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the SSL_* probes at file offsets that `tls-locate` proved to
+    /// be the entries of those functions in `target` (a file without symbols
+    /// for them). `slot` (1 ..= `TLS_VERIFY_SLOTS - 1`) goes into every
+    /// probe's cookie, so the file's calls can be sampled for the integrity
+    /// check. All or nothing: on a failure the probes already attached to
+    /// this file are detached. Returns how many functions were hooked.
+    pub fn attach_tls_located(
+        &mut self,
+        target: &Path,
+        functions: &[(&'static str, u64)],
+        slot: u32,
+    ) -> Result<usize> {
+        use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope};
+        self.load_ssl_programs()?;
+        let mut links: Vec<(&'static str, UProbeLinkId)> = Vec::new();
+        let mut result = Ok(());
+        for &(function, offset) in functions {
+            let Some(entry) = ssl_entry_program(function) else {
+                result = Err(anyhow!("no probe for function {function}"));
+                break;
+            };
+            // The return probe first, as in `attach_tls`.
+            for program in ["ssl_return", entry] {
+                let point = UProbeAttachPoint {
+                    location: UProbeAttachLocation::AbsoluteOffset(offset),
+                    cookie: Some(u64::from(slot)),
+                };
+                let attached = loaded_uprobe(&mut self.ebpf, program).and_then(|prog| {
+                    prog.attach(point, target, UProbeScope::AllProcesses)
+                        .map_err(anyhow::Error::from)
+                });
+                match attached {
+                    Ok(link) => links.push((program, link)),
+                    Err(e) => {
+                        result = Err(e.context(format!(
+                            "attaching a uprobe to {function} at file offset {offset:#x} of {}",
+                            target.display()
+                        )));
+                        break;
+                    }
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = result {
+            self.detach_links(links);
+            return Err(e);
+        }
+        if let Some(old) = self.located_links.insert(target.to_path_buf(), links) {
+            self.detach_links(old);
+        }
+        Ok(functions.len())
+    }
+
+    /// Detaches the probes `attach_tls_located` put on `target`; false when
+    /// it had none.
+    pub fn detach_tls_located(&mut self, target: &Path) -> bool {
+        match self.located_links.remove(target) {
+            Some(links) => {
+                self.detach_links(links);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn detach_links(&mut self, links: Vec<(&'static str, UProbeLinkId)>) {
+        for (program, link) in links {
+            if let Ok(prog) = loaded_uprobe(&mut self.ebpf, program) {
+                if let Err(e) = prog.detach(link) {
+                    tracing::warn!("detaching a {program} uprobe: {e}");
+                }
+            }
+        }
+    }
+
+    /// Turns sampling of a located file's calls on or off (`TLS_VERIFY`).
+    pub fn set_tls_verify(&mut self, slot: u32, on: bool) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut("TLS_VERIFY")
+            .context("map TLS_VERIFY missing from the eBPF object")?;
+        let mut verify: Array<&mut MapData, u32> = Array::try_from(map)?;
+        verify
+            .set(slot, u32::from(on), 0)
+            .with_context(|| format!("setting TLS_VERIFY[{slot}]"))
+    }
+
     /// Attaches the Go crypto/tls probes to one Go executable: the `go_tls`
     /// program at the entry and at every `RET` of `(*Conn).Write` and
     /// `(*Conn).Read`, each with a cookie saying which it is and carrying the
@@ -386,19 +503,7 @@ impl Probes {
     /// once: the first return takes the goroutine's entry). Returns the
     /// probe count.
     pub fn attach_go_tls(&mut self, target: &Path, go: &go_binary::GoTlsTargets) -> Result<usize> {
-        let prog: &mut UProbe = self
-            .ebpf
-            .program_mut("go_tls")
-            .context("program go_tls missing from the eBPF object")?
-            .try_into()?;
-        if prog.fd().is_err() {
-            prog.load().map_err(|e| {
-                anyhow!(
-                    "the kernel refused eBPF program go_tls: {}",
-                    verifier_summary(&e)
-                )
-            })?;
-        }
+        let prog = loaded_uprobe(&mut self.ebpf, "go_tls")?;
         let offsets = go.offsets.and_then(|(o, _)| {
             Some(go_cookie::ConnFdOffsets {
                 tls_conn_conn: u8::try_from(o.tls_conn_conn).ok()?,

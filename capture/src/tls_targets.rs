@@ -1,12 +1,20 @@
 //! Finding where TLS plaintext can be read: every `libssl.so*` that a process
 //! maps, every executable that defines `SSL_write`/`SSL_read` itself (a TLS
-//! library linked statically, as in Node.js), and every Go executable that
-//! contains crypto/tls (read by `go_binary`, stripped or not). Each file is
-//! hooked once, by (device, inode), for all processes; a new process that maps
-//! an already hooked file is covered from its first instruction.
+//! library linked statically, as in Node.js), every Go executable that
+//! contains crypto/tls (read by `go_binary`, stripped or not), and every other
+//! executable or shared object whose code holds OpenSSL or BoringSSL without
+//! symbols for it (grpcio's `cygrpc*.so`, a `strip`ped program linked with
+//! `libssl.a`): those are located by `tls-locate` on a background thread
+//! ([`crate::tls_locator`]), and checked at run time ([`crate::tls_integrity`])
+//! until their calls are shown to return plaintext, or detached.
+//! Each file is hooked once, by (device, inode), for all processes; a new
+//! process that maps an already hooked file is covered from its first
+//! instruction.
 //!
 //! Processes already running are found through /proc at start; new ones through
-//! their exec record, checked once the dynamic loader has mapped their libraries.
+//! their exec record, checked once the dynamic loader has mapped their
+//! libraries; libraries loaded later (`dlopen`) through the probes' record of
+//! an executable `mmap`.
 
 use std::collections::{HashMap, VecDeque};
 use std::os::unix::fs::MetadataExt;
@@ -14,6 +22,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use self_metrics::{Counter, Registry};
+
+use crate::tls_integrity::{check_sample, FileIntegrity, Verdict, FINDING_LABELS};
+use crate::tls_locator::{Found, LocateAnswer, LocateIn, LocateJob, TlsLocator};
 
 /// Libraries present on most hosts even before any process maps them, so that
 /// a 10 ms curl is hooked before it starts.
@@ -35,6 +46,15 @@ pub enum TlsPath {
     /// A Go executable with crypto/tls that could not be hooked, and why
     /// (`go_binary::GoBinaryError::reason`).
     GoSkipped(&'static str),
+    /// SSL_* functions located in a file without symbols for them (or in a
+    /// shared object not named libssl), hooked at proven entries.
+    Located,
+    /// A file with a TLS library whose functions could not be located with
+    /// confidence, or whose hooks failed the integrity check, and why
+    /// (`tls_locate::LocateError::reason`, `integrity_failed`, ...).
+    LocateSkipped(&'static str),
+    /// Handed to the background locator; no answer yet.
+    Locating,
     None,
 }
 
@@ -45,19 +65,36 @@ impl TlsPath {
             TlsPath::Static => "static",
             TlsPath::Go => "go",
             TlsPath::GoSkipped(_) => "go_skipped",
+            TlsPath::Located => "located",
+            TlsPath::LocateSkipped(_) => "located_skipped",
+            TlsPath::Locating => "locating",
             TlsPath::None => "none",
         }
     }
 
     fn reason(self) -> Option<&'static str> {
         match self {
-            TlsPath::GoSkipped(reason) => Some(reason),
+            TlsPath::GoSkipped(reason) | TlsPath::LocateSkipped(reason) => Some(reason),
             _ => None,
         }
     }
 
     fn is_hooked(self) -> bool {
-        matches!(self, TlsPath::SharedLibssl | TlsPath::Static | TlsPath::Go)
+        matches!(
+            self,
+            TlsPath::SharedLibssl | TlsPath::Static | TlsPath::Go | TlsPath::Located
+        )
+    }
+
+    /// Which of two ways a process's TLS is hooked to report: a hooked one
+    /// over a skipped one over none.
+    fn rank(self) -> u8 {
+        match self {
+            TlsPath::SharedLibssl | TlsPath::Static | TlsPath::Go | TlsPath::Located => 3,
+            TlsPath::GoSkipped(_) | TlsPath::LocateSkipped(_) => 2,
+            TlsPath::Locating => 1,
+            TlsPath::None => 0,
+        }
     }
 }
 
@@ -125,23 +162,36 @@ fn defines_ssl_functions_in(data: &[u8]) -> bool {
     symtab_size > 0 && symtab_size <= SYMTAB_WALK_MAX && defines(&mut file.symbols())
 }
 
-/// The libssl paths in one process's memory map (as seen from the agent's
-/// mount namespace through /proc/PID/root).
-pub fn mapped_libssl(pid: u32) -> Vec<PathBuf> {
+/// The files one process maps executable (its executable, the dynamic
+/// loader, every shared object), as seen from the agent's mount namespace
+/// through /proc/PID/root.
+pub fn mapped_code_files(pid: u32) -> Vec<PathBuf> {
     let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
         return Vec::new();
     };
-    let mut out: Vec<PathBuf> = Vec::new();
+    code_paths_in_maps(&maps)
+        .into_iter()
+        .map(|path| stable_path(pid, path))
+        .collect()
+}
+
+/// The distinct paths of the executable mappings in a `/proc/PID/maps` text
+/// (`r-xp` and the like; not `[vdso]`, anonymous or deleted files).
+fn code_paths_in_maps(maps: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
     for line in maps.lines() {
-        let Some(path) = line.split_whitespace().nth(5) else {
+        let mut fields = line.split_whitespace();
+        let perms = fields.nth(1).unwrap_or("");
+        let Some(path) = fields.nth(3) else {
             continue;
         };
-        if is_libssl(path) {
-            let p = stable_path(pid, path);
-            if !out.contains(&p) {
-                out.push(p);
-            }
+        if perms.as_bytes().get(2) != Some(&b'x') || !path.starts_with('/') {
+            continue;
         }
+        if line.ends_with(" (deleted)") || out.contains(&path) {
+            continue;
+        }
+        out.push(path);
     }
     out
 }
@@ -186,11 +236,59 @@ pub struct TlsAttacher {
     registry: Registry,
     /// What each file checked so far turned out to be (by device and inode).
     verdicts: HashMap<(u64, u64), TlsPath>,
-    pending: VecDeque<(Instant, u32, Option<PathBuf>)>,
+    /// Processes to check once their delay has passed: after exec (the
+    /// loader maps the libraries), or after an executable `mmap` (dlopen).
+    pending: VecDeque<PendingCheck>,
+    /// Processes with a check in `pending` for an `mmap` (one is enough).
+    map_checks: std::collections::HashSet<u32>,
     hooked_files: Counter,
     attach_failures: Counter,
     dwarf: DwarfChecker,
+    located: LocatedFiles,
 }
+
+/// A process to check later.
+struct PendingCheck {
+    due: Instant,
+    pid: u32,
+    exe: Option<PathBuf>,
+    /// Counted in `wirespan_tls_processes_total` (an exec): a re-check after
+    /// an `mmap` only counts files it finds located.
+    after_exec: bool,
+}
+
+/// Files handed to [`TlsLocator`], and those hooked from its answers.
+struct LocatedFiles {
+    locator: TlsLocator,
+    /// Processes whose count waits for a file's answer (bounded per file).
+    waiting: HashMap<(u64, u64), Vec<u32>>,
+    /// Hooked files whose integrity slot is in use, by slot.
+    slots: HashMap<u32, SlotFile>,
+    next_slot: u32,
+    /// (pid, file) pairs already counted as `located`, so that re-checks do
+    /// not count a process twice (bounded: cleared when full).
+    counted: std::collections::HashSet<(u32, (u64, u64))>,
+    answers: HashMap<&'static str, Counter>,
+    registry: Registry,
+    queue_full: Counter,
+    /// The last `submit` was refused (queue full).
+    refused: bool,
+    samples: HashMap<&'static str, Counter>,
+    checks: HashMap<&'static str, Counter>,
+}
+
+/// A file hooked at located entries, with its integrity check.
+struct SlotFile {
+    id: (u64, u64),
+    path: PathBuf,
+    integrity: FileIntegrity,
+    verdict: Verdict,
+}
+
+/// Processes waiting for one file's answer, at most.
+const WAITING_PER_FILE: usize = 64;
+/// (pid, file) pairs remembered as counted, at most.
+const COUNTED_MAX: usize = 65_536;
 
 /// A Go executable hooked with the version table's offsets (or none), whose
 /// DWARF is read afterwards, off the capture path, to confirm or correct them.
@@ -294,6 +392,9 @@ enum FileKind {
     Libssl,
     /// An executable: Go (crypto/tls) or with a static TLS library.
     Executable,
+    /// Any other shared object a process maps executable: checked by the
+    /// locator (symbols, then analysis), off the capture path.
+    Library,
 }
 
 /// What hooking needs from the probes, so this module can be tested without
@@ -307,6 +408,18 @@ pub trait TlsHook {
         target: &Path,
         go: &go_binary::GoTlsTargets,
     ) -> anyhow::Result<usize>;
+    /// Hooks SSL_* functions at located file offsets, with the file's
+    /// integrity slot (0: not sampled); returns how many functions.
+    fn attach_tls_located(
+        &mut self,
+        target: &Path,
+        functions: &[(&'static str, u64)],
+        slot: u32,
+    ) -> anyhow::Result<usize>;
+    /// Removes what `attach_tls_located` attached to `target`.
+    fn detach_tls_located(&mut self, target: &Path) -> bool;
+    /// Starts or stops sampling the calls of the file in `slot`.
+    fn set_tls_verify(&mut self, slot: u32, on: bool) -> anyhow::Result<()>;
 }
 
 impl TlsHook for crate::probes::Probes {
@@ -320,6 +433,20 @@ impl TlsHook for crate::probes::Probes {
     ) -> anyhow::Result<usize> {
         crate::probes::Probes::attach_go_tls(self, target, go)
     }
+    fn attach_tls_located(
+        &mut self,
+        target: &Path,
+        functions: &[(&'static str, u64)],
+        slot: u32,
+    ) -> anyhow::Result<usize> {
+        crate::probes::Probes::attach_tls_located(self, target, functions, slot)
+    }
+    fn detach_tls_located(&mut self, target: &Path) -> bool {
+        crate::probes::Probes::detach_tls_located(self, target)
+    }
+    fn set_tls_verify(&mut self, slot: u32, on: bool) -> anyhow::Result<()> {
+        crate::probes::Probes::set_tls_verify(self, slot, on)
+    }
 }
 
 impl TlsAttacher {
@@ -328,6 +455,7 @@ impl TlsAttacher {
             TlsPath::SharedLibssl,
             TlsPath::Static,
             TlsPath::Go,
+            TlsPath::Located,
             TlsPath::None,
         ] {
             process_counter(registry, path);
@@ -336,6 +464,8 @@ impl TlsAttacher {
             registry: registry.clone(),
             verdicts: HashMap::new(),
             pending: VecDeque::new(),
+            map_checks: std::collections::HashSet::new(),
+            located: LocatedFiles::new(registry),
             hooked_files: registry.counter(
                 "wirespan_tls_hooked_files_total",
                 "Distinct libssl files and executables with TLS uprobes attached.",
@@ -350,6 +480,13 @@ impl TlsAttacher {
         }
     }
 
+    /// Where analyses run (the agent: a child process of itself) and which
+    /// extra directories hold debug files.
+    pub fn with_locator(mut self, run_in: LocateIn, debug_dirs: Vec<PathBuf>) -> Self {
+        self.located.locator = TlsLocator::new(debug_dirs, run_in);
+        self
+    }
+
     /// Hooks `path` once; says how its TLS is (now or already) hooked.
     fn hook(&mut self, hook: &mut impl TlsHook, path: &Path, kind: FileKind) -> TlsPath {
         let Some(id) = file_id(path) else {
@@ -358,15 +495,28 @@ impl TlsAttacher {
         if let Some(verdict) = self.verdicts.get(&id) {
             return *verdict;
         }
-        let verdict = self.check_file(hook, path, kind);
-        self.verdicts.insert(id, verdict);
+        self.located.refused = false;
+        let verdict = self.check_file(hook, path, kind, id);
+        // A file the locator could not take now is not remembered: the next
+        // process that maps it tries again.
+        if !self.located.refused {
+            self.verdicts.insert(id, verdict);
+        }
         verdict
     }
 
     /// The first and only check of one file.
-    fn check_file(&mut self, hook: &mut impl TlsHook, path: &Path, kind: FileKind) -> TlsPath {
-        if kind == FileKind::Libssl {
-            return self.attach_ssl(hook, path, TlsPath::SharedLibssl);
+    fn check_file(
+        &mut self,
+        hook: &mut impl TlsHook,
+        path: &Path,
+        kind: FileKind,
+        id: (u64, u64),
+    ) -> TlsPath {
+        match kind {
+            FileKind::Libssl => return self.attach_ssl(hook, path, TlsPath::SharedLibssl),
+            FileKind::Library => return self.located.submit(id, path),
+            FileKind::Executable => {}
         }
         let Some(data) = map_file(path) else {
             return TlsPath::None;
@@ -381,7 +531,8 @@ impl TlsAttacher {
         let has_ssl = defines_ssl_functions_in(&data);
         drop(data);
         if !has_ssl {
-            return TlsPath::None;
+            // Stripped, or no TLS at all: the locator decides, off this path.
+            return self.located.submit(id, path);
         }
         self.attach_ssl(hook, path, TlsPath::Static)
     }
@@ -468,19 +619,77 @@ impl TlsAttacher {
     /// Checks one process: its mapped libssl files, else its executable
     /// (`exe`, from the exec record, still readable after a short process
     /// exits; else /proc/PID/exe).
-    fn check_process(&mut self, hook: &mut impl TlsHook, pid: u32, exe: Option<&Path>) -> TlsPath {
+    fn check_process(
+        &mut self,
+        hook: &mut impl TlsHook,
+        pid: u32,
+        exe: Option<&Path>,
+        count: bool,
+    ) -> TlsPath {
+        // The executable by a path that outlives the process (the locator
+        // may read it after the process has exited), else /proc/PID/exe.
+        let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let resolved = match exe {
+            Some(_) => None,
+            None => std::fs::read_link(&proc_exe)
+                .ok()
+                .and_then(|p| p.to_str().map(|p| stable_path(pid, p)))
+                .filter(|p| file_id(p).is_some() && file_id(p) == file_id(&proc_exe)),
+        };
+        let exe = exe.or(resolved.as_deref()).unwrap_or(&proc_exe);
+        let exe_id = file_id(exe);
         let mut path = TlsPath::None;
-        for lib in mapped_libssl(pid) {
-            if self.hook(hook, &lib, FileKind::Libssl).is_hooked() {
-                path = TlsPath::SharedLibssl;
+        let mut libssl_hooked = false;
+        let mut waiting_on = Vec::new();
+        for file in mapped_code_files(pid) {
+            let Some(id) = file_id(&file) else {
+                continue;
+            };
+            if Some(id) == exe_id {
+                continue;
+            }
+            let name = file.to_string_lossy();
+            let kind = if is_libssl(&name) {
+                FileKind::Libssl
+            } else {
+                FileKind::Library
+            };
+            let verdict = self.hook(hook, &file, kind);
+            libssl_hooked |= kind == FileKind::Libssl && verdict.is_hooked();
+            match verdict {
+                TlsPath::Locating => waiting_on.push(id),
+                TlsPath::Located | TlsPath::LocateSkipped(_) if !count => {
+                    self.located.count_once(pid, id, verdict);
+                }
+                _ => {}
+            }
+            if verdict.rank() > path.rank() {
+                path = verdict;
             }
         }
-        if path == TlsPath::None {
-            let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
-            let exe = exe.unwrap_or(&proc_exe);
-            path = self.hook(hook, exe, FileKind::Executable);
+        if !libssl_hooked {
+            let verdict = self.hook(hook, exe, FileKind::Executable);
+            if let (TlsPath::Locating, Some(id)) = (verdict, exe_id) {
+                waiting_on.push(id);
+            }
+            if verdict.rank() > path.rank() {
+                path = verdict;
+            }
         }
-        self.count_process(pid, path);
+        if count {
+            if path == TlsPath::Locating {
+                // Counted when the first answer comes.
+                for id in waiting_on {
+                    self.located.wait(id, pid);
+                }
+            } else {
+                self.count_process(pid, path);
+            }
+        } else {
+            for id in waiting_on {
+                self.located.wait(id, pid);
+            }
+        }
         path
     }
 
@@ -502,7 +711,7 @@ impl TlsAttacher {
                 .and_then(|n| n.parse::<u32>().ok())
             {
                 if pid != own_pid {
-                    self.check_process(hook, pid, None);
+                    self.check_process(hook, pid, None, true);
                 }
             }
         }
@@ -515,17 +724,133 @@ impl TlsAttacher {
     pub fn on_exec(&mut self, hook: &mut impl TlsHook, pid: u32, exe: Option<PathBuf>) {
         if let Some(exe) = &exe {
             let path = self.hook(hook, exe, FileKind::Executable);
-            if path != TlsPath::None {
+            if path.is_hooked() || matches!(path, TlsPath::GoSkipped(_)) {
                 self.count_process(pid, path);
                 return;
             }
         }
+        self.queue_check(PendingCheck {
+            due: Instant::now() + Duration::from_millis(20),
+            pid,
+            exe,
+            after_exec: true,
+        });
+    }
+
+    /// A process is mapping a file executable (the loader, or `dlopen`):
+    /// its maps are read again shortly, once however many such calls it
+    /// makes meanwhile. Files already checked cost a `stat` each.
+    pub fn on_map(&mut self, pid: u32) {
+        if !self.map_checks.insert(pid) {
+            return;
+        }
+        self.queue_check(PendingCheck {
+            due: Instant::now() + Duration::from_millis(2),
+            pid,
+            exe: None,
+            after_exec: false,
+        });
+    }
+
+    /// Hands a record to TLS discovery: exec, executable `mmap` and
+    /// integrity samples; other records are ignored. Cheap for them (the
+    /// kind is the first word).
+    pub fn on_record(&mut self, hook: &mut impl TlsHook, bytes: &[u8]) {
+        let Some(kind) = bytes.get(0..4).and_then(|b| b.try_into().ok()) else {
+            return;
+        };
+        match u32::from_ne_bytes(kind) {
+            probes_common::kind::PROC_EXEC => {
+                if let Some((pid, exe)) = exec_target(bytes) {
+                    self.on_exec(hook, pid, exe);
+                }
+            }
+            probes_common::kind::PROC_MAP => {
+                if let Ok(probes_common::records::Record::ProcMap(m)) =
+                    probes_common::records::decode(bytes)
+                {
+                    self.on_map(m.header.tgid);
+                }
+            }
+            probes_common::kind::TLS_SAMPLE => {
+                if let Ok(probes_common::records::Record::TlsSample(s)) =
+                    probes_common::records::decode(bytes)
+                {
+                    self.on_sample(hook, &s);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// One sampled call of a located file: adds it to the file's check, and
+    /// acts on a verdict.
+    pub fn on_sample(&mut self, hook: &mut impl TlsHook, sample: &probes_common::TlsSampleRecord) {
+        let finding = check_sample(sample);
+        self.located.count_sample(finding.label());
+        let Some(file) = self.located.slots.get_mut(&sample.slot) else {
+            return;
+        };
+        if file.verdict != Verdict::Pending {
+            return; // samples already in the ring when sampling stopped
+        }
+        let verdict = file.integrity.add(finding);
+        if verdict == Verdict::Pending {
+            return;
+        }
+        file.verdict = verdict;
+        let (id, path, tally) = (file.id, file.path.clone(), file.integrity);
+        self.located.count_check(verdict.label());
+        if let Err(e) = hook.set_tls_verify(sample.slot, false) {
+            tracing::warn!(path = %path.display(), "TLS integrity sampling not stopped: {e:#}");
+        }
+        match verdict {
+            Verdict::Failed(why) => {
+                let detached = hook.detach_tls_located(&path);
+                tracing::warn!(
+                    path = %path.display(),
+                    why,
+                    samples = tally.samples,
+                    violations = tally.violations,
+                    http = tally.http,
+                    text = tally.text,
+                    binary = tally.binary,
+                    detached,
+                    "located TLS functions failed the integrity check: their probes are detached"
+                );
+                self.located.slots.remove(&sample.slot);
+                self.verdicts
+                    .insert(id, TlsPath::LocateSkipped("integrity_failed"));
+            }
+            _ => tracing::info!(
+                path = %path.display(),
+                result = verdict.label(),
+                samples = tally.samples,
+                http = tally.http,
+                text = tally.text,
+                binary = tally.binary,
+                "located TLS functions checked: their calls return plaintext"
+            ),
+        }
+    }
+
+    fn queue_check(&mut self, check: PendingCheck) {
         // Bounded: under an exec storm the oldest checks are dropped, not queued forever.
         if self.pending.len() >= 4096 {
-            self.pending.pop_front();
+            if let Some(dropped) = self.pending.pop_front() {
+                if !dropped.after_exec {
+                    self.map_checks.remove(&dropped.pid);
+                }
+            }
         }
-        self.pending
-            .push_back((Instant::now() + Duration::from_millis(20), pid, exe));
+        // The queue stays ordered by due time: an mmap check (short delay)
+        // goes before exec checks due later.
+        let at = self
+            .pending
+            .iter()
+            .rposition(|c| c.due <= check.due)
+            .map_or(0, |i| i + 1);
+        self.pending.insert(at, check);
     }
 
     /// Acts on what DWARF said of the offsets a Go executable was hooked with.
@@ -579,15 +904,278 @@ impl TlsAttacher {
         for result in self.dwarf.take_results() {
             self.apply_dwarf(hook, result);
         }
+        for answer in self.located.locator.take_answers() {
+            self.apply_answer(hook, answer);
+        }
         let now = Instant::now();
-        while let Some((due, _, _)) = self.pending.front() {
-            if *due > now {
-                break;
-            }
-            if let Some((_, pid, exe)) = self.pending.pop_front() {
-                self.check_process(hook, pid, exe.as_deref());
+        while self.pending.front().is_some_and(|c| c.due <= now) {
+            if let Some(check) = self.pending.pop_front() {
+                if !check.after_exec {
+                    self.map_checks.remove(&check.pid);
+                }
+                self.check_process(hook, check.pid, check.exe.as_deref(), check.after_exec);
             }
         }
+    }
+
+    /// Hooks a file from the locator's answer, and counts the processes that
+    /// waited for it.
+    fn apply_answer(&mut self, hook: &mut impl TlsHook, answer: LocateAnswer) {
+        let LocateAnswer { job, result, took } = answer;
+        let path = job.path.display().to_string();
+        let verdict = match result {
+            Ok(found) => self.attach_located(hook, &job, &found, took),
+            Err(e) if e.reason == "no_tls" => {
+                self.located.count_answer("no_tls");
+                TlsPath::None
+            }
+            Err(e) if e.reason == "io" => {
+                // Gone or unreadable now (a process that exited): not a
+                // verdict on the file; the next process that maps it retries.
+                tracing::debug!(path, "TLS locator could not read the file: {}", e.message);
+                self.located.count_answer("io");
+                self.verdicts.remove(&job.id);
+                for pid in self.located.waiting.remove(&job.id).unwrap_or_default() {
+                    self.count_process(pid, TlsPath::None);
+                }
+                return;
+            }
+            Err(e) => {
+                // Once per file: the verdict is kept by inode.
+                tracing::warn!(
+                    path,
+                    reason = e.reason,
+                    took_ms = took.as_millis() as u64,
+                    "TLS library found but its functions not hooked: {}",
+                    e.message
+                );
+                self.located.count_answer(e.reason);
+                TlsPath::LocateSkipped(e.reason)
+            }
+        };
+        self.verdicts.insert(job.id, verdict);
+        for pid in self.located.waiting.remove(&job.id).unwrap_or_default() {
+            if verdict == TlsPath::None {
+                self.count_process(pid, verdict);
+            } else {
+                self.located.count_once(pid, job.id, verdict);
+            }
+        }
+    }
+
+    fn attach_located(
+        &mut self,
+        hook: &mut impl TlsHook,
+        job: &LocateJob,
+        found: &Found,
+        took: Duration,
+    ) -> TlsPath {
+        let path = job.path.display().to_string();
+        let functions: Vec<(&'static str, u64)> = found
+            .functions
+            .iter()
+            .map(|f| (f.name, f.file_offset))
+            .collect();
+        let reads = functions.iter().any(|(n, _)| n.starts_with("SSL_read"));
+        let writes = functions.iter().any(|(n, _)| n.starts_with("SSL_write"));
+        if !(reads && writes) {
+            // One direction only would give requests without responses.
+            tracing::warn!(path, found = ?functions, "TLS functions located for one direction only: not hooked");
+            self.located.count_answer("one_direction");
+            return TlsPath::LocateSkipped("one_direction");
+        }
+        let named_by = found.functions[0].source;
+        let by_analysis = found.by_analysis();
+        let slot = if by_analysis {
+            match self.located.free_slot() {
+                Some(slot) => slot,
+                None => {
+                    tracing::warn!(
+                        path,
+                        "no integrity slot left: located TLS functions not hooked"
+                    );
+                    self.located.count_answer("slots_full");
+                    return TlsPath::LocateSkipped("slots_full");
+                }
+            }
+        } else {
+            0
+        };
+        match hook.attach_tls_located(&job.path, &functions, slot) {
+            Ok(n) => {
+                tracing::info!(
+                    path,
+                    library = found.library,
+                    named_by,
+                    evidence = found.functions[0].detail,
+                    functions = n,
+                    locate_ms = took.as_millis() as u64,
+                    integrity_check = by_analysis,
+                    "TLS uprobes attached at located functions"
+                );
+                self.hooked_files.inc();
+                self.located.count_answer(named_by);
+                if by_analysis {
+                    self.located.slots.insert(
+                        slot,
+                        SlotFile {
+                            id: job.id,
+                            path: job.path.clone(),
+                            integrity: FileIntegrity::default(),
+                            verdict: Verdict::Pending,
+                        },
+                    );
+                    if let Err(e) = hook.set_tls_verify(slot, true) {
+                        // Unverifiable: not left attached on analysis alone.
+                        tracing::warn!(
+                            path,
+                            "TLS integrity sampling not started ({e:#}): probes detached"
+                        );
+                        hook.detach_tls_located(&job.path);
+                        self.located.slots.remove(&slot);
+                        return TlsPath::LocateSkipped("integrity_unavailable");
+                    }
+                }
+                TlsPath::Located
+            }
+            Err(e) => {
+                tracing::warn!(path, "TLS uprobes not attached at located functions: {e:#}");
+                self.attach_failures.inc();
+                self.located.count_answer("attach_failed");
+                TlsPath::LocateSkipped("attach_failed")
+            }
+        }
+    }
+}
+
+impl LocatedFiles {
+    fn new(registry: &Registry) -> Self {
+        let mut samples = HashMap::new();
+        for label in FINDING_LABELS {
+            samples.insert(
+                label,
+                registry.counter(
+                    "wirespan_tls_integrity_samples_total",
+                    "Calls of TLS functions located without a symbol, sampled while their file \
+                     is checked, by what the sample showed: http, text, binary, unknown (no \
+                     bytes), or a violation (longer_than_buffer, ahead_of_ciphertext).",
+                    &[("result", label)],
+                ),
+            );
+        }
+        let mut checks = HashMap::new();
+        for label in ["verified", "failed", "inconclusive"] {
+            checks.insert(
+                label,
+                registry.counter(
+                    "wirespan_tls_integrity_checks_total",
+                    "Files whose located TLS functions finished their integrity check: \
+                     verified (plaintext), failed (probes detached), inconclusive (no \
+                     decision after the sample budget; probes stay).",
+                    &[("result", label)],
+                ),
+            );
+        }
+        Self {
+            locator: TlsLocator::new(Vec::new(), LocateIn::Thread),
+            waiting: HashMap::new(),
+            slots: HashMap::new(),
+            next_slot: 1,
+            counted: std::collections::HashSet::new(),
+            answers: HashMap::new(),
+            registry: registry.clone(),
+            refused: false,
+            queue_full: registry.counter(
+                "wirespan_tls_locate_dropped_total",
+                "Files not handed to the TLS locator because its queue was full (tried again \
+                 when another process maps them).",
+                &[],
+            ),
+            samples,
+            checks,
+        }
+    }
+
+    /// Hands a file to the locator: `Locating` when it took it, `None` when
+    /// its queue was full (counted; not remembered, see `TlsAttacher::hook`).
+    fn submit(&mut self, id: (u64, u64), path: &Path) -> TlsPath {
+        let job = LocateJob {
+            id,
+            path: path.to_path_buf(),
+        };
+        if self.locator.submit(job) {
+            TlsPath::Locating
+        } else {
+            self.queue_full.inc();
+            self.refused = true;
+            TlsPath::None
+        }
+    }
+
+    fn wait(&mut self, id: (u64, u64), pid: u32) {
+        let list = self.waiting.entry(id).or_default();
+        if list.len() < WAITING_PER_FILE && !list.contains(&pid) {
+            list.push(pid);
+        }
+    }
+
+    /// Counts `pid` as hooked (or skipped) through file `id`, once.
+    fn count_once(&mut self, pid: u32, id: (u64, u64), path: TlsPath) {
+        if self.counted.len() >= COUNTED_MAX {
+            self.counted.clear();
+        }
+        if self.counted.insert((pid, id)) {
+            process_counter(&self.registry, path).inc();
+            tracing::info!(
+                pid,
+                tls = path.label(),
+                reason = path.reason(),
+                "process TLS checked"
+            );
+        }
+    }
+
+    fn count_answer(&mut self, result: &'static str) {
+        // Labels are a closed set: the locator's reasons, symbol sources and
+        // this module's own words.
+        let registry = &self.registry;
+        self.answers
+            .entry(result)
+            .or_insert_with(|| {
+                registry.counter(
+                    "wirespan_tls_located_files_total",
+                    "Files the TLS locator answered for, by how their SSL_* functions were \
+                     named (symtab, dynsym, debug_file, analysis) or why they were not hooked \
+                     (no_tls, no_unwind_info, not_identified, integrity slots full, ...).",
+                    &[("result", result)],
+                )
+            })
+            .inc();
+    }
+
+    fn count_sample(&self, label: &'static str) {
+        if let Some(c) = self.samples.get(label) {
+            c.inc();
+        }
+    }
+
+    fn count_check(&self, label: &'static str) {
+        if let Some(c) = self.checks.get(label) {
+            c.inc();
+        }
+    }
+
+    /// A slot no hooked file uses, or `None` when all are taken.
+    fn free_slot(&mut self) -> Option<u32> {
+        let n = probes_common::TLS_VERIFY_SLOTS;
+        for _ in 1..n {
+            let slot = self.next_slot;
+            self.next_slot = if slot + 1 >= n { 1 } else { slot + 1 };
+            if !self.slots.contains_key(&slot) {
+                return Some(slot);
+            }
+        }
+        None
     }
 }
 
@@ -664,6 +1252,22 @@ mod tests {
             self.0.push(target.to_path_buf());
             Ok(6)
         }
+        fn attach_tls_located(
+            &mut self,
+            target: &Path,
+            functions: &[(&'static str, u64)],
+            _slot: u32,
+        ) -> anyhow::Result<usize> {
+            self.0.push(target.to_path_buf());
+            Ok(functions.len())
+        }
+        fn detach_tls_located(&mut self, target: &Path) -> bool {
+            self.0.retain(|p| p != target);
+            true
+        }
+        fn set_tls_verify(&mut self, _slot: u32, _on: bool) -> anyhow::Result<()> {
+            Ok(())
+        }
     }
 
     /// Debian's Go compiler is itself a stripped Go program with crypto/tls.
@@ -722,10 +1326,130 @@ mod tests {
         assert_eq!(a.hook(&mut r, lib, FileKind::Libssl), TlsPath::SharedLibssl);
         assert_eq!(a.hook(&mut r, lib, FileKind::Libssl), TlsPath::SharedLibssl);
         assert_eq!(r.0.len(), 1);
+        // curl has no TLS of its own: the locator says so, off this path.
+        let curl = Path::new("/usr/bin/curl");
         assert_eq!(
-            a.hook(&mut r, Path::new("/usr/bin/curl"), FileKind::Executable),
-            TlsPath::None
+            a.hook(&mut r, curl, FileKind::Executable),
+            TlsPath::Locating
         );
+        assert_eq!(
+            a.hook(&mut r, curl, FileKind::Executable),
+            TlsPath::Locating
+        );
+        let answered = wait_verdict(&mut a, &mut r, curl);
+        assert_eq!(answered, Some(TlsPath::None));
         assert_eq!(r.0.len(), 1);
+    }
+
+    fn wait_verdict(a: &mut TlsAttacher, r: &mut Recorder, path: &Path) -> Option<TlsPath> {
+        let id = file_id(path)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            a.poll(r);
+            match a.verdicts.get(&id) {
+                Some(TlsPath::Locating) | None => std::thread::sleep(Duration::from_millis(10)),
+                Some(v) => return Some(*v),
+            }
+        }
+        None
+    }
+
+    fn sample(slot: u32, bytes: &[u8], len: u64, requested: u64) -> probes_common::TlsSampleRecord {
+        let mut s = probes_common::TlsSampleRecord {
+            slot,
+            len,
+            requested,
+            direction: probes_common::direction::EGRESS,
+            ..Default::default()
+        };
+        s.sample[..bytes.len()].copy_from_slice(bytes);
+        s.sample_len = bytes.len() as u32;
+        s
+    }
+
+    /// A stripped static-libssl program is located by analysis, hooked with
+    /// an integrity slot, verified by plaintext samples; a second file that
+    /// sends impossible samples fails its check and is detached.
+    #[test]
+    fn located_files_are_verified_or_detached() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let src = dir.path().join("c.c");
+        std::fs::write(
+            &src,
+            "#include <openssl/ssl.h>\nint main(int c, char **v) { SSL *s = SSL_new(SSL_CTX_new(TLS_client_method())); char b[9];\n\
+             if (c > 5) { SSL_write(s, v[0], 1); SSL_read(s, b, 9); } return s == 0; }\n",
+        )
+        .expect("write");
+        let exe = dir.path().join("c");
+        let built = std::process::Command::new("cc")
+            .arg("-O2")
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .args([
+                "/usr/lib/x86_64-linux-gnu/libssl.a",
+                "/usr/lib/x86_64-linux-gnu/libcrypto.a",
+                "-lpthread",
+                "-ldl",
+            ])
+            .status()
+            .expect("cc (scripts/setup.sh installs gcc and libssl-dev)");
+        assert!(built.success());
+        assert!(std::process::Command::new("strip")
+            .arg(&exe)
+            .status()
+            .expect("strip")
+            .success());
+        let copy = dir.path().join("c2");
+        std::fs::copy(&exe, &copy).expect("copy");
+
+        let registry = Registry::new();
+        let mut a = TlsAttacher::new(&registry);
+        let mut r = Recorder(Vec::new());
+        assert_eq!(
+            a.hook(&mut r, &exe, FileKind::Executable),
+            TlsPath::Locating
+        );
+        assert_eq!(wait_verdict(&mut a, &mut r, &exe), Some(TlsPath::Located));
+        assert_eq!(
+            a.hook(&mut r, &copy, FileKind::Executable),
+            TlsPath::Locating
+        );
+        assert_eq!(wait_verdict(&mut a, &mut r, &copy), Some(TlsPath::Located));
+        assert_eq!(r.0, vec![exe.clone(), copy.clone()]);
+        let slot_of = |a: &TlsAttacher, p: &Path| {
+            a.located
+                .slots
+                .iter()
+                .find(|(_, f)| f.path == p)
+                .map(|(s, _)| *s)
+                .expect("an integrity slot")
+        };
+        let (good, bad) = (slot_of(&a, &exe), slot_of(&a, &copy));
+        assert_ne!(good, bad);
+
+        for _ in 0..2 {
+            a.on_sample(&mut r, &sample(good, b"GET / HTTP/1.1\r\n", 18, 18));
+            a.on_sample(&mut r, &sample(good, b"HTTP/1.1 200 OK\r\n", 17, 4096));
+        }
+        // More bytes than the buffer it was given, twice: not SSL_write.
+        a.on_sample(&mut r, &sample(bad, b"GET / HTTP/1.1\r\n", 900, 18));
+        a.on_sample(&mut r, &sample(bad, b"GET / HTTP/1.1\r\n", 900, 18));
+        assert_eq!(r.0, vec![exe.clone()], "the failing file is detached");
+        let checks =
+            |result| registry.value("wirespan_tls_integrity_checks_total", &[("result", result)]);
+        assert_eq!(checks("verified"), Some(1));
+        assert_eq!(checks("failed"), Some(1));
+        assert_eq!(
+            a.verdicts.get(&file_id(&copy).expect("id")),
+            Some(&TlsPath::LocateSkipped("integrity_failed"))
+        );
+        assert_eq!(
+            registry.value(
+                "wirespan_tls_integrity_samples_total",
+                &[("result", "longer_than_buffer")]
+            ),
+            Some(2)
+        );
     }
 }

@@ -203,7 +203,14 @@ impl Capture {
                         env: split(e.env),
                     });
                 }
-                Ok(Record::ProcExit(_)) => {}
+                // Process and TLS bookkeeping; deferred TLS plaintext
+                // (conn_id 0) lands in the "connection" 0 above.
+                Ok(
+                    Record::ProcExit(_)
+                    | Record::ProcMap(_)
+                    | Record::TlsSample(_)
+                    | Record::TlsBind(_),
+                ) => {}
                 Err(_) => cap.decode_errors += 1,
             }
         }

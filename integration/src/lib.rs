@@ -34,7 +34,8 @@
 //! OTLP receiver, [`spans`] flattens what it received, [`capture`] rebuilds
 //! streams from a recording, [`servers`] starts real servers, [`python`] runs
 //! the helper scripts in `integration/scripts/`, [`net`] has port helpers,
-//! [`rotel`] runs the real collector, [`go`] builds the Go test programs.
+//! [`rotel`] runs the real collector, [`go`] builds the Go test programs,
+//! [`c_program`] the stripped C programs in `integration/c/`.
 #![cfg_attr(
     test,
     allow(
@@ -45,6 +46,7 @@
 
 pub mod agent;
 pub mod binary;
+pub mod c_program;
 pub mod capture;
 pub mod curl;
 pub mod go;

@@ -84,6 +84,15 @@ pub mod kind {
     pub const CONN_CLOSE: u32 = 3;
     pub const PROC_EXEC: u32 = 4;
     pub const PROC_EXIT: u32 = 5;
+    /// A process mapped a file executable (`mmap` with `PROT_EXEC`): a
+    /// library loaded with `dlopen` after exec may hold a TLS library.
+    pub const PROC_MAP: u32 = 6;
+    /// One call of a TLS function located by analysis (no symbol), sampled
+    /// for the integrity check while that file is being verified.
+    pub const TLS_SAMPLE: u32 = 7;
+    /// A thread's plaintext written through the TLS library before its
+    /// socket was known (`source::TLS_WRITE_UNBOUND`) now has its socket.
+    pub const TLS_BIND: u32 = 8;
 }
 
 /// Direction of a data record, from the observed process's point of view.
@@ -131,6 +140,13 @@ pub mod source {
     pub const TLS_READ: u32 = 10;
     /// Plaintext accepted by SSL_write / SSL_write_ex (uretprobe).
     pub const TLS_WRITE: u32 = 11;
+    /// Plaintext accepted by SSL_write whose socket is not known yet (a
+    /// custom BIO: the application sends the ciphertext after the call).
+    /// `fd` is -1, `conn_id` 0, and `call_stream_offset` the position in
+    /// this thread's run of such writes (0 starts a new run). A
+    /// [`crate::TlsBindRecord`] gives the run its socket and stream offset
+    /// when the thread next writes to a tracked socket.
+    pub const TLS_WRITE_UNBOUND: u32 = 12;
 
     /// True for the TLS plaintext sources, whose offsets are the socket's
     /// plaintext streams rather than its wire streams.
@@ -203,7 +219,12 @@ pub mod counter {
     /// A Go `Write` emitted at its entry returned fewer bytes than it was
     /// given (the connection failed): the stream holds bytes never sent.
     pub const GO_WRITE_SHORT: u32 = 26;
-    pub const COUNT: u32 = 27;
+    /// SSL_write calls whose socket was not known at return: their
+    /// plaintext waits (in user space) for the thread's next socket write.
+    pub const TLS_FD_DEFERRED: u32 = 27;
+    /// ... and that next write bound the waiting plaintext to its socket.
+    pub const TLS_FD_BOUND: u32 = 28;
+    pub const COUNT: u32 = 29;
 
     /// Label for each index, in order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -234,6 +255,8 @@ pub mod counter {
         "go_orphan_read_gap",
         "go_orphan_lost",
         "go_write_short",
+        "tls_fd_deferred",
+        "tls_fd_bound",
     ];
 }
 
@@ -340,6 +363,88 @@ pub const PROC_EXEC_V1_LEN: usize = 24 + 16 + 16 + EXEC_FILENAME_MAX + EXEC_ARGS
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcExitRecord {
     pub header: RecordHeader,
+}
+
+/// A process is mapping a file with `PROT_EXEC` (the dynamic loader mapping
+/// a library's code, at exec or at `dlopen`), made at the call's entry. The
+/// header's fd is the file's; user space reads the process's maps a moment
+/// later (the loader closes the fd at once) for files it has not checked.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcMapRecord {
+    pub header: RecordHeader,
+}
+
+/// The socket of a thread's deferred TLS plaintext (see
+/// [`source::TLS_WRITE_UNBOUND`]): the header's `tid` is the thread, `fd`
+/// the socket its next write went to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsBindRecord {
+    pub header: RecordHeader,
+    pub conn_id: u64,
+    /// Offset in the socket's plaintext egress stream of the run's first byte.
+    pub stream_offset: u64,
+    /// Bytes in the run (what the unbound records carried, in order).
+    pub len: u64,
+}
+
+/// Slots of the TLS integrity check: each file whose TLS functions were
+/// located without a symbol gets one while it is attached (the uprobes'
+/// cookie), and its calls are sampled while user space sets its entry in
+/// the probes' `TLS_VERIFY` array.
+pub const TLS_VERIFY_SLOTS: u32 = 1024;
+
+/// Bytes of plaintext a [`TlsSampleRecord`] carries.
+pub const TLS_SAMPLE_BYTES: usize = 64;
+
+/// One call of a TLS function located by analysis, while its file is being
+/// verified: what user space needs to tell plaintext from a wrong hook
+/// (the first bytes, the length against the buffer size asked for, and the
+/// plaintext stream against the socket's ciphertext stream).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsSampleRecord {
+    /// `fd` is the socket found for the call, or -1.
+    pub header: RecordHeader,
+    /// The socket's connection id, 0 when the socket is not tracked.
+    pub conn_id: u64,
+    /// The socket's wire (ciphertext) stream offset in this direction when
+    /// the call returned; 0 when the socket is not tracked.
+    pub wire_offset: u64,
+    /// The plaintext stream offset before this call's bytes.
+    pub plaintext_offset: u64,
+    /// Plaintext bytes the call returned.
+    pub len: u64,
+    /// The buffer size the caller passed (`num`).
+    pub requested: u64,
+    /// The located file's slot (below [`TLS_VERIFY_SLOTS`]).
+    pub slot: u32,
+    /// One of [`direction`].
+    pub direction: u32,
+    /// Bytes of `sample` that are valid.
+    pub sample_len: u32,
+    /// 1 when the socket is tracked (so the offsets mean something).
+    pub tracked: u32,
+    pub sample: [u8; TLS_SAMPLE_BYTES],
+}
+
+impl Default for TlsSampleRecord {
+    fn default() -> Self {
+        Self {
+            header: RecordHeader::default(),
+            conn_id: 0,
+            wire_offset: 0,
+            plaintext_offset: 0,
+            len: 0,
+            requested: 0,
+            slot: 0,
+            direction: 0,
+            sample_len: 0,
+            tracked: 0,
+            sample: [0; TLS_SAMPLE_BYTES],
+        }
+    }
 }
 
 /// Key of the socket map: which sockets are captured.
@@ -496,6 +601,9 @@ mod pod {
     unsafe impl aya::Pod for ConnOpenRecord {}
     unsafe impl aya::Pod for ConnCloseRecord {}
     unsafe impl aya::Pod for ProcExitRecord {}
+    unsafe impl aya::Pod for ProcMapRecord {}
+    unsafe impl aya::Pod for TlsSampleRecord {}
+    unsafe impl aya::Pod for TlsBindRecord {}
     unsafe impl aya::Pod for SocketKey {}
     unsafe impl aya::Pod for SocketState {}
     unsafe impl aya::Pod for KernelOffsets {}
@@ -516,6 +624,12 @@ mod tests {
         assert_eq!(size_of::<ConnOpenRecord>(), 24 + 8 + 24 * 2 + 8);
         assert_eq!(size_of::<ConnCloseRecord>(), 24 + 8 * 3);
         assert_eq!(size_of::<ProcExitRecord>(), 24);
+        assert_eq!(size_of::<ProcMapRecord>(), 24);
+        assert_eq!(size_of::<TlsBindRecord>(), 24 + 24);
+        assert_eq!(
+            size_of::<TlsSampleRecord>(),
+            24 + 8 * 5 + 4 * 4 + TLS_SAMPLE_BYTES
+        );
         assert_eq!(
             size_of::<ProcExecRecord>(),
             24 + 16 + 16 + EXEC_FILENAME_MAX + EXEC_ARGS_MAX + EXEC_ENV_MAX + 8

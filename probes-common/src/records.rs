@@ -2,7 +2,8 @@
 //! payloads. The same decoder serves live capture, recordings and replay.
 
 use crate::{
-    kind, ConnCloseRecord, ConnOpenRecord, DataHeader, ProcExecRecord, ProcExitRecord, RecordHeader,
+    kind, ConnCloseRecord, ConnOpenRecord, DataHeader, ProcExecRecord, ProcExitRecord,
+    ProcMapRecord, RecordHeader, TlsBindRecord, TlsSampleRecord,
 };
 use core::mem::size_of;
 use std::vec::Vec;
@@ -19,6 +20,9 @@ pub enum Record<'a> {
     ConnClose(ConnCloseRecord),
     ProcExec(ExecView<'a>),
     ProcExit(ProcExitRecord),
+    ProcMap(ProcMapRecord),
+    TlsSample(TlsSampleRecord),
+    TlsBind(TlsBindRecord),
 }
 
 /// The variable parts of an exec record, trimmed to their reported lengths.
@@ -96,6 +100,9 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         kind::CONN_OPEN => Ok(Record::ConnOpen(read(bytes)?)),
         kind::CONN_CLOSE => Ok(Record::ConnClose(read(bytes)?)),
         kind::PROC_EXIT => Ok(Record::ProcExit(read(bytes)?)),
+        kind::PROC_MAP => Ok(Record::ProcMap(read(bytes)?)),
+        kind::TLS_SAMPLE => Ok(Record::TlsSample(read(bytes)?)),
+        kind::TLS_BIND => Ok(Record::TlsBind(read(bytes)?)),
         kind::PROC_EXEC => {
             if bytes.len() < crate::PROC_EXEC_V1_LEN {
                 return Err(DecodeError::Truncated {
@@ -159,6 +166,18 @@ pub mod encode {
     }
 
     pub fn proc_exit(rec: &ProcExitRecord, out: &mut Vec<u8>) {
+        out.extend_from_slice(bytes_of(rec));
+    }
+
+    pub fn proc_map(rec: &ProcMapRecord, out: &mut Vec<u8>) {
+        out.extend_from_slice(bytes_of(rec));
+    }
+
+    pub fn tls_sample(rec: &TlsSampleRecord, out: &mut Vec<u8>) {
+        out.extend_from_slice(bytes_of(rec));
+    }
+
+    pub fn tls_bind(rec: &TlsBindRecord, out: &mut Vec<u8>) {
         out.extend_from_slice(bytes_of(rec));
     }
 
@@ -280,6 +299,51 @@ mod tests {
         }
         assert!(matches!(
             decode(&buf[..100]),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn map_round_trip_and_truncation() {
+        let rec = ProcMapRecord {
+            header: header(kind::PROC_MAP),
+        };
+        let mut buf = Vec::new();
+        encode::proc_map(&rec, &mut buf);
+        match decode(&buf).unwrap() {
+            Record::ProcMap(r) => assert_eq!(r, rec),
+            other => panic!("wrong record {other:?}"),
+        }
+        assert!(matches!(
+            decode(&buf[..20]),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn tls_sample_round_trip_and_truncation() {
+        let mut rec = crate::TlsSampleRecord {
+            header: header(kind::TLS_SAMPLE),
+            conn_id: 7,
+            wire_offset: 900,
+            plaintext_offset: 100,
+            len: 18,
+            requested: 16384,
+            slot: 3,
+            direction: 1,
+            sample_len: 18,
+            tracked: 1,
+            ..Default::default()
+        };
+        rec.sample[..18].copy_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        let mut buf = Vec::new();
+        encode::tls_sample(&rec, &mut buf);
+        match decode(&buf).unwrap() {
+            Record::TlsSample(r) => assert_eq!(r, rec),
+            other => panic!("wrong record {other:?}"),
+        }
+        assert!(matches!(
+            decode(&buf[..buf.len() - 1]),
             Err(DecodeError::Truncated { .. })
         ));
     }

@@ -99,10 +99,53 @@ pub struct CodeRef {
     pub kind: RefKind,
 }
 
+/// What recursive descent ([`crate::descent`]) proved, kept for the entry
+/// proofs when the function table was built from it rather than from FDEs.
+#[derive(Clone, Debug, Default)]
+pub struct DescentProof {
+    /// Sorted direct-call targets decoded from the strong roots.
+    pub entries: Vec<u64>,
+    /// Sorted addresses where decoding found overlapping instructions.
+    pub conflicts: Vec<u64>,
+    pub conflict_count: usize,
+    /// Sorted addresses of invalid instructions met while decoding.
+    pub invalid: Vec<u64>,
+    pub instructions: u64,
+    pub roots: crate::descent::RootCounts,
+}
+
+/// Nearest conflict or invalid instruction allowed to an identified
+/// function: one within this many bytes refuses it.
+pub const DESCENT_CLEARANCE: u64 = 1 << 16;
+
+impl DescentProof {
+    pub fn is_entry(&self, vaddr: u64) -> bool {
+        self.entries.binary_search(&vaddr).is_ok()
+    }
+
+    /// A conflict or invalid instruction within [`DESCENT_CLEARANCE`] of
+    /// `range`.
+    pub fn trouble_near(&self, range: CodeRange) -> Option<u64> {
+        if self.conflict_count > self.conflicts.len() {
+            // Not every conflict was kept: any place may be near one.
+            return Some(range.start);
+        }
+        let lo = range.start.saturating_sub(DESCENT_CLEARANCE);
+        let hi = range.end.saturating_add(DESCENT_CLEARANCE);
+        self.conflicts
+            .iter()
+            .chain(&self.invalid)
+            .copied()
+            .find(|&c| (lo..hi).contains(&c))
+    }
+}
+
 /// State of one analysis.
 pub struct Analysis<'v, 'a> {
     pub view: &'v ElfView<'a>,
     pub table: FunctionTable,
+    /// Set when `table` came from recursive descent (no FDEs for the code).
+    pub descent: Option<DescentProof>,
     code: Vec<SectionBytes<'a>>,
     decoded: HashMap<u64, Option<DecodedFunction>>,
     started: Instant,
@@ -130,6 +173,84 @@ impl<'v, 'a> Analysis<'v, 'a> {
         let a = Analysis {
             view,
             table,
+            descent: None,
+            code,
+            decoded: HashMap::new(),
+            started,
+            opts: opts.clone(),
+            stats,
+        };
+        a.check_time()?;
+        Ok(a)
+    }
+
+    /// An analysis whose functions come from recursive descent over the
+    /// whole file ([`crate::descent`]) instead of `.eh_frame`: each
+    /// function is `[b, next)` for consecutive known starts `b` (call
+    /// targets, taken code addresses, FDE starts and ends), capped at
+    /// [`MAX_FUNCTION_BYTES`]. Only call targets from strong roots count as
+    /// entries ([`DescentProof::is_entry`]).
+    pub fn from_descent(
+        view: &'v ElfView<'a>,
+        opts: &LocateOptions,
+        started: Instant,
+    ) -> Result<Self, LocateError> {
+        let code = view.code_sections();
+        let code_bytes: u64 = code.iter().map(|s| s.bytes.len() as u64).sum();
+        if code_bytes > opts.max_code_bytes {
+            return Err(LocateError::TooLarge(code_bytes));
+        }
+        let fdes = function_table(view)
+            .map(|t| t.ranges().to_vec())
+            .unwrap_or_default();
+        let fde_starts: Vec<u64> = fdes.iter().map(|r| r.start).collect();
+        let budget = opts.time_budget;
+        let d = crate::descent::descend(view, &fde_starts, &mut || {
+            if started.elapsed() > budget {
+                Err(LocateError::TimeBudget(budget))
+            } else {
+                Ok(())
+            }
+        })?;
+        let mut starts = d.boundaries();
+        starts.extend(fdes.iter().flat_map(|r| [r.start, r.end]));
+        starts.sort_unstable();
+        starts.dedup();
+        let mut ranges = Vec::with_capacity(starts.len());
+        for (i, &b) in starts.iter().enumerate() {
+            let Some(section_end) = d.section_end(b) else {
+                continue;
+            };
+            let next = starts.get(i + 1).copied().unwrap_or(u64::MAX);
+            let end = next
+                .min(section_end)
+                .min(b.saturating_add(MAX_FUNCTION_BYTES));
+            if end > b {
+                ranges.push(CodeRange { start: b, end });
+            }
+        }
+        let proof = DescentProof {
+            entries: d.entries.clone(),
+            conflicts: d.conflicts.clone(),
+            conflict_count: d.conflict_count,
+            invalid: d.invalid.clone(),
+            instructions: d.instructions,
+            roots: d.roots.clone(),
+        };
+        drop(d);
+        let stats = AnalysisStats {
+            fdes: fdes.len(),
+            code_bytes,
+            descent_instructions: proof.instructions,
+            descent_entries: proof.entries.len(),
+            descent_conflicts: proof.conflict_count,
+            descent_invalid: proof.invalid.len(),
+            ..AnalysisStats::default()
+        };
+        let a = Analysis {
+            view,
+            table: FunctionTable::new(ranges),
+            descent: Some(proof),
             code,
             decoded: HashMap::new(),
             started,
@@ -294,6 +415,33 @@ impl<'v, 'a> Analysis<'v, 'a> {
         found
     }
 
+    /// In a range built by descent: the first instruction that follows
+    /// `int3` padding inside it (linkers and assemblers pad between
+    /// functions with `int3`; Clang does not emit it inside a function), so
+    /// the range may hold a second function that nothing calls. Used only
+    /// to refuse.
+    pub fn code_after_padding(&self, r: CodeRange) -> Option<u64> {
+        let bytes = self.view.code_at(r.start, r.len())?;
+        let mut decoder =
+            iced_x86::Decoder::with_ip(64, bytes, r.start, iced_x86::DecoderOptions::NONE);
+        let mut after_int3 = false;
+        while decoder.can_decode() {
+            let i = decoder.decode();
+            match i.code() {
+                iced_x86::Code::Int3 => after_int3 = true,
+                iced_x86::Code::Nopd
+                | iced_x86::Code::Nopw
+                | iced_x86::Code::Nopq
+                | iced_x86::Code::Nop_rm16
+                | iced_x86::Code::Nop_rm32
+                | iced_x86::Code::Nop_rm64 => {}
+                _ if after_int3 => return Some(i.ip()),
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// File offset of a code address.
     pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
         self.view.vaddr_to_offset(vaddr, 1, true)
@@ -316,7 +464,28 @@ pub fn analyse(
     if files.is_empty() {
         return Err(LocateError::NoTls);
     }
-    let mut analysis = Analysis::new(view, opts, started)?;
+    let mut analysis = match Analysis::new(view, opts, started) {
+        // No unwind tables at all: descent from the other roots.
+        Err(LocateError::NoEhFrame) => {
+            let mut analysis = Analysis::from_descent(view, opts, started)?;
+            let sites = analysis.error_sites(&files)?;
+            return crate::rules::identify(&mut analysis, &files, &sites);
+        }
+        other => other?,
+    };
     let sites = analysis.error_sites(&files)?;
-    crate::rules::identify(&mut analysis, &files, &sites)
+    match crate::rules::identify(&mut analysis, &files, &sites) {
+        // The code that names the library has no FDEs (Chromium): prove
+        // entries by recursive descent instead.
+        Err(LocateError::NoUnwindInfo(outside)) => {
+            let fde_stats = analysis.stats.clone();
+            drop(analysis);
+            let mut analysis = Analysis::from_descent(view, opts, started)?;
+            analysis.stats.scan_passes += fde_stats.scan_passes;
+            let sites = analysis.error_sites(&files)?;
+            analysis.stats.code_refs_outside_fdes = fde_stats.code_refs_outside_fdes.max(outside);
+            crate::rules::identify(&mut analysis, &files, &sites)
+        }
+        other => other,
+    }
 }

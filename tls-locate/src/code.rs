@@ -80,6 +80,13 @@ pub struct DecodedFunction {
     pub references: Vec<(u64, u64)>,
     /// Direct jumps (conditional or not) to addresses outside the function.
     pub outside_jumps: Vec<(u64, u64)>,
+    /// Direct calls that are also branch targets (a compiler merged
+    /// identical call tails: Clang's branch folding jumps to one shared
+    /// `call ERR_put_error` after setting the arguments): one entry per
+    /// way in (the fall-through and each direct jump), with the arguments
+    /// that way set. [`DecodedFunction::calls`] has the call itself, with
+    /// unknown arguments.
+    pub merged_calls: Vec<CallSite>,
     pub instructions: usize,
 }
 
@@ -140,10 +147,40 @@ pub fn decode_function(code: &[u8], ip: u64) -> Result<DecodedFunction, Undecoda
     };
     let mut info = InstructionInfoFactory::new();
     let mut args = [ArgValue::Unknown; 6];
+    // Arguments carried by each direct jump to a target inside: (target, args).
+    let mut jumped_in: Vec<(u64, [ArgValue; 6])> = Vec::new();
+    // Calls at branch targets: (call address, target, fall-through args).
+    let mut merge_points: Vec<(u64, u64, Option<[ArgValue; 6]>)> = Vec::new();
+    let mut falls_through = false;
     for instruction in &instructions {
         let at = instruction.ip();
         if targets.binary_search(&at).is_ok() {
+            if instruction.flow_control() == FlowControl::Call
+                && instruction.op0_kind() == OpKind::NearBranch64
+            {
+                merge_points.push((
+                    at,
+                    instruction.near_branch64(),
+                    falls_through.then_some(args),
+                ));
+            }
             args = [ArgValue::Unknown; 6];
+        }
+        falls_through = !matches!(
+            instruction.flow_control(),
+            FlowControl::UnconditionalBranch
+                | FlowControl::IndirectBranch
+                | FlowControl::Return
+                | FlowControl::Interrupt
+                | FlowControl::Exception
+        );
+        if matches!(
+            instruction.flow_control(),
+            FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch
+        ) && instruction.op0_kind() == OpKind::NearBranch64
+            && inside(instruction.near_branch64())
+        {
+            jumped_in.push((instruction.near_branch64(), args));
         }
         collect_references(instruction, &mut out.references);
         match instruction.flow_control() {
@@ -209,6 +246,19 @@ pub fn decode_function(code: &[u8], ip: u64) -> Result<DecodedFunction, Undecoda
                     _ => ArgValue::Unknown,
                 };
             }
+        }
+    }
+    for (at, target, fall) in merge_points {
+        let ways = fall
+            .into_iter()
+            .chain(jumped_in.iter().filter(|(t, _)| *t == at).map(|(_, a)| *a));
+        for args in ways {
+            out.merged_calls.push(CallSite {
+                at,
+                target: Some(target),
+                tail: false,
+                args,
+            });
         }
     }
     Ok(out)
@@ -345,6 +395,40 @@ mod tests {
         ];
         let f = decode_function(&code, 0).unwrap();
         assert_eq!(f.calls[0].args[0], ArgValue::Unknown);
+    }
+
+    #[test]
+    fn merged_call_tails_keep_each_way_in() {
+        // 0: mov edx,0xe2; jmp 9 (the shared call)
+        // 7: ... (never mind) ret
+        // Clang's shape: path A sets edx and falls into the call; path B
+        // sets edx and jumps to it.
+        //  0: je 10
+        //  2: mov edx, 0xe2         (A)
+        //  7: call +0               (12: shared, a branch target)
+        // 12: ret
+        // 13: int3 int3 int3
+        // 16: mov edx, 0xd7         (B)
+        // 21: jmp 7
+        let code = [
+            0x74, 0x0e, // je 16
+            0xba, 0xe2, 0x00, 0x00, 0x00, // mov edx, 0xe2
+            0xe8, 0x00, 0x00, 0x00, 0x00, // call 12
+            0xc3, // ret
+            0xcc, 0xcc, 0xcc, // padding
+            0xba, 0xd7, 0x00, 0x00, 0x00, // mov edx, 0xd7
+            0xeb, 0xf0, // jmp 7
+        ];
+        let f = decode_function(&code, 0).unwrap();
+        assert_eq!(f.calls.len(), 1);
+        assert_eq!(f.calls[0].args[2], ArgValue::Unknown);
+        let mut merged: Vec<ArgValue> = f.merged_calls.iter().map(|c| c.args[2]).collect();
+        merged.sort_by_key(|v| v.imm());
+        assert_eq!(merged, [ArgValue::Imm(0xd7), ArgValue::Imm(0xe2)]);
+        assert!(f
+            .merged_calls
+            .iter()
+            .all(|c| c.at == 7 && c.target == Some(12)));
     }
 
     #[test]

@@ -62,6 +62,30 @@ pub fn error_sites(view: &ElfView<'_>, decoded: &DecodedFunction, files: &[u64])
     };
     let file_index = |v: ArgValue| v.addr().and_then(|a| files.iter().position(|&f| f == a));
     let mut out = Vec::new();
+    // Merged call tails carry one argument set per way in; only the
+    // one-call shape (ERR_put_error) can be read from them.
+    for call in &decoded.merged_calls {
+        let a = &call.args;
+        if let (Some(file), Some(lib), Some(func), Some(reason), Some(line)) = (
+            file_index(a[3]),
+            a[0].imm(),
+            a[1].imm(),
+            a[2].imm(),
+            a[4].imm(),
+        ) {
+            out.push(ErrorSite {
+                at: call.at,
+                function,
+                file,
+                shape: SiteShape::PutError,
+                lib,
+                func_code: Some(func),
+                reason,
+                line,
+                func_name: None,
+            });
+        }
+    }
     for (i, call) in decoded.calls.iter().enumerate() {
         if call.target.is_none() {
             continue;

@@ -40,6 +40,7 @@
 
 pub mod analysis;
 pub mod code;
+pub mod descent;
 pub mod eh_frame;
 pub mod elf;
 pub mod error_sites;
@@ -131,6 +132,13 @@ pub struct AnalysisStats {
     /// Prefilter hits on the library's strings in code no FDE covers
     /// (built with `-fno-asynchronous-unwind-tables`, as Chromium is).
     pub code_refs_outside_fdes: usize,
+    /// Recursive descent ([`descent`]), when FDEs did not cover the code:
+    /// instructions decoded, entries proven (strong call targets),
+    /// overlapping-instruction conflicts and invalid instructions met.
+    pub descent_instructions: u64,
+    pub descent_entries: usize,
+    pub descent_conflicts: usize,
+    pub descent_invalid: usize,
     pub elapsed: Duration,
 }
 
@@ -203,8 +211,23 @@ pub enum LocateError {
     NotIdentified(String),
 }
 
+/// Every label [`LocateError::reason`] gives.
+pub const REASONS: [&str; 11] = [
+    "io",
+    "not_elf",
+    "unsupported_arch",
+    "bad_elf",
+    "no_tls",
+    "no_eh_frame",
+    "bad_eh_frame",
+    "no_unwind_info",
+    "too_large",
+    "time_budget",
+    "not_identified",
+];
+
 impl LocateError {
-    /// snake_case label for metrics and logs.
+    /// snake_case label for metrics and logs (one of [`REASONS`]).
     pub fn reason(&self) -> &'static str {
         match self {
             LocateError::Io(_) => "io",

@@ -113,7 +113,7 @@ pub fn identify(
         return Err(LocateError::NotIdentified(
             "OpenSSL 1.x error sites (SSLerr with function codes): analysis covers OpenSSL 3 and BoringSSL".into(),
         ));
-    } else if a.stats.code_refs_outside_fdes > 0 && sites.len() < MIN_SITES {
+    } else if a.descent.is_none() && a.stats.code_refs_outside_fdes > 0 && sites.len() < MIN_SITES {
         return Err(LocateError::NoUnwindInfo(a.stats.code_refs_outside_fdes));
     } else {
         return Err(LocateError::NotIdentified(format!(
@@ -163,10 +163,54 @@ fn finish(
         let jumps = incoming
             .filter(|r| matches!(r.kind, RefKind::Jump | RefKind::TailJump))
             .count();
-        let proof = if calls > 0 {
-            format!("called from {calls} site(s)")
+        let proof = if let Some(d) = &a.descent {
+            // No FDEs: the entry is proven by recursive descent alone.
+            if !d.is_entry(start) {
+                unidentified.push(refuse(
+                    found.name,
+                    "not_an_entry",
+                    format!("{start:#x} is not the target of a direct call decoded from code reached from relocated code pointers, FDE starts or symbols"),
+                ));
+                continue;
+            }
+            if let Some(bad) = d.trouble_near(found.range) {
+                unidentified.push(refuse(
+                    found.name,
+                    "descent_conflict",
+                    format!("decoding met overlapping or invalid instructions at {bad:#x}, near {start:#x}"),
+                ));
+                continue;
+            }
+            if let Some(at) = a.code_after_padding(found.range) {
+                unidentified.push(refuse(
+                    found.name,
+                    "ambiguous_extent",
+                    format!("{:#x}..{:#x} holds inter-function padding (int3) followed by more code at {at:#x}: it may span an uncalled function", found.range.start, found.range.end),
+                ));
+                continue;
+            }
+            if calls == 0 {
+                unidentified.push(refuse(
+                    found.name,
+                    "not_called",
+                    format!("{start:#x}: no direct call to it confirmed by decoding its callers"),
+                ));
+                continue;
+            }
+            format!(
+                "recursive-descent entry: target of a direct call decoded from code reached from {} relocated code pointers, {} FDE starts and {} symbols ({} instructions, {} conflicts, {} invalid, none within {:#x} bytes); called from {calls} site(s)",
+                d.roots.relocations,
+                d.roots.fde_starts,
+                d.roots.dynsym,
+                d.instructions,
+                d.conflict_count,
+                d.invalid.len(),
+                crate::analysis::DESCENT_CLEARANCE,
+            )
+        } else if calls > 0 {
+            format!("FDE start, called from {calls} site(s)")
         } else if operands > 0 || pointers.contains(&start) {
-            "address taken".to_string()
+            "FDE start, address taken".to_string()
         } else if jumps > 0 {
             unidentified.push(refuse(
                 found.name,
@@ -197,7 +241,7 @@ fn finish(
             vaddr: start,
             file_offset,
             source: Source::Analysis {
-                evidence: format!("{}; FDE start, {proof}", found.evidence),
+                evidence: format!("{}; {proof}", found.evidence),
             },
         });
     }

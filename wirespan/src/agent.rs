@@ -8,7 +8,7 @@ use capture::clock::{clock_offset_ns, monotonic_ns};
 use capture::kernel_counters::KernelCounterMetrics;
 use capture::kernel_maps::KernelMaps;
 use capture::probes::{self, EventRing, ProbeOptions, Probes};
-use capture::tls_targets::{exec_target, TlsAttacher};
+use capture::tls_targets::TlsAttacher;
 use self_metrics::Registry;
 use span_semantics::host::HostFacts;
 use std::io::BufWriter;
@@ -146,8 +146,8 @@ impl ShutdownSignals {
     }
 }
 
-/// Hands every waiting record to the handler; exec records also go to TLS
-/// discovery.
+/// Hands every waiting record to the handler; exec, executable-mmap and
+/// TLS integrity records also go to TLS discovery.
 fn drain(
     rb: &mut EventRing,
     handler: &mut dyn RecordHandler,
@@ -155,9 +155,7 @@ fn drain(
     probes: &mut Probes,
 ) {
     while let Some(item) = rb.next() {
-        if let Some((pid, exe)) = exec_target(&item) {
-            tls.on_exec(probes, pid, exe);
-        }
+        tls.on_record(probes, &item);
         handler.handle(&item);
     }
 }
@@ -187,7 +185,16 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     .context("polling the ring buffer")?;
     let mut maps = KernelMaps::take(&mut probes)?;
     let kernel_counters = probes.take_counters()?;
-    let mut tls = TlsAttacher::new(&registry);
+    // Stripped TLS code is analysed in a child process of this executable
+    // (bounded memory and time, nothing left in the agent's resident set).
+    let locate_in = match std::env::current_exe() {
+        Ok(exe) => capture::tls_locator::LocateIn::ChildProcess(exe),
+        Err(e) => {
+            tracing::warn!("own executable not found ({e}): TLS analysis runs in a thread");
+            capture::tls_locator::LocateIn::Thread
+        }
+    };
+    let mut tls = TlsAttacher::new(&registry).with_locator(locate_in, Vec::new());
     tls.discover_all(&mut probes, std::process::id());
     let kernel_metrics = KernelCounterMetrics::new(&registry);
     let clock_offset = clock_offset_ns();

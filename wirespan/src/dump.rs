@@ -84,6 +84,32 @@ pub fn dump(path: &Path, out: &mut impl Write) -> Result<()> {
                     e.env.len()
                 ),
                 Ok(Record::ProcExit(r)) => format!("{} exit pid={}", r.header.ts_ns, r.header.tgid),
+                Ok(Record::ProcMap(r)) => format!(
+                    "{} map pid={} fd={}",
+                    r.header.ts_ns, r.header.tgid, r.header.fd
+                ),
+                Ok(Record::TlsBind(r)) => format!(
+                    "{} tls-bind pid={} tid={} fd={} conn={} plaintext_at={} len={}",
+                    r.header.ts_ns,
+                    r.header.tgid,
+                    r.header.tid,
+                    r.header.fd,
+                    r.conn_id,
+                    r.stream_offset,
+                    r.len
+                ),
+                Ok(Record::TlsSample(r)) => format!(
+                    "{} tls-sample pid={} fd={} slot={} dir={} len={} requested={} plaintext_at={} wire_at={}",
+                    r.header.ts_ns,
+                    r.header.tgid,
+                    r.header.fd,
+                    r.slot,
+                    r.direction,
+                    r.len,
+                    r.requested,
+                    r.plaintext_offset,
+                    r.wire_offset
+                ),
                 Err(e) => format!("bad record: {e}"),
             };
         writeln!(out, "{line}")?;

@@ -17,6 +17,7 @@ use tracing_subscriber as _;
 
 pub mod admin_server;
 pub mod agent;
+pub mod deferred_tls;
 pub mod dump;
 pub mod pipeline;
 pub mod recording;

@@ -37,6 +37,18 @@ enum Command {
     Replay { file: PathBuf },
     /// Print a recording's records, one line each (payloads escaped, cut at 80 bytes).
     Dump { file: PathBuf },
+    /// Find the TLS library functions (SSL_read, SSL_write, ...) in an
+    /// executable or shared object, with or without symbols, as the agent
+    /// would before hooking them, and say how each was named.
+    LocateTls {
+        file: PathBuf,
+        /// Extra directories of debug files (build-id tree or debuglink names).
+        #[arg(long = "debug-dir")]
+        debug_dirs: Vec<PathBuf>,
+        /// The agent's line format (what its locator process prints).
+        #[arg(long)]
+        machine: bool,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -50,6 +62,43 @@ enum ConfigCommand {
     Check { file: PathBuf },
     /// Print the full default configuration, commented.
     Default,
+}
+
+/// `wirespan locate-tls`: for people, one line per function and how it was
+/// named; with `--machine`, the lines the agent's locator reads (and exit 0
+/// whatever the answer, which is in the lines).
+fn locate_tls(file: &std::path::Path, debug_dirs: &[PathBuf], machine: bool) -> Result<()> {
+    use capture::tls_locator::{encode_answer, locate_here, locate_options};
+    let started = std::time::Instant::now();
+    let result = locate_here(file, &locate_options(debug_dirs.to_vec()));
+    if machine {
+        print!("{}", encode_answer(&result));
+        return Ok(());
+    }
+    let took = started.elapsed();
+    match result {
+        Ok(found) => {
+            println!("{}: {} ({took:?})", file.display(), found.library);
+            for f in &found.functions {
+                println!(
+                    "  {:<13} file offset {:#x} (vaddr {:#x}), named by {}{}{}",
+                    f.name,
+                    f.file_offset,
+                    f.vaddr,
+                    f.source,
+                    if f.detail.is_empty() { "" } else { ": " },
+                    f.detail
+                );
+            }
+            Ok(())
+        }
+        Err(r) => Err(anyhow::anyhow!(
+            "{}: nothing to hook ({}): {}",
+            file.display(),
+            r.reason,
+            r.message
+        )),
+    }
 }
 
 fn init_logging(level: &str) {
@@ -92,6 +141,14 @@ fn real_main() -> Result<()> {
     if let Command::Dump { file } = &cli.command {
         return wirespan::dump::dump(file, &mut std::io::stdout().lock());
     }
+    if let Command::LocateTls {
+        file,
+        debug_dirs,
+        machine,
+    } = &cli.command
+    {
+        return locate_tls(file, debug_dirs, *machine);
+    }
     let config = wirespan_config::load(cli.config.as_deref())?;
     init_logging(&config.log.level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -108,7 +165,9 @@ fn real_main() -> Result<()> {
                 tracing::info!(records = summary.records, "replay finished");
                 Ok(())
             }
-            Command::Config { .. } | Command::Dump { .. } => unreachable!("handled above"),
+            Command::Config { .. } | Command::Dump { .. } | Command::LocateTls { .. } => {
+                unreachable!("handled above")
+            }
         }
     })
 }

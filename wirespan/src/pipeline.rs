@@ -171,6 +171,8 @@ pub struct Pipeline<O: SpanOutput> {
     own_listeners: Vec<std::net::SocketAddr>,
     /// TLS twins open, by the real socket's key, with their conn_id.
     tls_twins: HashMap<ConnKey, ConnId>,
+    /// TLS plaintext written before its socket was known (custom BIO).
+    deferred_tls: crate::deferred_tls::DeferredTlsWrites,
     last_ts_ns: u64,
 }
 
@@ -244,6 +246,7 @@ impl<O: SpanOutput> Pipeline<O> {
             ignored: HashSet::new(),
             own_listeners: settings.own_listeners,
             tls_twins: HashMap::new(),
+            deferred_tls: crate::deferred_tls::DeferredTlsWrites::new(registry),
             last_ts_ns: 0,
         }
     }
@@ -257,6 +260,27 @@ impl<O: SpanOutput> Pipeline<O> {
     }
 
     pub fn handle(&mut self, rec: &Record<'_>) {
+        match rec {
+            Record::Data { header, payload }
+                if header.source == probes_common::source::TLS_WRITE_UNBOUND =>
+            {
+                self.emitter.metrics.records[0].inc();
+                self.deferred_tls.hold(header, payload);
+                return;
+            }
+            Record::TlsBind(bind) => {
+                self.emitter.metrics.records[7].inc();
+                for (mut header, bytes) in self.deferred_tls.bind(bind) {
+                    header.chunk_len = bytes.len() as u32;
+                    self.handle(&Record::Data {
+                        header,
+                        payload: &bytes,
+                    });
+                }
+                return;
+            }
+            _ => {}
+        }
         let sink = &mut self.emitter;
         match rec {
             Record::Data { header, payload } => {
@@ -427,6 +451,10 @@ impl<O: SpanOutput> Pipeline<O> {
                 sink.composer.process_started(ProcessFacts::from_exec(view));
                 sink.metrics.processes.set(sink.composer.processes() as i64);
             }
+            // TLS discovery's business (the run loop hands them over).
+            Record::ProcMap(_) => sink.metrics.records[5].inc(),
+            Record::TlsSample(_) => sink.metrics.records[6].inc(),
+            Record::TlsBind(_) => {} // handled above
             Record::ProcExit(r) => {
                 sink.metrics.records[4].inc();
                 let tgid = r.header.tgid;
@@ -487,7 +515,7 @@ impl<O: SpanOutput> Pipeline<O> {
     }
 
     pub fn buffered_bytes(&self) -> usize {
-        self.tracker.buffered_bytes()
+        self.deferred_tls.held_bytes() + self.tracker.buffered_bytes()
     }
 
     /// The newest record timestamp seen (monotonic ns).

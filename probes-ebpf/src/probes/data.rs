@@ -123,6 +123,10 @@ pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
                 (*tls).fd = fd;
             }
         }
+    } else if dir == direction::EGRESS {
+        // Outside any TLS call: the ciphertext of plaintext this thread gave
+        // the library earlier (custom BIO), if it has any waiting.
+        super::tls::bind_deferred_writes(id, tgid, tid, fd);
     }
     // The socket this thread last read, for custom-BIO TLS (the application
     // reads ciphertext, then asks the library to decrypt it) and Go's orphan

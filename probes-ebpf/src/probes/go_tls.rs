@@ -107,6 +107,9 @@ fn entry(ctx: &ProbeContext, cookie: u64, dir: u32) -> u32 {
         direction: dir,
         depth: 0,
         is_ex: tls_call_kind::GO,
+        requested: 0,
+        slot: 0,
+        _pad: 0,
     };
     mark_proc_tls(tgid);
     let _ = TLS_ACTIVE.insert(&id, &marker, 0);

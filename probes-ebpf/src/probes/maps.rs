@@ -79,6 +79,14 @@ pub static PORT_FILTER: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 pub static REGS_CHECK: Array<[u64; 5]> = Array::with_max_entries(1, 0);
 
+/// Integrity check of TLS functions located without a symbol: user space
+/// sets a file's slot (its uprobes' cookie) to 1 while it verifies that
+/// file, and the return probe then sends a [`probes_common::TlsSampleRecord`]
+/// per call. 0 (every slot of a verified or symbol-hooked file) costs one
+/// array lookup per call of a located function, nothing for the others.
+#[map]
+pub static TLS_VERIFY: Array<u32> = Array::with_max_entries(probes_common::TLS_VERIFY_SLOTS, 0);
+
 /// Per-CPU staging area for a data record: the verifier allows a variable-size
 /// ring buffer write only from memory like this, and the stack is 512 bytes.
 #[map]
@@ -116,6 +124,12 @@ pub struct TlsCall {
     pub depth: u32,
     /// One of [`tls_call_kind`].
     pub is_ex: u32,
+    /// The buffer size the caller passed (`num`), for the integrity check.
+    pub requested: u64,
+    /// The located file's integrity slot (the uprobe's cookie); 0 for a
+    /// file hooked at its symbols.
+    pub slot: u32,
+    pub _pad: u32,
 }
 
 /// What kind of call a [`TlsCall`] is.
@@ -183,6 +197,23 @@ pub static TLS_ACTIVE: LruHashMap<u64, TlsCall> = LruHashMap::with_max_entries(1
 /// SSL* → socket fd, learned once and reused for calls that make no syscall.
 #[map]
 pub static TLS_SSL_FD: LruHashMap<u64, i32> = LruHashMap::with_max_entries(65536, 0);
+
+/// A thread's run of SSL_write plaintext whose socket was not known at
+/// return (custom BIO): sent to user space already, bound to a socket by the
+/// thread's next write to a tracked socket (`data::sys_exit_data`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct UnboundTlsWrite {
+    /// The SSL* of the run (a new SSL* starts a new run).
+    pub ssl: u64,
+    /// Bytes in the run so far.
+    pub len: u64,
+}
+
+/// Deferred SSL_write plaintext per thread (pid_tgid). LRU: a thread that
+/// never writes to a socket again cannot leak one.
+#[map]
+pub static TLS_UNBOUND: LruHashMap<u64, UnboundTlsWrite> = LruHashMap::with_max_entries(16384, 0);
 
 /// The tracked socket each thread last read from: the custom-BIO association
 /// (the application reads ciphertext, then asks the library to decrypt it).

@@ -2,9 +2,14 @@
 //! copied in the kernel, so a process that lives for milliseconds is still named
 //! (OTEL_SERVICE_NAME included) long after /proc has forgotten it.
 //!
-//! Tracepoint layouts relied on (events/sched/*/format):
+//! A file mapped executable is reported too (the path is not copied: user
+//! space reads the process's maps), so that a library loaded with `dlopen`
+//! long after exec is checked for a TLS library.
+//!
+//! Tracepoint layouts relied on (events/sched/*/format, events/syscalls/*/format):
 //!   sched_process_exec: __data_loc filename @8, pid @12, old_pid @16
 //!   sched_process_exit: comm[16] @8, pid @24, prio @28, group_dead @32
+//!   sys_enter_mmap: prot @32, fd @48
 
 use aya_ebpf::{
     helpers::{
@@ -15,8 +20,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use probes_common::{
-    counter, kind, ProcExecRecord, ProcExitRecord, RecordHeader, EXEC_ARGS_MAX, EXEC_ENV_MAX,
-    EXEC_FILENAME_MAX,
+    counter, kind, ProcExecRecord, ProcExitRecord, ProcMapRecord, RecordHeader, EXEC_ARGS_MAX,
+    EXEC_ENV_MAX, EXEC_FILENAME_MAX,
 };
 
 use super::{
@@ -139,6 +144,43 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
                     tgid,
                     tid,
                     fd: -1,
+                    // SAFETY: a helper call the verifier checks; no pointer of ours is passed.
+                    ts_ns: unsafe { bpf_ktime_get_ns() },
+                },
+            });
+            entry.submit(ring_flags());
+        }
+        None => count(counter::RINGBUF_FULL_CONTROL, 1),
+    }
+    0
+}
+
+/// `mmap` of a file with `PROT_EXEC`: rare (the dynamic loader, a JIT
+/// mapping a file), so an enter hook costs little; anonymous and
+/// non-executable mappings (allocators, thread stacks) return after two
+/// reads of the tracepoint record.
+#[tracepoint]
+pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
+    const PROT_EXEC: u64 = 4;
+    // SAFETY: fixed offsets of the tracepoint record's stable layout (see its format file); the helper bounds the read.
+    let prot: u64 = unsafe { ctx.read_at::<u64>(32) }.unwrap_or(0);
+    if prot & PROT_EXEC == 0 {
+        return 0;
+    }
+    // SAFETY: as above.
+    let fd = unsafe { ctx.read_at::<u64>(48) }.unwrap_or(u64::MAX) as i64;
+    if !(0..=i32::MAX as i64).contains(&fd) {
+        return 0;
+    }
+    let (_, tgid, tid) = current_ids();
+    match EVENTS.reserve::<ProcMapRecord>(0) {
+        Some(mut entry) => {
+            entry.write(ProcMapRecord {
+                header: RecordHeader {
+                    kind: kind::PROC_MAP,
+                    tgid,
+                    tid,
+                    fd: fd as i32,
                     // SAFETY: a helper call the verifier checks; no pointer of ours is passed.
                     ts_ns: unsafe { bpf_ktime_get_ns() },
                 },

@@ -10,6 +10,10 @@
 //!   socket this thread last read from. Every path is counted, so /metrics shows
 //!   how much plaintext was attributed each way and how much could not be.
 //!
+//! Functions located by analysis in a stripped file (`tls-locate`) carry
+//! their file's integrity slot in the uprobe cookie; while user space
+//! verifies that file, each call also sends a `TlsSampleRecord`.
+//!
 //! Signatures relied on (OpenSSL 1.1/3.x, BoringSSL):
 //!   int SSL_write(SSL *s, const void *buf, int num)
 //!   int SSL_read(SSL *s, void *buf, int num)
@@ -17,15 +21,23 @@
 //!   int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *readbytes)
 
 use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user_buf, generated::bpf_get_attach_cookie},
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
+    EbpfContext,
 };
-use probes_common::{counter, direction, socket_flag, source, SocketKey};
+use probes_common::{
+    counter, direction, kind, socket_flag, source, RecordHeader, SocketKey, TlsBindRecord,
+    TlsSampleRecord, TLS_SAMPLE_BYTES, TLS_VERIFY_SLOTS,
+};
 
 use super::{
     data::{data_header, emit, read_user_u64},
-    maps::{shape, tls_call_kind, TlsCall, SOCKETS, THREAD_LAST_FD, TLS_ACTIVE, TLS_SSL_FD},
-    util::{count, current_ids, fetch_add, mark_proc_tls},
+    maps::{
+        shape, tls_call_kind, TlsCall, UnboundTlsWrite, EVENTS, SOCKETS, THREAD_LAST_FD,
+        TLS_ACTIVE, TLS_SSL_FD, TLS_UNBOUND, TLS_VERIFY,
+    },
+    util::{count, current_ids, fetch_add, mark_proc_tls, ring_flags},
 };
 
 #[inline(always)]
@@ -44,6 +56,14 @@ fn enter(ctx: &ProbeContext, dir: u32, is_ex: bool) -> u32 {
     let ssl: u64 = ctx.arg(0).unwrap_or(0);
     let buf: u64 = ctx.arg(1).unwrap_or(0);
     let len_ptr: u64 = if is_ex { ctx.arg(3).unwrap_or(0) } else { 0 };
+    let requested: u64 = if is_ex {
+        ctx.arg(2).unwrap_or(0)
+    } else {
+        // `int num`: the low 32 bits, sign-extended.
+        ctx.arg::<u64>(2).unwrap_or(0) as i32 as i64 as u64
+    };
+    // SAFETY: the helper only reads the cookie of the link that ran us.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let call = TlsCall {
         ssl,
         buf,
@@ -56,6 +76,9 @@ fn enter(ctx: &ProbeContext, dir: u32, is_ex: bool) -> u32 {
         } else {
             tls_call_kind::PLAIN
         },
+        requested,
+        slot: (cookie as u32) % TLS_VERIFY_SLOTS,
+        _pad: 0,
     };
     mark_proc_tls((id >> 32) as u32);
     let _ = TLS_ACTIVE.insert(&id, &call, 0);
@@ -131,13 +154,160 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         let fd = *fd;
         let _ = TLS_SSL_FD.insert(&call.ssl, &fd, 0);
         fd
+    } else if call.direction == direction::EGRESS {
+        count(counter::TLS_FD_DEFERRED, 1);
+        -1
     } else {
         count(counter::TLS_FD_UNKNOWN, 1);
-        return 0;
+        -1
     };
-
-    emit_plaintext(tgid, tid, fd, call.direction, call.buf, len);
+    if call.slot != 0 {
+        sample_if_verifying(&call, tgid, tid, fd, len);
+    }
+    if fd >= 0 {
+        emit_plaintext(tgid, tid, fd, call.direction, call.buf, len);
+    } else if call.direction == direction::EGRESS {
+        defer_write(id, tgid, tid, call.ssl, call.buf, len);
+    }
     0
+}
+
+/// An SSL_write whose socket is not known yet: a custom BIO (gRPC, Chromium
+/// for some calls) sends the ciphertext after the call returns, usually from
+/// the same thread. The plaintext is copied now (the caller may reuse its
+/// buffer) and sent as `TLS_WRITE_UNBOUND`; the thread's next write to a
+/// tracked socket binds the run to that socket (`bind_deferred_writes`).
+#[inline(always)]
+fn defer_write(id: u64, tgid: u32, tid: u32, ssl: u64, buf: u64, len: u64) {
+    let position = match TLS_UNBOUND.get_ptr_mut(&id) {
+        // SAFETY: a pointer into this thread's own map value.
+        Some(p) if unsafe { (*p).ssl } == ssl => unsafe {
+            let at = (*p).len;
+            (*p).len = at + len;
+            at
+        },
+        _ => {
+            let _ = TLS_UNBOUND.insert(&id, &UnboundTlsWrite { ssl, len }, 0);
+            0
+        }
+    };
+    let header = data_header(
+        tgid,
+        tid,
+        -1,
+        0,
+        position,
+        len,
+        direction::EGRESS,
+        source::TLS_WRITE_UNBOUND,
+    );
+    emit(header, shape::BUFFER, buf, 0);
+}
+
+/// Called by the data hook when a thread of a TLS process writes to tracked
+/// socket `fd`: a run of deferred plaintext on this thread gets that socket
+/// (its SSL* remembers it too), its twin stream advances by the run's
+/// length, and user space is told where the run's bytes go.
+#[inline(always)]
+pub(super) fn bind_deferred_writes(id: u64, tgid: u32, tid: u32, fd: i32) {
+    let run = match TLS_UNBOUND.get_ptr(&id) {
+        // SAFETY: a map value pointer from this lookup, read once.
+        Some(p) => unsafe { *p },
+        None => return,
+    };
+    let _ = TLS_UNBOUND.remove(&id);
+    let Some(state) = SOCKETS.get_ptr_mut(&SocketKey { tgid, fd }) else {
+        return;
+    };
+    let _ = TLS_SSL_FD.insert(&run.ssl, &fd, 0);
+    // SAFETY: a map value pointer from a lookup in this run, valid until the program returns; other CPUs may update it (see ARCHITECTURE.md on offsets).
+    let (conn_id, offset) = unsafe {
+        (*state).flags |= socket_flag::TLS;
+        (
+            (*state).conn_id,
+            fetch_add(&raw mut (*state).tls_egress_offset, run.len),
+        )
+    };
+    count(counter::TLS_FD_BOUND, 1);
+    let rec = TlsBindRecord {
+        header: RecordHeader {
+            kind: kind::TLS_BIND,
+            tgid,
+            tid,
+            fd,
+            // SAFETY: a helper call the verifier checks; no pointer of ours is passed.
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+        },
+        conn_id,
+        stream_offset: offset,
+        len: run.len,
+    };
+    match EVENTS.reserve::<TlsBindRecord>(0) {
+        Some(mut entry) => {
+            entry.write(rec);
+            entry.submit(ring_flags());
+        }
+        None => count(counter::RINGBUF_FULL_CONTROL, 1),
+    }
+}
+
+/// The integrity check's view of one call of a located function, sent only
+/// while user space verifies its file. Made before the plaintext record, so
+/// `plaintext_offset` is where this call's bytes start.
+#[inline(always)]
+fn sample_if_verifying(call: &TlsCall, tgid: u32, tid: u32, fd: i32, len: u64) {
+    match TLS_VERIFY.get(call.slot) {
+        Some(on) if *on != 0 => {}
+        _ => return,
+    }
+    let mut rec = TlsSampleRecord {
+        header: RecordHeader {
+            kind: kind::TLS_SAMPLE,
+            tgid,
+            tid,
+            fd,
+            // SAFETY: a helper call the verifier checks; no pointer of ours is passed.
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+        },
+        len,
+        requested: call.requested,
+        slot: call.slot,
+        direction: call.direction,
+        ..TlsSampleRecord::default()
+    };
+    if fd >= 0 {
+        if let Some(state) = SOCKETS.get_ptr(&SocketKey { tgid, fd }) {
+            // SAFETY: a map value pointer from this lookup, valid until the program returns; read once.
+            let st = unsafe { *state };
+            rec.tracked = 1;
+            rec.conn_id = st.conn_id;
+            (rec.wire_offset, rec.plaintext_offset) = if call.direction == direction::EGRESS {
+                (st.egress_offset, st.tls_egress_offset)
+            } else {
+                (st.ingress_offset, st.tls_ingress_offset)
+            };
+        }
+    }
+    let n = if len < TLS_SAMPLE_BYTES as u64 {
+        len as usize
+    } else {
+        TLS_SAMPLE_BYTES
+    };
+    // The verifier wants a constant size: read the whole sample window and
+    // report how much of it is the call's.
+    // SAFETY: bpf_probe_read_user checks the address; a fault is an Err.
+    // A buffer ending within 64 bytes of an unmapped page gives no sample
+    // (sample_len 0), which the check treats as saying nothing.
+    if unsafe { bpf_probe_read_user_buf(call.buf as *const u8, &mut rec.sample) }.is_ok() {
+        rec.sample_len = n as u32;
+    }
+    match EVENTS.reserve::<TlsSampleRecord>(0) {
+        Some(mut entry) => {
+            entry.write(rec);
+            entry.submit(ring_flags());
+        }
+        None => count(counter::RINGBUF_FULL_CONTROL, 1),
+    }
 }
 
 /// Emits `len` plaintext bytes at `buf` as the TLS twin stream of socket

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 /// Counters the pipeline keeps, registered once.
 pub(super) struct PipelineMetrics {
     registry: Registry,
-    pub(super) records: [Counter; 5],
+    pub(super) records: [Counter; 8],
     pub(super) bytes: [Counter; 2],
     pub(super) spans_built: [Counter; 2],
     pub(super) spans_not_queued: Counter,
@@ -50,6 +50,9 @@ impl PipelineMetrics {
                 rec("conn_close"),
                 rec("proc_exec"),
                 rec("proc_exit"),
+                rec("proc_map"),
+                rec("tls_sample"),
+                rec("tls_bind"),
             ],
             bytes: [bytes("egress"), bytes("ingress")],
             spans_built: [built("server"), built("client")],
