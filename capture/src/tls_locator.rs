@@ -20,8 +20,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-/// Files that may wait for their analysis; more are refused (counted).
-pub const LOCATE_QUEUE: usize = 256;
+/// Files that may wait for their analysis; more are refused (counted). At
+/// start every distinct file mapped by any process is queued at once (most
+/// are answered by the quick look within milliseconds); a job is a path.
+pub const LOCATE_QUEUE: usize = 4096;
 
 /// Bounds of one analysis: a file with more code, or one that takes longer,
 /// is refused with a reason (`too_large`, `time_budget`).
@@ -159,7 +161,9 @@ impl TlsLocator {
                             message: e.to_string(),
                         }),
                         (LocateIn::Thread, Ok(true)) => locate_here(&job.path, &options),
-                        (LocateIn::ChildProcess(exe), Ok(true)) => locate_in_child(exe, &job.path),
+                        (LocateIn::ChildProcess(exe), Ok(true)) => {
+                            locate_in_child(exe, &job.path, &options.debug_dirs)
+                        }
                     };
                     let answer = LocateAnswer {
                         job,
@@ -338,14 +342,16 @@ pub fn decode_answer(text: &str) -> Result<Found, Refusal> {
     }
 }
 
-/// Runs `exe locate-tls --machine path` with an address-space limit and a
+/// Runs `exe locate-tls --machine [--debug-dir DIR]... path` with an address-space limit and a
 /// deadline, and reads its answer.
-fn locate_in_child(exe: &Path, path: &Path) -> Result<Found, Refusal> {
+fn locate_in_child(exe: &Path, path: &Path, debug_dirs: &[PathBuf]) -> Result<Found, Refusal> {
     use std::os::unix::process::CommandExt as _;
     let mut cmd = Command::new(exe);
-    cmd.arg("locate-tls")
-        .arg("--machine")
-        .arg(path)
+    cmd.arg("locate-tls").arg("--machine");
+    for dir in debug_dirs {
+        cmd.arg("--debug-dir").arg(dir);
+    }
+    cmd.arg(path)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -23,6 +23,7 @@ pub const ENV_LIST_KEYS: &[&str] = &[
     "capture.exclude_ports",
     "http.routes",
     "http.redact_query_params",
+    "tls.debug_dirs",
 ];
 /// The top-level sections of the file.
 pub const SECTIONS: &[&str] = &[
@@ -31,6 +32,7 @@ pub const SECTIONS: &[&str] = &[
     "http",
     "service",
     "traces",
+    "tls",
     "kubernetes",
     "export",
     "metrics",
@@ -265,6 +267,7 @@ fn load_inner(file: Option<(&str, &str)>, env: &[(String, String)]) -> Result<Co
             "http" => section_into(&section, value, &mut config.http),
             "service" => section_into(&section, value, &mut config.service),
             "traces" => section_into(&section, value, &mut config.traces),
+            "tls" => section_into(&section, value, &mut config.tls),
             "kubernetes" => section_into(&section, value, &mut config.kubernetes),
             "export" => section_into(&section, value, &mut config.export),
             "metrics" => section_into(&section, value, &mut config.metrics),

@@ -14,6 +14,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub service: ServiceConfig,
     pub traces: TracesConfig,
+    pub tls: TlsConfig,
     pub kubernetes: KubernetesConfig,
     pub export: ExportConfig,
     pub metrics: MetricsConfig,
@@ -226,6 +227,16 @@ impl Default for TracesConfig {
             in_process_parents: true,
         }
     }
+}
+
+/// Finding TLS libraries to hook.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Directories of debug files (a `.build-id/xx/yyyy.debug` tree, or files
+    /// named by `.gnu_debuglink`), searched before `/usr/lib/debug` for the
+    /// symbols of stripped executables and libraries. Absolute paths.
+    pub debug_dirs: Vec<std::path::PathBuf>,
 }
 
 /// `service.name` for processes whose executable name or path matches.

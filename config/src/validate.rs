@@ -96,6 +96,14 @@ impl Config {
             MAX_RING_BUFFER_BYTES,
         );
         c.at_least("capture.max_sockets", cap.max_sockets, 1);
+        for dir in &self.tls.debug_dirs {
+            c.check(dir.is_absolute(), "tls.debug_dirs", || {
+                format!(
+                    "{} is a relative path (the agent's working directory is not a place to look): give an absolute one",
+                    dir.display()
+                )
+            });
+        }
         for (list, ports) in [
             ("capture.ports", &cap.ports),
             ("capture.exclude_ports", &cap.exclude_ports),

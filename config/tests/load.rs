@@ -48,7 +48,26 @@ fn unknown_key_at_top_level() {
     assert_eq!(
         err("capture: {}\nbogus: 1\n", &[]),
         "wirespan.yaml: bogus: unknown key (known keys here: capture, connections, http, \
-         service, traces, kubernetes, export, metrics, log)"
+         service, traces, tls, kubernetes, export, metrics, log)"
+    );
+}
+
+#[test]
+fn tls_debug_dirs_from_the_file_and_the_environment() {
+    let c = ok("tls:\n  debug_dirs: [/opt/debug, /srv/sym]\n", &[]);
+    assert_eq!(
+        c.tls.debug_dirs,
+        vec![
+            std::path::PathBuf::from("/opt/debug"),
+            std::path::PathBuf::from("/srv/sym")
+        ]
+    );
+    let c = ok("", &[("WIRESPAN_TLS__DEBUG_DIRS", "/a,/b")]);
+    assert_eq!(c.tls.debug_dirs.len(), 2);
+    assert_eq!(
+        err("tls:\n  debug_dirs: [debug]\n", &[]),
+        "wirespan.yaml: tls.debug_dirs: debug is a relative path (the agent's working \
+         directory is not a place to look): give an absolute one"
     );
 }
 

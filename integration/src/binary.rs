@@ -37,6 +37,26 @@ pub fn wirespan_bin() -> PathBuf {
     p
 }
 
+/// The workspace members the agent is built from: every member of the root
+/// `Cargo.toml` but the test-only ones (read from the file, so a new crate
+/// is never forgotten here).
+fn agent_source_crates(root: &std::path::Path) -> Vec<String> {
+    const TEST_ONLY: [&str; 2] = ["integration", "test-support"];
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    let Some(members) = manifest
+        .split("members = [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+    else {
+        return Vec::new();
+    };
+    members
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_string())
+        .filter(|m| !m.is_empty() && !TEST_ONLY.contains(&m.as_str()))
+        .collect()
+}
+
 /// Fails when a source file of the agent is newer than the binary: `cargo
 /// test -p integration` does not rebuild the agent, and a stale one would
 /// test yesterday's code.
@@ -46,25 +66,10 @@ fn assert_fresh(bin: &std::path::Path) {
     };
     let root = workspace_root();
     let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
-    let mut stack: Vec<PathBuf> = [
-        "wirespan",
-        "capture",
-        "span-semantics",
-        "probes-ebpf",
-        "probes-common",
-        "conn-tracker",
-        "protocol-parsers",
-        "span-export",
-        "config",
-        "self-metrics",
-        "kernel-btf",
-        "k8s-metadata",
-        "reverse-dns",
-        "go-binary",
-    ]
-    .iter()
-    .map(|c| root.join(c).join("src"))
-    .collect();
+    let mut stack: Vec<PathBuf> = agent_source_crates(&root)
+        .iter()
+        .map(|c| root.join(c).join("src"))
+        .collect();
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -89,5 +94,23 @@ fn assert_fresh(bin: &std::path::Path) {
             bin.display(),
             path.display()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_agent_crate_is_watched() {
+        let crates = super::agent_source_crates(&super::workspace_root());
+        for c in [
+            "wirespan",
+            "capture",
+            "tls-locate",
+            "span-model",
+            "probes-ebpf",
+        ] {
+            assert!(crates.iter().any(|m| m == c), "{c} missing from {crates:?}");
+        }
+        assert!(!crates.iter().any(|m| m == "integration"));
     }
 }

@@ -251,6 +251,13 @@ fn assert_no_plaintext_spans_of(spans: &[FlatSpan], diag: &str) {
 /// by analysis, its integrity check passed, no sample broke a rule.
 fn assert_located_and_verified(exit: &AgentExit) {
     let d = exit.diagnostics();
+    // The located files and their checks, for the test's output.
+    for line in plain_log(&exit.stderr)
+        .lines()
+        .filter(|l| l.contains(LOCATED) || l.contains(VERIFIED))
+    {
+        eprintln!("{line}");
+    }
     let analysed = metric(
         exit,
         "wirespan_tls_located_files_total",

@@ -194,7 +194,8 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
             capture::tls_locator::LocateIn::Thread
         }
     };
-    let mut tls = TlsAttacher::new(&registry).with_locator(locate_in, Vec::new());
+    let mut tls =
+        TlsAttacher::new(&registry).with_locator(locate_in, config.tls.debug_dirs.clone());
     tls.discover_all(&mut probes, std::process::id());
     let kernel_metrics = KernelCounterMetrics::new(&registry);
     let clock_offset = clock_offset_ns();

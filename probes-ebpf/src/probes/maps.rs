@@ -194,9 +194,26 @@ pub static GO_CONN_FD: LruHashMap<GoConnKey, i32> = LruHashMap::with_max_entries
 #[map]
 pub static TLS_ACTIVE: LruHashMap<u64, TlsCall> = LruHashMap::with_max_entries(16384, 0);
 
+/// An `SSL*` of one process: heap addresses repeat across processes, so the
+/// pointer alone could give one process's socket to another's call.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SslKey {
+    pub ssl: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+impl SslKey {
+    #[inline(always)]
+    pub fn new(ssl: u64, tgid: u32) -> Self {
+        Self { ssl, tgid, _pad: 0 }
+    }
+}
+
 /// SSL* → socket fd, learned once and reused for calls that make no syscall.
 #[map]
-pub static TLS_SSL_FD: LruHashMap<u64, i32> = LruHashMap::with_max_entries(65536, 0);
+pub static TLS_SSL_FD: LruHashMap<SslKey, i32> = LruHashMap::with_max_entries(65536, 0);
 
 /// A thread's run of SSL_write plaintext whose socket was not known at
 /// return (custom BIO): sent to user space already, bound to a socket by the

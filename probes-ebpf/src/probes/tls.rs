@@ -5,7 +5,8 @@
 //! The socket is found without reading the library's private structs:
 //! - "BIO native": the library does its own I/O, so the read/write syscall it
 //!   makes inside the call names the fd (`data::enter` records it);
-//! - remembered: an SSL* whose fd was learned once keeps it (`TLS_SSL_FD`);
+//! - remembered: an SSL* whose fd was learned once keeps it (`TLS_SSL_FD`,
+//!   keyed by (SSL*, tgid));
 //! - "custom BIO" (the application does the I/O, as Node.js does): the tracked
 //!   socket this thread last read from. Every path is counted, so /metrics shows
 //!   how much plaintext was attributed each way and how much could not be.
@@ -34,7 +35,7 @@ use probes_common::{
 use super::{
     data::{data_header, emit, read_user_u64},
     maps::{
-        shape, tls_call_kind, TlsCall, UnboundTlsWrite, EVENTS, SOCKETS, THREAD_LAST_FD,
+        shape, tls_call_kind, SslKey, TlsCall, UnboundTlsWrite, EVENTS, SOCKETS, THREAD_LAST_FD,
         TLS_ACTIVE, TLS_SSL_FD, TLS_UNBOUND, TLS_VERIFY,
     },
     util::{count, current_ids, fetch_add, mark_proc_tls, ring_flags},
@@ -142,17 +143,17 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
 
     let fd = if call.fd >= 0 {
         count(counter::TLS_FD_NESTED, 1);
-        let _ = TLS_SSL_FD.insert(&call.ssl, &call.fd, 0);
+        let _ = TLS_SSL_FD.insert(&SslKey::new(call.ssl, tgid), &call.fd, 0);
         call.fd
         // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
-    } else if let Some(fd) = unsafe { TLS_SSL_FD.get(&call.ssl) } {
+    } else if let Some(fd) = unsafe { TLS_SSL_FD.get(&SslKey::new(call.ssl, tgid)) } {
         count(counter::TLS_FD_CACHED, 1);
         *fd
         // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     } else if let Some(fd) = unsafe { THREAD_LAST_FD.get(&id) } {
         count(counter::TLS_FD_THREAD, 1);
         let fd = *fd;
-        let _ = TLS_SSL_FD.insert(&call.ssl, &fd, 0);
+        let _ = TLS_SSL_FD.insert(&SslKey::new(call.ssl, tgid), &fd, 0);
         fd
     } else if call.direction == direction::EGRESS {
         count(counter::TLS_FD_DEFERRED, 1);
@@ -219,7 +220,7 @@ pub(super) fn bind_deferred_writes(id: u64, tgid: u32, tid: u32, fd: i32) {
     let Some(state) = SOCKETS.get_ptr_mut(&SocketKey { tgid, fd }) else {
         return;
     };
-    let _ = TLS_SSL_FD.insert(&run.ssl, &fd, 0);
+    let _ = TLS_SSL_FD.insert(&SslKey::new(run.ssl, tgid), &fd, 0);
     // SAFETY: a map value pointer from a lookup in this run, valid until the program returns; other CPUs may update it (see ARCHITECTURE.md on offsets).
     let (conn_id, offset) = unsafe {
         (*state).flags |= socket_flag::TLS;
