@@ -3,8 +3,8 @@
 //! (`peer_naming`, through the local sockets of `local_peers`), same-host
 //! links, in-process causality and sampling. The pipeline tells it what
 //! happened (connections opened and closed, processes started and ended,
-//! request heads seen, bytes written) and hands it each exchange; it answers
-//! with the span or the sampling verdict.
+//! request heads seen, bytes written) and hands it each exchange; it passes
+//! the span on, or says that sampling left it out.
 //!
 //! It does not touch records, the connection table, the kernel or the export
 //! queue, and counts nothing itself except through `causality`: the pipeline
@@ -45,19 +45,6 @@ pub struct ComposerSettings {
     /// In-process causality (see `traces.in_process_parents`).
     pub in_process_parents: bool,
     pub span_builder: SpanBuilder,
-}
-
-/// A span composed from an exchange, or why there is none.
-#[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "returned once per span and moved straight on; a Box would allocate per span"
-)]
-pub enum Composed {
-    Kept(ExportSpan),
-    /// Built, then left out by sampling (`export.sample_ratio` or the
-    /// caller's traceparent).
-    SampledOut,
 }
 
 /// See the module docs.
@@ -107,8 +94,17 @@ impl SpanComposer {
 
     // === exchanges ===
 
-    /// The span of `exchange` on `conn`.
-    pub fn exchange(&mut self, conn: &ConnInfo, exchange: &HttpExchange) -> Composed {
+    /// Builds the span of `exchange` on `conn` and hands it to `keep`, unless
+    /// sampling leaves it out (`export.sample_ratio` or the caller's
+    /// traceparent): then it returns false. (A callback rather than a
+    /// returned value, so the span is not copied once more on its way.)
+    #[inline]
+    pub fn exchange(
+        &mut self,
+        conn: &ConnInfo,
+        exchange: &HttpExchange,
+        keep: impl FnOnce(ExportSpan),
+    ) -> bool {
         let process = self.processes.get_or_load(conn.key.tgid);
         let peer = self
             .naming
@@ -139,11 +135,12 @@ impl SpanComposer {
             fixed,
         };
         let span = self.spans.build(&ctx, exchange);
-        if crate::sampling::keep_span(&span, exchange, ctx.fixed.as_ref(), self.sample_ratio) {
-            Composed::Kept(span)
-        } else {
-            Composed::SampledOut
+        let kept =
+            crate::sampling::keep_span(&span, exchange, ctx.fixed.as_ref(), self.sample_ratio);
+        if kept {
+            keep(span);
         }
+        kept
     }
 
     /// Thread `tid` completed the head of request `ordinal` on `conn`: the

@@ -29,7 +29,7 @@ use span_semantics::identity::{KubeLookup, ReverseDnsLookup};
 use span_semantics::peers::PeerNames;
 use span_semantics::process_table::{ProcessFacts, ProcessIdentity};
 use span_semantics::span_builder::SpanBuilder;
-use span_semantics::span_composer::{Composed, ComposerSettings, SpanComposer};
+use span_semantics::span_composer::{ComposerSettings, SpanComposer};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -112,16 +112,17 @@ struct Emitter<O: SpanOutput> {
 
 impl<O: SpanOutput> TrackerSink for Emitter<O> {
     fn exchange(&mut self, conn: &ConnInfo, exchange: HttpExchange) {
-        let composed = self.composer.exchange(conn, &exchange);
+        let (output, metrics) = (&mut self.output, &self.metrics);
+        let mut queued = true;
+        let kept = self
+            .composer
+            .exchange(conn, &exchange, |span| queued = output.send(span));
         let kind = usize::from(conn.role != Role::Server);
-        self.metrics.spans_built[kind].inc();
-        match composed {
-            Composed::SampledOut => self.metrics.sampled_out.inc(),
-            Composed::Kept(span) => {
-                if !self.output.send(span) {
-                    self.metrics.spans_not_queued.inc();
-                }
-            }
+        metrics.spans_built[kind].inc();
+        if !kept {
+            metrics.sampled_out.inc();
+        } else if !queued {
+            metrics.spans_not_queued.inc();
         }
     }
 
