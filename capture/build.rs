@@ -2,6 +2,10 @@
 //! object in OUT_DIR, where main embeds it. Uses the nightly when installed,
 //! else stable with RUSTC_BOOTSTRAP=1 (both verified; see scripts/setup-toolchain.sh).
 //! AYA_BUILD_SKIP=1 skips it for user-space-only checks.
+#![allow(
+    unused_crate_dependencies,
+    reason = "probes-ebpf is a build-dependency so that cargo rebuilds when it changes; aya-build compiles it"
+)]
 
 use std::process::Command;
 

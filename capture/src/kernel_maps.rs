@@ -26,15 +26,15 @@ impl KernelMaps {
     pub fn mute(&mut self, tgid: u32, fd: i32) {
         let k = SocketKey { tgid, fd };
         if self.sockets.get(&k, 0).is_ok() {
-            let _ = self.muted.insert(k, 1u8, 0);
+            self.muted.insert(k, 1u8, 0).ok();
         }
     }
 
     /// Stops tracking a socket.
     pub fn forget(&mut self, tgid: u32, fd: i32) {
         let k = SocketKey { tgid, fd };
-        let _ = self.sockets.remove(&k);
-        let _ = self.muted.remove(&k);
+        self.sockets.remove(&k).ok();
+        self.muted.remove(&k).ok();
     }
 
     /// Seeds connections open before start into the kernel map, and hands

@@ -8,6 +8,13 @@
 //!
 //! It does not parse payloads or build spans: records leave through
 //! [`probes::EventRing`] as bytes, decoded by `probes_common::records`.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 pub mod clock;
 pub mod kernel_counters;

@@ -548,7 +548,7 @@ impl Probes {
                 Ok(link) => links.push(link),
                 Err(e) => {
                     for link in links {
-                        let _ = prog.detach(link);
+                        prog.detach(link).ok();
                     }
                     return Err(anyhow!(
                         "attaching a Go TLS uprobe at file offset {offset:#x} of {}: {e}",
@@ -560,7 +560,7 @@ impl Probes {
         let n = links.len();
         if let Some(old) = self.go_links.insert(target.to_path_buf(), links) {
             for link in old {
-                let _ = prog.detach(link);
+                prog.detach(link).ok();
             }
         }
         Ok(n)

@@ -379,7 +379,7 @@ fn locate_in_child(exe: &Path, path: &Path, debug_dirs: &[PathBuf]) -> Result<Fo
         let mut text = String::new();
         if let Some(out) = stdout.as_mut() {
             // At most 64 KiB: an answer is a few lines.
-            let _ = out.take(64 * 1024).read_to_string(&mut text);
+            out.take(64 * 1024).read_to_string(&mut text).ok();
         }
         text
     });
@@ -389,8 +389,8 @@ fn locate_in_child(exe: &Path, path: &Path, debug_dirs: &[PathBuf]) -> Result<Fo
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             _ => {
-                let _ = child.kill();
-                let _ = child.wait();
+                child.kill().ok();
+                child.wait().ok();
                 break None;
             }
         }

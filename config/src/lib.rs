@@ -17,6 +17,13 @@
 //!   validation problems are reported together ([`Config::validate`]).
 //! * [`default_yaml`] is the documented default file, every key at its default.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 mod load;
 pub mod schema;

@@ -1,5 +1,9 @@
 //! The documented default file cannot drift from the types: it loads to
 //! `Config::default()`, names every key, and the default round-trips.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use std::collections::BTreeSet;
 

@@ -1,4 +1,8 @@
 //! The README's configuration reference is the default file, verbatim.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 #[test]
 fn readme_configuration_reference_matches_default_yaml() {

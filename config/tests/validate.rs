@@ -1,5 +1,9 @@
 //! Config::validate: every rule, each refusal with its dotted key and a reason, and
 //! every problem reported at once.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use std::time::Duration;
 

@@ -7,6 +7,10 @@
 //! events/s (each an HTTP/1 head parsed, half of them completing an exchange);
 //! ~414 B per opened connection before any data, ~2.3 KB once its HTTP/1
 //! parser exists (the parser's own state dominates).
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -72,19 +76,19 @@ fn exchange(t: &mut ConnectionTable, sink: &mut CountSink, i: usize, round: u64,
     let (k, id) = (inf.key, inf.conn_id);
     t.data(
         k,
-        id,
+        ConnId(id),
         Direction::Egress,
-        round * REQ.len() as u64,
-        ts,
+        StreamOffset(round * REQ.len() as u64),
+        MonotonicNs(ts),
         REQ,
         sink,
     );
     t.data(
         k,
-        id,
+        ConnId(id),
         Direction::Ingress,
-        round * RESP.len() as u64,
-        ts + 1,
+        StreamOffset(round * RESP.len() as u64),
+        MonotonicNs(ts + 1),
         RESP,
         sink,
     );

@@ -36,10 +36,18 @@
 //! reading probe records (the collector decodes them and calls the table), or
 //! parsing (that is `protocol-parsers`). It never panics on any sequence of calls.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 mod backend;
 mod detect_state;
 mod events;
+mod ids;
 mod lru;
 mod session;
 mod stream;
@@ -47,5 +55,6 @@ mod table;
 mod types;
 
 pub use events::{TrackerEvent, TrackerSink};
+pub use ids::{ConnId, MonotonicNs, StreamOffset};
 pub use table::ConnectionTable;
 pub use types::{ConnInfo, ConnKey, Direction, Endpoint, Protocol, Role, TrackerLimits};

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::events::{TrackerEvent, TrackerSink};
+use crate::ids::{ConnId, MonotonicNs, StreamOffset};
 use crate::lru::Lru;
 use crate::session::Session;
 use crate::stream::StreamPos;
@@ -232,17 +233,21 @@ impl ConnectionTable {
     }
 
     /// Bytes of `dir` at `stream_offset`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one field of the probe record, named at the call"
+    )]
     pub fn data(
         &mut self,
         key: ConnKey,
-        conn_id: u64,
+        conn_id: ConnId,
         dir: Direction,
-        stream_offset: u64,
-        ts_ns: u64,
+        stream_offset: StreamOffset,
+        ts_ns: MonotonicNs,
         bytes: &[u8],
         sink: &mut impl TrackerSink,
     ) {
+        let (conn_id, stream_offset, ts_ns) = (conn_id.0, stream_offset.0, ts_ns.0);
         self.tick(ts_ns);
         let Some(slot) = self.slot_for_data(key, conn_id, ts_ns, sink) else {
             return;
@@ -275,17 +280,21 @@ impl ConnectionTable {
     }
 
     /// `len` bytes of `dir` at `stream_offset` were never delivered.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one field of the probe record, named at the call"
+    )]
     pub fn missing(
         &mut self,
         key: ConnKey,
-        conn_id: u64,
+        conn_id: ConnId,
         dir: Direction,
-        stream_offset: u64,
+        stream_offset: StreamOffset,
         len: u64,
-        ts_ns: u64,
+        ts_ns: MonotonicNs,
         sink: &mut impl TrackerSink,
     ) {
+        let (conn_id, stream_offset, ts_ns) = (conn_id.0, stream_offset.0, ts_ns.0);
         self.tick(ts_ns);
         let Some(slot) = self.slot_for_data(key, conn_id, ts_ns, sink) else {
             return;
@@ -301,16 +310,19 @@ impl ConnectionTable {
         self.account(slot, sink);
     }
 
-    /// The socket was closed after `egress_total` / `ingress_total` bytes.
+    /// The socket was closed after `egress_total` / `ingress_total` bytes
+    /// (each direction's final stream offset).
     pub fn close(
         &mut self,
         key: ConnKey,
-        conn_id: u64,
-        egress_total: u64,
-        ingress_total: u64,
-        ts_ns: u64,
+        conn_id: ConnId,
+        egress_total: StreamOffset,
+        ingress_total: StreamOffset,
+        ts_ns: MonotonicNs,
         sink: &mut impl TrackerSink,
     ) {
+        let (conn_id, ts_ns) = (conn_id.0, ts_ns.0);
+        let (egress_total, ingress_total) = (egress_total.0, ingress_total.0);
         self.tick(ts_ns);
         let Some(&slot) = self.by_key.get(&key) else {
             sink.tracker_event(TrackerEvent::CloseForUnknownConnection);
@@ -345,7 +357,8 @@ impl ConnectionTable {
     /// an exchange (no span). For connections found to be the agent's own
     /// traffic after they were opened. False when `key` does not hold that
     /// generation.
-    pub fn discard(&mut self, key: ConnKey, conn_id: u64) -> bool {
+    pub fn discard(&mut self, key: ConnKey, conn_id: ConnId) -> bool {
+        let conn_id = conn_id.0;
         let Some(&slot) = self.by_key.get(&key) else {
             return false;
         };

@@ -1,6 +1,10 @@
 //! Random call sequences: the table never panics, keeps its indexes consistent,
 //! and holds its bounds after every call:
 //! `len() <= max_connections` and `buffered_bytes() <= memory_limit_bytes`.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 
@@ -133,10 +137,10 @@ fn run(max_connections: usize, memory_limit_bytes: usize, window: usize, ops: Ve
                 *e = at + bytes.len() as u64;
                 t.data(
                     k(i),
-                    u64::from(id),
+                    ConnId(u64::from(id)),
                     dir(egress),
-                    at,
-                    u64::from(ts),
+                    StreamOffset(at),
+                    MonotonicNs(u64::from(ts)),
                     bytes,
                     &mut sink,
                 );
@@ -150,11 +154,11 @@ fn run(max_connections: usize, memory_limit_bytes: usize, window: usize, ops: Ve
             } => {
                 t.missing(
                     k(i),
-                    u64::from(id),
+                    ConnId(u64::from(id)),
                     dir(egress),
-                    u64::from(off),
+                    StreamOffset(u64::from(off)),
                     u64::from(len),
-                    7,
+                    MonotonicNs(7),
                     &mut sink,
                 );
             }
@@ -166,10 +170,10 @@ fn run(max_connections: usize, memory_limit_bytes: usize, window: usize, ops: Ve
             } => {
                 t.close(
                     k(i),
-                    u64::from(id),
-                    u64::from(e),
-                    u64::from(ing),
-                    9,
+                    ConnId(u64::from(id)),
+                    StreamOffset(u64::from(e)),
+                    StreamOffset(u64::from(ing)),
+                    MonotonicNs(9),
                     &mut sink,
                 );
             }

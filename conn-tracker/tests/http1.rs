@@ -1,6 +1,10 @@
 //! HTTP/1 conversations through the table: exact exchanges out, per role, and
 //! across fd reuse, stale generations, gaps, overlaps and lazily created
 //! connections.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 
@@ -126,7 +130,14 @@ fn stale_generation_is_dropped_and_counted() {
     cur.send(&mut t, &mut sink, Ingress, REQ1);
     stale.send(&mut t, &mut sink, Ingress, REQ2);
     stale.send(&mut t, &mut sink, Egress, RESP2);
-    t.close(k, 6, 100, 100, 10, &mut sink);
+    t.close(
+        k,
+        ConnId(6),
+        StreamOffset(100),
+        StreamOffset(100),
+        MonotonicNs(10),
+        &mut sink,
+    );
     assert_eq!(
         t.len(),
         1,
@@ -180,7 +191,15 @@ fn header_only_record_is_a_gap() {
     let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
     f.send(&mut t, &mut sink, Egress, head);
     // sendfile of the body: never copied.
-    t.missing(k, 1, Egress, head.len() as u64, 1000, 50_000, &mut sink);
+    t.missing(
+        k,
+        ConnId(1),
+        Egress,
+        StreamOffset(head.len() as u64),
+        1000,
+        MonotonicNs(50_000),
+        &mut sink,
+    );
     f.off[0] += 1000;
     f.send(&mut t, &mut sink, Ingress, REQ2);
     f.send(&mut t, &mut sink, Egress, RESP2);
@@ -223,14 +242,62 @@ fn overlapping_bytes_are_skipped() {
     let k = key(1, 4);
     t.open(info(k, 1, Role::Client, 1), &mut sink);
     // Whole duplicate.
-    t.data(k, 1, Egress, 0, 10, REQ1, &mut sink);
-    t.data(k, 1, Egress, 0, 11, REQ1, &mut sink);
-    t.data(k, 1, Ingress, 0, 12, RESP1, &mut sink);
+    t.data(
+        k,
+        ConnId(1),
+        Egress,
+        StreamOffset(0),
+        MonotonicNs(10),
+        REQ1,
+        &mut sink,
+    );
+    t.data(
+        k,
+        ConnId(1),
+        Egress,
+        StreamOffset(0),
+        MonotonicNs(11),
+        REQ1,
+        &mut sink,
+    );
+    t.data(
+        k,
+        ConnId(1),
+        Ingress,
+        StreamOffset(0),
+        MonotonicNs(12),
+        RESP1,
+        &mut sink,
+    );
     // Partial overlap: 10 bytes, then from offset 5 the rest.
     let base = REQ1.len() as u64;
-    t.data(k, 1, Egress, base, 13, &REQ2[..10], &mut sink);
-    t.data(k, 1, Egress, base + 5, 14, &REQ2[5..], &mut sink);
-    t.data(k, 1, Ingress, RESP1.len() as u64, 15, RESP2, &mut sink);
+    t.data(
+        k,
+        ConnId(1),
+        Egress,
+        StreamOffset(base),
+        MonotonicNs(13),
+        &REQ2[..10],
+        &mut sink,
+    );
+    t.data(
+        k,
+        ConnId(1),
+        Egress,
+        StreamOffset(base + 5),
+        MonotonicNs(14),
+        &REQ2[5..],
+        &mut sink,
+    );
+    t.data(
+        k,
+        ConnId(1),
+        Ingress,
+        StreamOffset(RESP1.len() as u64),
+        MonotonicNs(15),
+        RESP2,
+        &mut sink,
+    );
     assert_eq!(
         sink.summary(),
         vec![s("GET", "/a", Some(200)), s("POST", "/b", Some(201))]
@@ -299,7 +366,14 @@ fn missing_tail_at_close_is_counted_and_ends_pending() {
         Ingress,
         b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
     );
-    t.close(k, 1, REQ1.len() as u64, f.off[1] + 100, 99_000, &mut sink);
+    t.close(
+        k,
+        ConnId(1),
+        StreamOffset(REQ1.len() as u64),
+        StreamOffset(f.off[1] + 100),
+        MonotonicNs(99_000),
+        &mut sink,
+    );
     // Counted once, under one reason.
     assert_eq!(sink.count("closed_with_missing_tail"), 100);
     assert_eq!(sink.count("gap_bytes"), 0);
@@ -332,10 +406,10 @@ fn non_http_is_muted_once() {
     t.open(info(k2, 2, Role::Client, 1), &mut sink);
     t.data(
         k2,
-        2,
+        ConnId(2),
         Ingress,
-        0,
-        5,
+        StreamOffset(0),
+        MonotonicNs(5),
         b"220 smtp.example ESMTP\r\n",
         &mut sink,
     );

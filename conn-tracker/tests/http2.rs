@@ -1,5 +1,9 @@
 //! HTTP/2 through the table: with the preface, after an h2c upgrade (the
 //! hand-off from the HTTP/1 parser), and joined midway.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 
@@ -190,10 +194,10 @@ fn frames_without_preface_on_a_fresh_connection_are_not_http2() {
     t.open(info(k, 1, Role::Client, 1), &mut sink);
     t.data(
         k,
-        1,
+        ConnId(1),
         Egress,
-        0,
-        5,
+        StreamOffset(0),
+        MonotonicNs(5),
         &frame(FrameType::Settings, 0, 0, &[]),
         &mut sink,
     );

@@ -1,5 +1,9 @@
 //! How connections end: process exit, idle, capacity and memory eviction, and
 //! shutdown. Every end reports the requests still waiting.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 
@@ -21,10 +25,10 @@ fn process_exit_closes_its_connections() {
         );
         t.data(
             k,
-            u64::from(tgid) * 10 + fd as u64,
+            ConnId(u64::from(tgid) * 10 + fd as u64),
             Egress,
-            0,
-            5,
+            StreamOffset(0),
+            MonotonicNs(5),
             REQ1,
             &mut sink,
         );
@@ -53,7 +57,15 @@ fn idle_connections_are_evicted() {
     t.open(info(key(1, 1), 1, Role::Client, 100), &mut sink);
     t.open(info(key(1, 2), 2, Role::Client, 100), &mut sink);
     t.open(info(key(1, 3), 3, Role::Client, 100), &mut sink);
-    t.data(key(1, 2), 2, Egress, 0, 900, REQ1, &mut sink);
+    t.data(
+        key(1, 2),
+        ConnId(2),
+        Egress,
+        StreamOffset(0),
+        MonotonicNs(900),
+        REQ1,
+        &mut sink,
+    );
     t.evict_idle(1_050, &mut sink);
     assert_eq!(t.len(), 3, "nothing idle for 1000ns yet");
     t.evict_idle(1_200, &mut sink);
@@ -68,6 +80,12 @@ fn idle_connections_are_evicted() {
     assert_eq!(sink.exchanges[0].1.end, ExchangeEnd::ConnectionClosed);
 }
 
+/// Client connection `conn_id` on `k` sends `REQ1` at time 3.
+fn request_at_3(t: &mut ConnectionTable, sink: &mut Rec, k: ConnKey, conn_id: u64) {
+    let (id, start, at) = (ConnId(conn_id), StreamOffset(0), MonotonicNs(3));
+    t.data(k, id, Egress, start, at, REQ1, sink);
+}
+
 #[test]
 fn capacity_evicts_least_recently_used() {
     let mut lim = limits();
@@ -76,14 +94,22 @@ fn capacity_evicts_least_recently_used() {
     let mut sink = Rec::default();
     t.open(info(key(1, 1), 1, Role::Client, 1), &mut sink);
     t.open(info(key(1, 2), 2, Role::Client, 2), &mut sink);
-    t.data(key(1, 1), 1, Egress, 0, 3, REQ1, &mut sink); // 1 is now the most recent
+    request_at_3(&mut t, &mut sink, key(1, 1), 1); // 1 is now the most recent
     t.open(info(key(1, 3), 3, Role::Client, 4), &mut sink);
     assert_eq!(t.len(), 2);
     assert!(t.get(key(1, 2)).is_none());
     assert!(t.get(key(1, 1)).is_some() && t.get(key(1, 3)).is_some());
     assert_eq!(sink.count("evicted_capacity"), 1);
     // Lazily created connections obey the limit too.
-    t.data(key(2, 9), 77, Ingress, 0, 5, REQ1, &mut sink);
+    t.data(
+        key(2, 9),
+        ConnId(77),
+        Ingress,
+        StreamOffset(0),
+        MonotonicNs(5),
+        REQ1,
+        &mut sink,
+    );
     assert_eq!(t.len(), 2);
     assert!(t.get(key(1, 1)).is_none(), "1 was least recent now");
     assert_eq!(sink.count("evicted_capacity"), 2);
@@ -98,7 +124,7 @@ fn zero_capacity_tracks_nothing() {
     let mut t = ConnectionTable::new(lim);
     let mut sink = Rec::default();
     t.open(info(key(1, 1), 1, Role::Client, 1), &mut sink);
-    t.data(key(1, 1), 1, Egress, 0, 3, REQ1, &mut sink);
+    request_at_3(&mut t, &mut sink, key(1, 1), 1);
     assert_eq!(t.len(), 0);
     assert_eq!(sink.count("evicted_capacity"), 2);
 }
@@ -114,12 +140,36 @@ fn memory_limit_evicts_the_largest_holders() {
     for fd in 1..=3 {
         t.open(info(key(1, fd), fd as u64, Role::Client, 1), &mut sink);
     }
-    t.data(key(1, 1), 1, Egress, 0, 10, &big, &mut sink);
-    t.data(key(1, 2), 2, Egress, 0, 11, &small, &mut sink);
+    t.data(
+        key(1, 1),
+        ConnId(1),
+        Egress,
+        StreamOffset(0),
+        MonotonicNs(10),
+        &big,
+        &mut sink,
+    );
+    t.data(
+        key(1, 2),
+        ConnId(2),
+        Egress,
+        StreamOffset(0),
+        MonotonicNs(11),
+        &small,
+        &mut sink,
+    );
     assert!(t.buffered_bytes() >= big.len() + small.len());
     assert_eq!(sink.count("evicted_memory"), 0);
     // Connection 3 pushes the total over: the largest holder (1) goes.
-    t.data(key(1, 3), 3, Egress, 0, 12, &small, &mut sink);
+    t.data(
+        key(1, 3),
+        ConnId(3),
+        Egress,
+        StreamOffset(0),
+        MonotonicNs(12),
+        &small,
+        &mut sink,
+    );
     assert_eq!(sink.count("evicted_memory"), 1);
     assert!(t.get(key(1, 1)).is_none());
     assert!(t.get(key(1, 2)).is_some() && t.get(key(1, 3)).is_some());
@@ -127,10 +177,10 @@ fn memory_limit_evicts_the_largest_holders() {
     // A single connection above the limit on its own is evicted too.
     t.data(
         key(1, 2),
-        2,
+        ConnId(2),
         Egress,
-        small.len() as u64,
-        13,
+        StreamOffset(small.len() as u64),
+        MonotonicNs(13),
         &[b'b'; 400],
         &mut sink,
     );
@@ -145,7 +195,15 @@ fn flush_all_ends_everything() {
     let mut sink = Rec::default();
     for fd in 0..5 {
         t.open(info(key(1, fd), fd as u64, Role::Server, 1), &mut sink);
-        t.data(key(1, fd), fd as u64, Ingress, 0, 2, REQ1, &mut sink);
+        t.data(
+            key(1, fd),
+            ConnId(fd as u64),
+            Ingress,
+            StreamOffset(0),
+            MonotonicNs(2),
+            REQ1,
+            &mut sink,
+        );
     }
     t.flush_all(50, &mut sink);
     assert_eq!(t.len(), 0);
@@ -161,7 +219,14 @@ fn flush_all_ends_everything() {
 fn close_of_unknown_connection_is_counted() {
     let mut t = ConnectionTable::new(limits());
     let mut sink = Rec::default();
-    t.close(key(1, 1), 5, 10, 10, 1, &mut sink);
+    t.close(
+        key(1, 1),
+        ConnId(5),
+        StreamOffset(10),
+        StreamOffset(10),
+        MonotonicNs(1),
+        &mut sink,
+    );
     assert_eq!(sink.count("close_for_unknown_connection"), 1);
 }
 
@@ -194,12 +259,20 @@ fn a_discarded_connection_ends_without_exchanges() {
     t.open(info(key(7, 3), 1, Role::Client, 1), &mut sink);
     t.open(info(key(7, 4), 2, Role::Client, 1), &mut sink);
     for (fd, id) in [(3, 1), (4, 2)] {
-        t.data(key(7, fd), id, Egress, 0, 5, REQ1, &mut sink);
+        t.data(
+            key(7, fd),
+            ConnId(id),
+            Egress,
+            StreamOffset(0),
+            MonotonicNs(5),
+            REQ1,
+            &mut sink,
+        );
     }
     // A wrong generation is not discarded.
-    assert!(!t.discard(key(7, 3), 99));
-    assert!(t.discard(key(7, 3), 1));
-    assert!(!t.discard(key(7, 3), 1));
+    assert!(!t.discard(key(7, 3), ConnId(99)));
+    assert!(t.discard(key(7, 3), ConnId(1)));
+    assert!(!t.discard(key(7, 3), ConnId(1)));
     assert_eq!(t.len(), 1);
     t.check_invariants().unwrap();
     // Its pending request never becomes an exchange, even at process exit;

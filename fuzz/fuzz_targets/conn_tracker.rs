@@ -17,8 +17,8 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use conn_tracker::{
-    ConnInfo, ConnKey, ConnectionTable, Direction, Endpoint, Protocol, Role, TrackerEvent,
-    TrackerLimits, TrackerSink,
+    ConnId, ConnInfo, ConnKey, ConnectionTable, Direction, Endpoint, MonotonicNs, Protocol, Role,
+    StreamOffset, TrackerEvent, TrackerLimits, TrackerSink,
 };
 use libfuzzer_sys::fuzz_target;
 use protocol_parsers::http1::Http1Limits;
@@ -256,7 +256,15 @@ fuzz_target!(|data: &[u8]| {
                 let at = place(&off, *e);
                 *e = at.saturating_add(payload.len() as u64);
                 clock = clock.saturating_add(u64::from(dt));
-                t.data(key, conn_id, dir(egress), at, clock, payload, &mut sink);
+                t.data(
+                    key,
+                    ConnId(conn_id),
+                    dir(egress),
+                    StreamOffset(at),
+                    MonotonicNs(clock),
+                    payload,
+                    &mut sink,
+                );
             }
             Op::Missing {
                 k,
@@ -274,11 +282,11 @@ fuzz_target!(|data: &[u8]| {
                 clock = clock.saturating_add(u64::from(dt));
                 t.missing(
                     key,
-                    conn_id,
+                    ConnId(conn_id),
                     dir(egress),
-                    at,
+                    StreamOffset(at),
                     u64::from(len),
-                    clock,
+                    MonotonicNs(clock),
                     &mut sink,
                 );
             }
@@ -302,7 +310,14 @@ fuzz_target!(|data: &[u8]| {
                     )
                 };
                 let was = t.get(key).map(|c| c.conn_id);
-                t.close(key, conn_id, eg, ing, clock, &mut sink);
+                t.close(
+                    key,
+                    ConnId(conn_id),
+                    StreamOffset(eg),
+                    StreamOffset(ing),
+                    MonotonicNs(clock),
+                    &mut sink,
+                );
                 if was == Some(conn_id) {
                     assert!(t.get(key).is_none(), "closed generation still tracked");
                     next.retain(|(k2, c2, _), _| !(*k2 == key && *c2 == conn_id));

@@ -30,11 +30,16 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let config = wirespan_config::Config::default();
-    let mut settings = wirespan::agent::pipeline_settings(&config, reader.header().clock_offset_ns);
+    // Nothing read from the machine (host name, environment, /proc).
+    let host = span_semantics::host::HostFacts {
+        host_name: "fuzz".into(),
+        ..span_semantics::host::HostFacts::hermetic()
+    };
+    let mut settings =
+        wirespan::agent::pipeline_settings(&config, reader.header().clock_offset_ns, host);
     settings.tracker.max_connections = MAX_CONNECTIONS;
     settings.tracker.memory_limit_bytes = MEMORY_LIMIT;
     settings.tracker.idle_timeout_ns = 1_000_000_000;
-    settings.host_name = "fuzz".into();
     settings.span_builder = span_semantics::span_builder::SpanBuilder::new(
         span_semantics::span_builder::IdGenerator::with_seed(1),
         span_semantics::routes::RouteTable::new(&config.http.routes),

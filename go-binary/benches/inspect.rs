@@ -3,6 +3,10 @@
 //! tool that links crypto/tls (`pkg/tool/linux_amd64/trace`; `compile`, the
 //! largest tool, has no crypto/tls), plus the cheap `is_go_executable`
 //! check and the pclntab parse + name lookup alone.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use std::hint::black_box;
 use std::path::Path;

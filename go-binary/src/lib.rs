@@ -37,7 +37,13 @@
 //! borrow from the mapping and allocate only the RET lists and, for DWARF,
 //! the inflated `.debug_info`/`.debug_abbrev`/`.debug_str` (each ≤
 //! [`dwarf_offsets::MAX_SECTION`], else DWARF is skipped).
-
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 #![deny(unsafe_code)]
 
 pub mod buildinfo;
@@ -295,7 +301,7 @@ pub fn inspect_tls(path: &Path) -> Result<GoTlsTargets, GoBinaryError> {
     inspect_tls_bytes(&map)
 }
 
-#[allow(unsafe_code)]
+#[allow(unsafe_code, reason = "memory-maps the file; see the SAFETY note")]
 fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: the mapping is read-only and private to this call; the bytes
     // are only ever read through `&[u8]` and every read is bounds-checked.

@@ -1,6 +1,10 @@
 //! inspect_tls on real Go 1.19 binaries built by the test (default,
 //! stripped, -trimpath, PIE), the installed Go toolchain, non-Go and
 //! non-TLS programs, and truncated or corrupted copies.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 

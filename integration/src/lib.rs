@@ -36,6 +36,13 @@
 //! the helper scripts in `integration/scripts/`, [`net`] has port helpers,
 //! [`rotel`] runs the real collector, [`go`] builds the Go test programs,
 //! [`c_program`] the stripped C programs in `integration/c/`.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 pub mod agent;
 pub mod binary;

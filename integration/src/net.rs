@@ -13,7 +13,8 @@ pub fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     if NEXT.load(Ordering::Relaxed) == 0 {
         let seed = 20000 + (std::process::id() % 6000) as u16;
-        let _ = NEXT.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
+        NEXT.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed)
+            .ok();
     }
     for _ in 0..12000 {
         let mut p = NEXT.fetch_add(1, Ordering::Relaxed);

@@ -41,8 +41,8 @@ impl Guarded {
 impl Drop for Guarded {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.child.kill().ok();
+            self.child.wait().ok();
         }
     }
 }

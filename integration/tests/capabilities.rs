@@ -6,6 +6,10 @@
 //! `setpriv` (util-linux) sets the user, the bounding set and the ambient set,
 //! so the agent's effective set is exactly the one given; the test reads it
 //! back from /proc/PID/status rather than trusting that.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;
@@ -168,8 +172,8 @@ fn try_start(caps: &[&str]) -> (Option<i32>, String) {
     let code = if exited {
         child.wait().ok().and_then(|s| s.code())
     } else {
-        let _ = child.kill();
-        let _ = child.wait();
+        child.kill().ok();
+        child.wait().ok();
         None
     };
     let raw = std::fs::read_to_string(&stderr_path).unwrap_or_default();

@@ -2,6 +2,10 @@
 //! ring buffer, real client/server programs over 127.0.0.1, then both
 //! directions of every connection rebuilt from the recording by stream offset
 //! and compared byte for byte with what the programs sent and received.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::agent::AgentExit;
 use integration::capture::Capture;

@@ -1,5 +1,9 @@
 //! Errors people can act on: a missing privilege and a bad configuration are
 //! each one sentence on stderr and a non-zero exit, never a backtrace.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;

@@ -12,6 +12,10 @@
 //! starting it with one inbox.
 //! Received spans are de-duplicated by span id: a batch whose response was
 //! lost when the receiver went down is legitimately sent again.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::agent::AgentOptions;
 use integration::otlp_receiver::{Inbox, OtlpProtocol};

@@ -8,6 +8,10 @@
 //! trace.
 //!
 //! The agent runs with its default capture settings, as deployed.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common_h2;
 

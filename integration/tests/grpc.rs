@@ -13,6 +13,10 @@
 //! name); server spans are errors only for UNKNOWN, DEADLINE_EXCEEDED,
 //! UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS; client spans for any
 //! non-OK code.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common_h2;
 
@@ -93,7 +97,7 @@ where
                 // Read the request to its end first, so the client has sent
                 // its DATA frame before the Trailers-Only answer and the
                 // request body size is deterministic.
-                let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                http_body_util::BodyExt::collect(req.into_body()).await.ok();
                 let mut response = http::Response::new(tonic::body::Body::default());
                 let headers = response.headers_mut();
                 headers.insert(
@@ -135,10 +139,11 @@ fn run_calls(port: u16, calls: &[(&'static str, &str)]) -> Vec<CallResult> {
         .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
         .expect("bind the gRPC server");
     rt.spawn(async move {
-        let _ = tonic::transport::Server::builder()
+        tonic::transport::Server::builder()
             .add_service(EchoServer)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await;
+            .await
+            .ok();
     });
     let calls: Vec<(&'static str, String)> =
         calls.iter().map(|(m, n)| (*m, n.to_string())).collect();

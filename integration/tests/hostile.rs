@@ -17,6 +17,10 @@
 //! `TcpStream`s; the servers are Python (`scripts/http11_server.py`, and an
 //! asyncio sink written below) started BEFORE the agent (their ports go into
 //! its config), so they are named from `/proc/PID/exe`.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::agent::AgentOptions;
 use integration::prelude::*;
@@ -129,7 +133,7 @@ impl RssSampler {
     fn finish(mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            t.join().ok();
         }
         self.max.load(Ordering::Relaxed)
     }
@@ -518,10 +522,10 @@ fn send_raw(port: u16, bytes: &[u8]) -> u16 {
     let local = s.local_addr().expect("local addr").port();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    let _ = s.write_all(bytes);
-    let _ = s.shutdown(Shutdown::Write);
+    s.write_all(bytes).ok();
+    s.shutdown(Shutdown::Write).ok();
     let mut sink = Vec::new();
-    let _ = s.read_to_end(&mut sink);
+    s.read_to_end(&mut sink).ok();
     local
 }
 

@@ -1,6 +1,10 @@
 //! HTTP/1 spans end to end: real clients and servers, `wirespan run`
 //! exporting over OTLP (gRPC and HTTP/protobuf) to an in-process receiver,
 //! exact spans asserted from what the test sent and the programs reported.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;

@@ -5,6 +5,10 @@
 //!
 //! Client and server spans are paired through the connection: the server
 //! span's `client.port` is the client span's `network.local.port`.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common_h2;
 
@@ -292,9 +296,9 @@ fn h2load_200_requests_2_connections_10_streams() {
         "h2load did not complete 200 requests:\n{out}"
     );
     // Bounded wait for all 400; missing ones are judged after the stop.
-    let _ = env
-        .receiver
-        .wait_for(SPAN_TIMEOUT, |s| of_port(s, port).len() >= 400);
+    env.receiver
+        .wait_for(SPAN_TIMEOUT, |s| of_port(s, port).len() >= 400)
+        .ok();
     let (spans, exit) = env.stop(port);
     let (srv, cli) = (servers(&spans), clients(&spans));
     let per_conn = |v: &[FlatSpan], key: &str| {
@@ -506,9 +510,9 @@ fn curl_h2c_upgrade_one_span_per_request() {
     let cport: u16 = lines[0][2].parse().unwrap();
     assert_eq!(lines[1][2], lines[0][2], "one connection for both URLs");
     // Bounded wait; a shortfall is reported by the exact comparison below.
-    let _ = env
-        .receiver
-        .wait_for(SPAN_TIMEOUT, |s| of_port(s, port).len() >= 4);
+    env.receiver
+        .wait_for(SPAN_TIMEOUT, |s| of_port(s, port).len() >= 4)
+        .ok();
     let (spans, exit) = env.stop(port);
     let ua = curl_user_agent();
     // The server was started before the agent: named from /proc/PID/exe.

@@ -8,6 +8,10 @@
 //! objects (PodList, ServiceList, ReplicaSetList). What is real: the cgroup v2
 //! hierarchy, the processes and their cgroup ids, the agent's HTTP client, its
 //! parsing of the API's JSON, and everything after.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::net::{global_ipv4, wait_addr};
 use integration::otlp_receiver::OtlpProtocol;
@@ -63,7 +67,7 @@ impl Drop for PodCgroup {
             if i < 2 {
                 wait_until(Duration::from_secs(5), || std::fs::remove_dir(d).is_ok());
             } else {
-                let _ = std::fs::remove_dir(d);
+                std::fs::remove_dir(d).ok();
             }
         }
     }

@@ -1,4 +1,8 @@
 //! `/readyz` semantics and a clean exit on SIGTERM/SIGINT.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::prelude::*;
 

@@ -1,6 +1,10 @@
 //! nginx (Debian nginx-light) as the server: a static file sent with
 //! sendfile (the probes count sendfile bytes as a gap, never copied), `return
 //! 204;` and `return 500;` locations, all on one keep-alive connection.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;

@@ -3,6 +3,10 @@
 //! Prometheus or the kubelet's readiness probe would) makes no span at
 //! either end, and is counted instead; a control request to another server
 //! on the host, in the same run, is still exact.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;

@@ -6,6 +6,10 @@
 //! out of capture (`capture.pids` names only the client), so the agent sees it
 //! as a remote peer. The agent runs in its own mount namespace where
 //! /etc/hosts names that address, so the host's real /etc/hosts is untouched.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::net::{global_ipv4, wait_addr};
 use integration::otlp_receiver::OtlpProtocol;

@@ -1,6 +1,10 @@
 //! Export through a real collector: wirespan → rotel (OTLP gRPC) → the
 //! in-process receiver (OTLP gRPC). Needs `pip install rotel`; without it the
 //! test FAILS loudly (CI installs it).
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;

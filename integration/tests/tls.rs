@@ -8,6 +8,10 @@
 //!
 //! These tests run the agent with its default capture settings (no port
 //! filter): TLS attribution is tested as deployed.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common_h2;
 

@@ -7,6 +7,10 @@
 //! so in-process causality makes those calls children of the frontend's
 //! server span, and same-host linking makes each server span the child of the
 //! client span that called it.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;

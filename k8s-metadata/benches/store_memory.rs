@@ -5,8 +5,15 @@
 //!
 //! `cargo bench -p k8s-metadata --bench store_memory [-- N]` (default 20,000).
 //! Prints the figures; asserts nothing about them (it is a measurement).
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "the tests' support module; this bench uses a part"
+)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

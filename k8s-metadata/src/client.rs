@@ -107,7 +107,7 @@ impl ApiClient {
             addr: addr.clone(),
             source,
         })?;
-        let _ = tcp.set_nodelay(true);
+        tcp.set_nodelay(true).ok();
         let sender = match &self.tls {
             None => handshake(tcp).await?,
             Some((connector, name)) => {
@@ -166,7 +166,7 @@ where
     // Ends when the sender and every response body are dropped, or on error
     // (which the request or body read then reports).
     tokio::spawn(async move {
-        let _ = connection.await;
+        connection.await.ok();
     });
     Ok(sender)
 }

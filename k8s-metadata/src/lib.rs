@@ -43,6 +43,13 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 mod cgroup;
 mod client;

@@ -1,6 +1,10 @@
 //! Start-up cost of reading and parsing the running kernel's BTF and resolving
 //! `KernelOffsets`. Run with
 //! `cargo run --release -p kernel-btf --example parse_time [iterations]`.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,10 @@
 //!
 //! Without `/sys/kernel/btf/vmlinux` the test FAILS, unless
 //! `WIRESPAN_ALLOW_NO_BTF=1` is set, in which case it prints a loud skip line.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use kernel_btf::{resolve_kernel_offsets, Btf, BtfError, SYS_FS_VMLINUX};
 

@@ -2,6 +2,10 @@
 //! (browser-like GET with a dozen headers, JSON response with a 1 KiB body),
 //! reported as bytes/s and exchanges/s; plus a chunked variant, the same
 //! conversation cut into small pieces, and random bytes (resync scan cost).
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use protocol_parsers::http1::{Http1Limits, Http1Session};

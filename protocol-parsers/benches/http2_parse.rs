@@ -1,5 +1,9 @@
 //! HTTP/2 session throughput: streams per second for a request + response
 //! with a few headers (HPACK literals and dynamic-table hits) and small DATA.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use protocol_parsers::http2::{Http2Limits, Http2Session};

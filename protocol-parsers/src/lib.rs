@@ -5,6 +5,13 @@
 //! No I/O, no clocks, no async: the caller supplies timestamps. Bodies are
 //! skipped and measured, never buffered; heads are buffered up to a limit.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 pub mod detect;
 pub mod exchange;

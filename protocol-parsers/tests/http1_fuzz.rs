@@ -1,5 +1,9 @@
 //! Fuzz-style: arbitrary bytes and gaps on both sides never panic, never
 //! buffer more than the head limit per direction, and stay cheap.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use proptest::prelude::*;
 use protocol_parsers::http1::{Http1Limits, Http1Session};

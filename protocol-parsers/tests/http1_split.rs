@@ -3,6 +3,10 @@
 //! feeding each segment whole. Conversations mix keep-alive, pipelining,
 //! chunked/length/close-delimited bodies, HEAD/1xx/204, malformed bytes and
 //! gaps, so resync and loss pairing are covered too.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use proptest::prelude::*;
 use protocol_parsers::http1::{Http1Limits, Http1Session};

@@ -1,5 +1,9 @@
 //! HPACK decoder against every example of RFC 7541 Appendix C (C.2–C.6), plus
 //! Huffman round trips and error cases.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod http2_support;
 use http2_support::*;

@@ -3,6 +3,10 @@
 //! cannot be decoded reported as unknown (never guessed), the dynamic table
 //! learnt as entries are inserted after the join, and no false gRPC for
 //! other HTTP/2 bodies that start with a zero byte.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod http2_support;
 

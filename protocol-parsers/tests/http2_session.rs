@@ -1,5 +1,9 @@
 //! Http2Session behaviour: pairing, timing, trailers/gRPC, resets, limits,
 //! malformed input, gaps and joining midway.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod http2_support;
 use http2_support::*;

@@ -1,5 +1,9 @@
 //! Feeding a conversation split at arbitrary points (every single split point,
 //! and random multi-way splits) gives exactly the same exchanges and issues.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod http2_support;
 use http2_support::*;

@@ -187,12 +187,12 @@ impl Registry {
         let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::with_capacity(families.len() * 128);
         for f in families.iter() {
-            let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(&f.help));
+            writeln!(out, "# HELP {} {}", f.name, escape_help(&f.help)).ok();
             let kind = match f.kind {
                 Kind::Counter => "counter",
                 Kind::Gauge => "gauge",
             };
-            let _ = writeln!(out, "# TYPE {} {}", f.name, kind);
+            writeln!(out, "# TYPE {} {}", f.name, kind).ok();
             for s in &f.series {
                 out.push_str(&f.name);
                 if !s.labels.is_empty() {
@@ -201,14 +201,15 @@ impl Registry {
                         if i > 0 {
                             out.push(',');
                         }
-                        let _ = write!(out, "{}=\"{}\"", k, escape_label(v));
+                        write!(out, "{}=\"{}\"", k, escape_label(v)).ok();
                     }
                     out.push('}');
                 }
-                let _ = match &s.value {
+                (match &s.value {
                     Value::Counter(c) => writeln!(out, " {}", c.get()),
                     Value::Gauge(g) => writeln!(out, " {}", g.get()),
-                };
+                })
+                .ok();
             }
         }
         out

@@ -1,5 +1,9 @@
 //! Spans per second turned into an `ExportTraceServiceRequest` (and into its
 //! protobuf bytes): batches of 512 spans with ~20 attributes, 4 resources.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use prost::Message;

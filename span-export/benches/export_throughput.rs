@@ -29,6 +29,10 @@
 //! ```
 //!
 //! `EXPORT_BENCH_FILTER=grpc` runs only the cases whose label contains it.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use span_export::{span, ExportSettings, ExportSpan, ProcessResource, Span};
 use std::io::{BufRead, BufReader};
@@ -145,8 +149,8 @@ struct ReceiverProcess {
 
 impl Drop for ReceiverProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 }
 

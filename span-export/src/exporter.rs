@@ -125,7 +125,7 @@ impl Exporter {
         }
         while self.in_flight.join_next().await.is_some() {}
         if let Some(w) = self.lines.as_mut() {
-            let _ = w.flush();
+            w.flush().ok();
         }
     }
 
@@ -160,7 +160,7 @@ impl Exporter {
         // Each request gives up by the deadline on its own.
         while self.in_flight.join_next().await.is_some() {}
         if let Some(w) = self.lines.as_mut() {
-            let _ = w.flush();
+            w.flush().ok();
         }
         let (_, _, at_shutdown) = self.metrics.totals();
         if at_shutdown > 0 {
@@ -183,7 +183,7 @@ impl Exporter {
                 text.push('\n');
             }
             // A closed stdout must not stop the exporter.
-            let _ = w.write_all(text.as_bytes()).and_then(|()| w.flush());
+            w.write_all(text.as_bytes()).and_then(|()| w.flush()).ok();
         }
         let Some(sender) = &self.sender else {
             self.metrics.exported(n);

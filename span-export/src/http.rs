@@ -75,7 +75,7 @@ impl HttpTransport {
             flate2::Compression::fast(),
         );
         // Writing into a Vec cannot fail.
-        let _ = enc.write_all(&raw);
+        enc.write_all(&raw).ok();
         enc.finish().unwrap_or_default().into()
     }
 

@@ -44,6 +44,13 @@
 //! run a local collector for TLS), OTLP/JSON, persistence across restarts,
 //! sampling, or creating spans (the caller fills in ids, times, attributes).
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 mod batch_send;
 mod exporter;
@@ -125,12 +132,12 @@ impl ExporterHandle {
     /// now), stop the task, and report.
     pub async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
         let at = tokio::time::Instant::now() + deadline;
-        let _ = self.shutdown.send(Some(at));
+        self.shutdown.send(Some(at)).ok();
         let clean = match tokio::time::timeout_at(at + ABORT_GRACE, &mut self.task).await {
             Ok(joined) => joined.is_ok(),
             Err(_) => {
                 self.task.abort();
-                let _ = (&mut self.task).await;
+                (&mut self.task).await.ok();
                 false
             }
         };

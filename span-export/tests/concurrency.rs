@@ -1,6 +1,10 @@
 //! Several export requests in flight (`export.max_concurrent_exports`): the
 //! bound holds, requests really overlap, every span is still accounted for
 //! when the receiver fails, and shutdown still flushes within its deadline.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 

@@ -1,4 +1,8 @@
 //! Export over OTLP/HTTP (binary protobuf) to a real hyper receiver.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 

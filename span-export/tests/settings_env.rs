@@ -1,4 +1,8 @@
 //! How the YAML `export` section and the OTEL_EXPORTER_OTLP_* variables combine.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use span_export::{Compression, ExportError, ExportSettings, OtlpSettings};
 use std::collections::BTreeMap;

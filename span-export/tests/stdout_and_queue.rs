@@ -1,4 +1,8 @@
 //! The stdout line format, stdout-only export, queue bounds and shutdown.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 mod common;
 

@@ -123,7 +123,7 @@ fn push_field(line: &mut String, key: &str, value: Option<String>) {
 fn push_clean(line: &mut String, s: &str) {
     for c in s.chars() {
         if c.is_control() {
-            let _ = write!(line, "\\x{:02x}", c as u32);
+            write!(line, "\\x{:02x}", c as u32).ok();
         } else {
             line.push(c);
         }
@@ -135,18 +135,19 @@ fn push_hex(line: &mut String, bytes: &[u8]) {
         line.push('-');
     }
     for b in bytes {
-        let _ = write!(line, "{b:02x}");
+        write!(line, "{b:02x}").ok();
     }
 }
 
 fn push_duration(line: &mut String, nanos: u64) {
-    let _ = if nanos < 1_000_000 {
+    (if nanos < 1_000_000 {
         write!(line, "{}µs", nanos / 1_000)
     } else if nanos < 1_000_000_000 {
         write!(line, "{:.1}ms", nanos as f64 / 1e6)
     } else {
         write!(line, "{:.2}s", nanos as f64 / 1e9)
-    };
+    })
+    .ok();
 }
 
 /// RFC 3339 UTC with milliseconds, without a date-time dependency.
@@ -155,13 +156,14 @@ fn push_timestamp(line: &mut String, unix_nanos: u64) {
     let millis = (unix_nanos % 1_000_000_000) / 1_000_000;
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    let _ = write!(
+    write!(
         line,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
         rem / 3600,
         (rem / 60) % 60,
         rem % 60
-    );
+    )
+    .ok();
 }
 
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.

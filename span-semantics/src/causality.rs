@@ -26,6 +26,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
+use conn_tracker::ConnId;
 use self_metrics::{Counter, Registry};
 
 use crate::span_builder::{FixedIds, LinkIds, TraceParent};
@@ -55,8 +56,8 @@ pub struct Serving {
 }
 
 impl Serving {
-    pub fn conn_id(&self) -> u64 {
-        self.conn_id
+    pub fn conn_id(&self) -> ConnId {
+        ConnId(self.conn_id)
     }
     pub fn ordinal(&self) -> u64 {
         self.ordinal
@@ -164,11 +165,12 @@ impl Causality {
         &mut self,
         tid: u32,
         tgid: u32,
-        conn_id: u64,
+        conn_id: ConnId,
         ordinal: u64,
         parent: Option<TraceParent>,
         link: Option<LinkIds>,
     ) {
+        let conn_id = conn_id.0;
         let ambiguous = match self.serving.get(&tid) {
             Some(s) if s.tgid == tgid => {
                 // Still serving another request: this thread interleaves requests.
@@ -216,7 +218,8 @@ impl Causality {
     }
 
     /// The server request of `s` gets `ids` (its first child started).
-    pub fn adopt(&mut self, conn_id: u64, ordinal: u64, ids: FixedIds) {
+    pub fn adopt(&mut self, conn_id: ConnId, ordinal: u64, ids: FixedIds) {
+        let conn_id = conn_id.0;
         if self.adopted.insert((conn_id, ordinal), ids) {
             self.metrics.evicted.inc();
         }
@@ -224,7 +227,8 @@ impl Causality {
 
     /// Outbound request `ordinal` on client connection `conn_id` is a child:
     /// its span is built with `ids`.
-    pub fn link_outbound(&mut self, conn_id: u64, ordinal: u64, ids: FixedIds) {
+    pub fn link_outbound(&mut self, conn_id: ConnId, ordinal: u64, ids: FixedIds) {
+        let conn_id = conn_id.0;
         self.metrics.linked.inc();
         if self.outbound.insert((conn_id, ordinal), ids) {
             self.metrics.evicted.inc();
@@ -234,11 +238,11 @@ impl Causality {
     /// Something was written on connection `conn_id`: if it is a server
     /// connection being served, its response has begun.
     #[inline]
-    pub fn wrote(&mut self, conn_id: u64) {
+    pub fn wrote(&mut self, conn_id: ConnId) {
         if self.serving_conn.is_empty() {
             return;
         }
-        self.stop_serving(conn_id);
+        self.stop_serving(conn_id.0);
     }
 
     fn stop_serving(&mut self, conn_id: u64) {
@@ -251,7 +255,8 @@ impl Causality {
 
     /// The ids fixed for the span of request `ordinal` on `conn_id`, if any.
     /// `server`: the connection is the server end.
-    pub fn take_ids(&mut self, server: bool, conn_id: u64, ordinal: u64) -> Option<FixedIds> {
+    pub fn take_ids(&mut self, server: bool, conn_id: ConnId, ordinal: u64) -> Option<FixedIds> {
+        let conn_id = conn_id.0;
         if server {
             // Answered, perhaps by another thread than the reader.
             if let Some(tid) = self.serving_conn.get(&conn_id).copied() {
@@ -276,9 +281,9 @@ impl Causality {
     }
 
     /// Connection `conn_id` closed.
-    pub fn closed(&mut self, conn_id: u64) {
+    pub fn closed(&mut self, conn_id: ConnId) {
         if !self.serving_conn.is_empty() {
-            self.stop_serving(conn_id);
+            self.stop_serving(conn_id.0);
         }
     }
 
@@ -325,13 +330,13 @@ mod tests {
     #[test]
     fn a_thread_serves_from_the_request_head_until_it_writes_back() {
         let (mut c, _r) = causality();
-        c.server_request(7, 100, 1, 1, None, None);
+        c.server_request(7, 100, ConnId(1), 1, None, None);
         assert!(c.serving_for(7, 100).is_some());
         // Another process's thread with a reused id is not this one.
         assert!(c.serving_for(7, 200).is_none());
-        c.wrote(2); // some other connection
+        c.wrote(ConnId(2)); // some other connection
         assert!(c.serving_for(7, 100).is_some());
-        c.wrote(1); // the response
+        c.wrote(ConnId(1)); // the response
         assert!(c.serving_for(7, 100).is_none());
         assert_eq!(c.serving_len(), 0);
     }
@@ -339,8 +344,8 @@ mod tests {
     #[test]
     fn two_open_requests_on_one_thread_give_no_parent_and_are_counted() {
         let (mut c, r) = causality();
-        c.server_request(7, 100, 1, 1, None, None);
-        c.server_request(7, 100, 2, 1, None, None);
+        c.server_request(7, 100, ConnId(1), 1, None, None);
+        c.server_request(7, 100, ConnId(2), 1, None, None);
         assert!(c.serving_for(7, 100).is_none());
         assert_eq!(
             r.value(
@@ -350,7 +355,7 @@ mod tests {
             Some(1)
         );
         // Answering the newer request ends the ambiguity (nothing is served).
-        c.wrote(2);
+        c.wrote(ConnId(2));
         assert!(c.serving_for(7, 100).is_none());
         assert_eq!(c.serving_len(), 0);
     }
@@ -358,35 +363,35 @@ mod tests {
     #[test]
     fn close_exit_and_answer_end_serving() {
         let (mut c, _r) = causality();
-        c.server_request(7, 100, 1, 1, None, None);
-        c.closed(1);
+        c.server_request(7, 100, ConnId(1), 1, None, None);
+        c.closed(ConnId(1));
         assert_eq!(c.serving_len(), 0);
-        c.server_request(8, 100, 3, 1, None, None);
-        c.server_request(9, 300, 4, 1, None, None);
+        c.server_request(8, 100, ConnId(3), 1, None, None);
+        c.server_request(9, 300, ConnId(4), 1, None, None);
         c.process_exited(100);
         assert_eq!(c.serving_len(), 1);
         assert!(c.serving_for(9, 300).is_some());
         // Built before anything was written back: serving ends too.
-        assert_eq!(c.take_ids(true, 4, 1), None);
+        assert_eq!(c.take_ids(true, ConnId(4), 1), None);
         assert_eq!(c.serving_len(), 0);
     }
 
     #[test]
     fn fixed_ids_are_taken_once_by_the_right_end() {
         let (mut c, _r) = causality();
-        c.adopt(1, 1, ids(1));
-        c.link_outbound(2, 5, ids(2));
-        assert_eq!(c.take_ids(false, 1, 1), None);
-        assert_eq!(c.take_ids(true, 1, 1), Some(ids(1)));
-        assert_eq!(c.take_ids(true, 1, 1), None);
-        assert_eq!(c.take_ids(false, 2, 5), Some(ids(2)));
+        c.adopt(ConnId(1), 1, ids(1));
+        c.link_outbound(ConnId(2), 5, ids(2));
+        assert_eq!(c.take_ids(false, ConnId(1), 1), None);
+        assert_eq!(c.take_ids(true, ConnId(1), 1), Some(ids(1)));
+        assert_eq!(c.take_ids(true, ConnId(1), 1), None);
+        assert_eq!(c.take_ids(false, ConnId(2), 5), Some(ids(2)));
     }
 
     #[test]
     fn fixed_ids_are_bounded_and_evictions_counted() {
         let (mut c, r) = causality();
         for i in 0..(MAX_FIXED_REQUESTS as u64 + 10) {
-            c.link_outbound(i, 1, ids(1));
+            c.link_outbound(ConnId(i), 1, ids(1));
         }
         assert_eq!(c.outbound.len(), MAX_FIXED_REQUESTS);
         assert!(c.outbound.order.len() <= MAX_FIXED_REQUESTS);
@@ -397,15 +402,15 @@ mod tests {
             ),
             Some(10)
         );
-        assert_eq!(c.take_ids(false, 0, 1), None);
-        assert_eq!(c.take_ids(false, 10, 1), Some(ids(1)));
+        assert_eq!(c.take_ids(false, ConnId(0), 1), None);
+        assert_eq!(c.take_ids(false, ConnId(10), 1), Some(ids(1)));
     }
 
     #[test]
     fn the_thread_table_is_bounded() {
         let (mut c, r) = causality();
         for tid in 0..(MAX_SERVING_THREADS as u32 + 3) {
-            c.server_request(tid, 1, u64::from(tid), 1, None, None);
+            c.server_request(tid, 1, ConnId(u64::from(tid)), 1, None, None);
         }
         assert_eq!(c.serving_len(), MAX_SERVING_THREADS);
         assert_eq!(

@@ -60,3 +60,10 @@ pub trait KubeLookup: Send + Sync {
     /// is worth asking about again once the pod is listed.
     fn is_pod_cgroup(&self, proc_cgroup_text: &str) -> bool;
 }
+
+/// Where reverse-DNS names of remote peers come from (`service.reverse_dns`;
+/// the `reverse-dns` crate, adapted by the agent). Must never block: a name
+/// not yet known is `None` now and may be known for a later span.
+pub trait ReverseDnsLookup: Send {
+    fn name_of(&self, ip: IpAddr) -> Option<std::sync::Arc<str>>;
+}

@@ -10,15 +10,26 @@
 //! conventions, identity sources and link rules land here, tested by unit
 //! tests and by the replay fixtures in `wirespan/tests/`.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
 
 pub mod causality;
 pub mod cgroups;
+pub mod host;
 pub mod identity;
 pub mod links;
+pub mod local_peers;
+pub mod peer_naming;
 pub mod peers;
 pub mod process_table;
 pub mod redact;
 pub mod routes;
 pub mod sampling;
 pub mod span_builder;
+pub mod span_composer;
 pub mod tls_twin;

@@ -436,13 +436,6 @@ impl ProcessTable {
     }
 }
 
-/// This host's name, as `host.name`.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,30 +88,15 @@ pub fn grpc_code_name(code: u32) -> &'static str {
     }
 }
 
-/// Random trace and span ids (xorshift, seeded from the kernel's entropy):
-/// ids must be unique, not unpredictable.
+/// Random trace and span ids (xorshift from a seed: the kernel's entropy in
+/// production, through `HostFacts`, a fixed one in tests): ids must be
+/// unique, not unpredictable.
 pub struct IdGenerator {
     state: u64,
 }
 
 impl IdGenerator {
-    pub fn new() -> Self {
-        let mut seed = [0u8; 8];
-        let ok = std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
-            .is_ok();
-        let mut state = u64::from_ne_bytes(seed);
-        if !ok || state == 0 {
-            state = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0x9e37_79b9_7f4a_7c15)
-                | 1;
-        }
-        Self { state }
-    }
-
-    /// Deterministic ids, for replay tests.
+    /// Ids from `seed` (deterministic for a given seed).
     pub fn with_seed(seed: u64) -> Self {
         Self { state: seed | 1 }
     }
@@ -139,12 +124,6 @@ impl IdGenerator {
         id[..8].copy_from_slice(&self.next().to_be_bytes());
         id[8..].copy_from_slice(&self.span_id());
         id
-    }
-}
-
-impl Default for IdGenerator {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -684,6 +663,7 @@ impl SpanBuilder {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use test_support::spans::ExportSpanExt;
 
     #[test]
     fn traceparent_parsing() {
@@ -775,13 +755,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// The value of attribute `key` as exported (leaked: test-only).
-    fn attr(s: &ExportSpan, key: &str) -> Option<&'static Value> {
-        let all: &'static Vec<span_model::KeyValue> = Box::leak(Box::new(s.attributes()));
-        all.iter()
-            .find(|a| a.key == key)
-            .and_then(|a| a.value.as_ref())
-            .and_then(|v| v.value.as_ref())
+    /// The value of attribute `key` as exported.
+    fn attr(s: &ExportSpan, key: &str) -> Option<Value> {
+        s.attr_value(key)
     }
 
     fn build(role: Role, ex: &HttpExchange, routes: &[String]) -> ExportSpan {
@@ -807,12 +783,11 @@ pub(crate) mod tests {
         )
     }
 
-    fn s(v: &str) -> Option<&Value> {
-        // Leaked for the comparison's lifetime: test-only.
-        Some(Box::leak(Box::new(Value::StringValue(v.to_string()))))
+    fn s(v: &str) -> Option<Value> {
+        Some(Value::StringValue(v.to_string()))
     }
-    fn i(v: i64) -> Option<&'static Value> {
-        Some(Box::leak(Box::new(Value::IntValue(v))))
+    fn i(v: i64) -> Option<Value> {
+        Some(Value::IntValue(v))
     }
 
     #[test]

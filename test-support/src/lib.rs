@@ -14,8 +14,9 @@
 //! * [`otlp`] (feature `otlp`): the one in-process OTLP trace receiver, gRPC or
 //!   HTTP/protobuf, recording every request (or only counting spans) and able
 //!   to answer with scripted failures.
-//! * [`spans`] (feature `spans`): building and reading OTLP attributes by
-//!   borrowing, so nothing is leaked to get a `&'static` value.
+//! * [`spans`] (feature `spans`): building and reading OTLP attributes, and
+//!   reading an `ExportSpan`'s, by borrowing, so nothing is leaked to get a
+//!   `&'static` value.
 //!
 //! It does not contain fixtures specific to one crate (recordings, span
 //! templates, metric names): those stay beside their tests.

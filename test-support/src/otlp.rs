@@ -418,10 +418,11 @@ async fn serve_grpc(listener: TcpListener, inbox: Inbox) {
     let service = TraceServiceServer::new(GrpcService(inbox))
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(64 << 20);
-    let _ = tonic::transport::Server::builder()
+    tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-        .await;
+        .await
+        .ok();
 }
 
 // === HTTP/protobuf ===
@@ -431,16 +432,17 @@ async fn serve_http(listener: TcpListener, inbox: Inbox) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let _ = stream.set_nodelay(true);
+        stream.set_nodelay(true).ok();
         let inbox = inbox.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let inbox = inbox.clone();
                 async move { inbox.gate().pass(answer_http(&inbox, req)).await }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
-                .await;
+                .await
+                .ok();
         });
     }
 }
@@ -549,7 +551,7 @@ mod tests {
         s.write_all(head.as_bytes()).unwrap();
         s.write_all(body).unwrap();
         let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
+        s.read_to_string(&mut out).ok();
         out[9..12].parse().unwrap()
     }
 

@@ -2,7 +2,8 @@
 //! a reader returns a reference into the slice it is given, so there is no
 //! `Box::leak` to get a `&'static` value. For a span whose attributes are
 //! assembled on demand (`ExportSpan::attributes()` allocates), keep that
-//! `Vec` in a local and read from it:
+//! `Vec` in a local and read from it, or read the span itself through
+//! [`ExportSpanExt`], which borrows from it:
 //!
 //! ```
 //! use test_support::spans::{int_kv, str_value, string_kv, value, AttrsExt};
@@ -14,6 +15,7 @@
 
 pub use opentelemetry_proto::tonic::common::v1::any_value::Value;
 pub use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use span_model::{AttrValue, ExportSpan};
 
 // === building ===
 
@@ -79,5 +81,59 @@ impl AttrsExt for [KeyValue] {
     }
     fn int(&self, key: &str) -> Option<i64> {
         int_value(self, key)
+    }
+}
+
+// === reading an ExportSpan ===
+
+/// An [`ExportSpan`]'s attributes as exported (its protobuf `span.attributes`
+/// first, then its `Attrs`), read by borrowing from the span, so nothing is
+/// allocated or leaked to return a `&str`.
+pub trait ExportSpanExt {
+    /// How many attributes are named `key` (a span should have at most one).
+    fn attr_count(&self, key: &str) -> usize;
+    /// The string value of `key`; panics if it is not a string.
+    fn attr_str(&self, key: &str) -> Option<&str>;
+    /// The integer value of `key`; panics if it is not an integer.
+    fn attr_int(&self, key: &str) -> Option<i64>;
+    /// The value of `key` as exported (a copy).
+    fn attr_value(&self, key: &str) -> Option<Value>;
+}
+
+impl ExportSpanExt for ExportSpan {
+    fn attr_count(&self, key: &str) -> usize {
+        let proto = self.span.attributes.iter().filter(|a| a.key == key).count();
+        proto + self.attrs.0.iter().filter(|(k, _)| *k == key).count()
+    }
+
+    fn attr_str(&self, key: &str) -> Option<&str> {
+        if let Some(v) = value(&self.span.attributes, key) {
+            return match v {
+                Value::StringValue(s) => Some(s),
+                other => panic!("attribute {key} is not a string: {other:?}"),
+            };
+        }
+        let v = self.attrs.get(key)?;
+        match v.as_str() {
+            Some(s) => Some(s),
+            None => panic!("attribute {key} is not a string: {v:?}"),
+        }
+    }
+
+    fn attr_int(&self, key: &str) -> Option<i64> {
+        if let Some(v) = value(&self.span.attributes, key) {
+            return match v {
+                Value::IntValue(i) => Some(*i),
+                other => panic!("attribute {key} is not an int: {other:?}"),
+            };
+        }
+        match self.attrs.get(key)? {
+            AttrValue::Int(i) => Some(*i),
+            other => panic!("attribute {key} is not an int: {other:?}"),
+        }
+    }
+
+    fn attr_value(&self, key: &str) -> Option<Value> {
+        value(&self.attributes(), key).cloned()
     }
 }

@@ -1,6 +1,10 @@
 //! `cargo run -p tls-locate --example tls-locate -- [--sites] FILE...`:
 //! prints what [`tls_locate::locate`] finds, its time and the process's
 //! peak RSS (VmHWM: it counts the mapped file pages the scans touched; RssAnon is the heap); `--sites` also dumps every ssl_lib error site.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use std::path::Path;
 use std::time::Instant;

@@ -280,7 +280,7 @@ pub fn locate_bytes(data: &[u8], opts: &LocateOptions) -> Result<TlsFunctions, L
     analyse(&view, opts)
 }
 
-#[allow(unsafe_code)]
+#[allow(unsafe_code, reason = "memory-maps the file; see the SAFETY note")]
 fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: the mapping is read-only and private to this call; the bytes
     // are only ever read through `&[u8]` and every read is bounds-checked.

@@ -6,6 +6,10 @@
 //! grpcio's `cygrpc` extension (BoringSSL, stripped); Chromium.
 //!
 //! Missing tools fail loudly with the command that installs them.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

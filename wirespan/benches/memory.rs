@@ -5,6 +5,10 @@
 //! (keep-alive connections then sit idle). Also the process RSS delta
 //! (/proc/self/statm), which includes allocator overhead but also pages the
 //! allocator keeps. Prints a small table; not a criterion bench.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use self_metrics::Registry;
 use span_export::ExportSpan;
@@ -46,7 +50,7 @@ fn main() {
     // special: both just run the measurement once.
     let registry = Registry::new();
     let config = wirespan_config::Config::default();
-    let settings = pipeline_settings(&config, 0);
+    let settings = pipeline_settings(&config, 0, span_semantics::host::HostFacts::hermetic());
     let mut p = Pipeline::new(settings, CountOnly(0), &registry);
     p.handle_bytes(&exec_record());
     // Prepare every record before measuring, so only the pipeline's heap moves.

@@ -15,11 +15,16 @@
 //! Setup (connections opened, traffic encoded) is outside the timed part; each
 //! timed iteration is one round of traffic on a pipeline that already holds the
 //! open connections. Every iteration checks the span count it produced.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use self_metrics::Registry;
 use span_export::ExportSpan;
+use span_semantics::host::HostFacts;
 use span_semantics::routes::RouteTable;
 use span_semantics::span_builder::{IdGenerator, SpanBuilder};
 use std::hint::black_box;
@@ -38,7 +43,7 @@ const BATCH: usize = 512;
 fn pipeline() -> (Pipeline<Vec<ExportSpan>>, Registry) {
     let registry = Registry::new();
     let config = wirespan_config::Config::default();
-    let mut settings = pipeline_settings(&config, 0);
+    let mut settings = pipeline_settings(&config, 0, HostFacts::hermetic());
     settings.span_builder = SpanBuilder::new(IdGenerator::with_seed(7), RouteTable::new(&[]));
     let mut p = Pipeline::new(settings, Vec::with_capacity(CONNS * ROUNDS), &registry);
     p.handle_bytes(&exec_record());

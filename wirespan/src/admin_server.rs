@@ -45,8 +45,9 @@ pub async fn serve(listener: TcpListener, registry: Registry, ready: Readiness) 
         let registry = registry.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), answer(stream, &registry, &ready))
-                .await;
+            tokio::time::timeout(Duration::from_secs(5), answer(stream, &registry, &ready))
+                .await
+                .ok();
         });
     }
 }

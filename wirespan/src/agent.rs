@@ -10,6 +10,7 @@ use capture::kernel_maps::KernelMaps;
 use capture::probes::{self, EventRing, ProbeOptions, Probes};
 use capture::tls_targets::TlsAttacher;
 use self_metrics::Registry;
+use span_semantics::host::HostFacts;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,7 +30,14 @@ pub enum Mode {
     Record(PathBuf),
 }
 
-pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSettings {
+/// The pipeline's settings from `config`; `host` is what it takes from the
+/// host ([`HostFacts::of_this_host`] live, [`HostFacts::hermetic`] in tests
+/// and benches): nothing else is read from the machine.
+pub fn pipeline_settings(
+    config: &Config,
+    clock_offset_ns: i64,
+    host: HostFacts,
+) -> PipelineSettings {
     let c = &config.connections;
     let h = &config.http;
     let mut tracker = conn_tracker::TrackerLimits {
@@ -40,24 +48,21 @@ pub fn pipeline_settings(config: &Config, clock_offset_ns: i64) -> PipelineSetti
     };
     tracker.http1.max_head_bytes = h.max_header_bytes;
     tracker.http1.max_pending_requests = h.max_pending_requests;
+    let span_builder = span_semantics::span_builder::SpanBuilder::new(
+        span_semantics::span_builder::IdGenerator::with_seed(host.id_seed),
+        span_semantics::routes::RouteTable::new(&config.http.routes),
+    )
+    .with_redaction(span_semantics::redact::QueryRedactor::new(
+        &config.http.redact_query_params,
+    ))
+    .with_templated_names(config.http.templated_span_names);
     PipelineSettings {
         tracker,
         clock_offset_ns,
         peers: span_semantics::peers::PeerNames::new(&config.service.peers),
         service_rules: config.service.rules.clone(),
-        host_name: span_semantics::process_table::host_name(),
-        read_proc: true,
-        host_attributes: std::env::var("OTEL_RESOURCE_ATTRIBUTES")
-            .map(|v| span_semantics::process_table::parse_resource_attributes(&v))
-            .unwrap_or_default(),
-        span_builder: span_semantics::span_builder::SpanBuilder::new(
-            span_semantics::span_builder::IdGenerator::new(),
-            span_semantics::routes::RouteTable::new(&config.http.routes),
-        )
-        .with_redaction(span_semantics::redact::QueryRedactor::new(
-            &config.http.redact_query_params,
-        ))
-        .with_templated_names(config.http.templated_span_names),
+        host,
+        span_builder,
         sample_ratio: config.export.sample_ratio,
         in_process_parents: config.traces.in_process_parents,
         reverse_dns: {
@@ -207,7 +212,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                 span_export::ExportSettings::resolve(&config.export, &|k| std::env::var(k).ok())
                     .context("export settings")?;
             let (queue, handle) = span_export::start(settings, &registry);
-            let mut settings = pipeline_settings(&config, clock_offset);
+            let mut settings = pipeline_settings(&config, clock_offset, HostFacts::of_this_host());
             settings.own_listeners = own_listeners;
             if config.kubernetes.enabled {
                 settings.kube = Some(start_kubernetes(&config.kubernetes, &registry)?);
@@ -358,7 +363,7 @@ pub async fn replay(config: Config, path: &Path) -> Result<ReplaySummary> {
     let settings = span_export::ExportSettings::resolve(&config.export, &|k| std::env::var(k).ok())
         .context("export settings")?;
     let (queue, handle) = span_export::start(settings, &registry);
-    let (summary, _) = replay_into(&config, path, queue, &registry)?;
+    let (summary, _) = replay_into(&config, path, queue, &registry, HostFacts::of_this_host())?;
     let report = handle.shutdown(Duration::from_secs(30)).await;
     tracing::info!(?report, "exporter stopped");
     Ok(summary)
@@ -370,19 +375,22 @@ pub struct ReplaySummary {
     pub records: u64,
 }
 
-/// Feeds a recording through a pipeline writing to `output`.
+/// Feeds a recording through a pipeline writing to `output`. `host` is what
+/// the pipeline takes from the host replaying it; `/proc` is never read (the
+/// recording's pids belong to another host or time).
 pub fn replay_into<O: SpanOutput>(
     config: &Config,
     path: &Path,
     output: O,
     registry: &Registry,
+    host: HostFacts,
 ) -> Result<(ReplaySummary, O)> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut reader = RecordingReader::new(std::io::BufReader::new(file))
         .with_context(|| format!("reading {}", path.display()))?;
-    let mut settings = pipeline_settings(config, reader.header().clock_offset_ns);
-    settings.read_proc = false;
+    let mut settings = pipeline_settings(config, reader.header().clock_offset_ns, host);
+    settings.host.read_proc = false;
     // A recording's addresses belong to another host or time.
     settings.reverse_dns = None;
     let mut pipeline = Pipeline::new(settings, output, registry);
@@ -407,7 +415,7 @@ mod tests {
     #[test]
     fn library_defaults_are_the_config_defaults() {
         let config = Config::default();
-        let from_config = pipeline_settings(&config, 0).tracker;
+        let from_config = pipeline_settings(&config, 0, HostFacts::hermetic()).tracker;
         let library = conn_tracker::TrackerLimits::default();
         assert_eq!(from_config.max_connections, library.max_connections);
         assert_eq!(from_config.idle_timeout_ns, library.idle_timeout_ns);

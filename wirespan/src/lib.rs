@@ -3,6 +3,17 @@
 //! meaning (`pipeline`), recording and replay, and the admin endpoint. Probe
 //! loading lives in `wirespan-capture`, span meaning in `span-semantics`. `main.rs` is the command line on top; the
 //! end-to-end tests in `integration/` use the recording and replay parts.
+#![cfg_attr(
+    test,
+    allow(
+        unused_crate_dependencies,
+        reason = "unit tests see the dev-dependencies of the package's test and bench targets"
+    )
+)]
+
+// Dependencies of the binary (`main.rs`) alone, which the library build sees too.
+use clap as _;
+use tracing_subscriber as _;
 
 pub mod admin_server;
 pub mod agent;

@@ -1,4 +1,8 @@
 //! The `wirespan` command line.
+#![allow(
+    unused_crate_dependencies,
+    reason = "the binary sees the library's dependencies; the library build checks them"
+)]
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};

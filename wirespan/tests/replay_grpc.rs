@@ -5,6 +5,10 @@
 //! and an 18-byte message, the second with grpc-status 5 (NOT_FOUND,
 //! "no such method") and no message. The request message is 12 bytes
 //! (5-byte gRPC prefix + 7-byte protobuf). See fixtures/README.md.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 #[path = "fixtures/support.rs"]
 mod support;

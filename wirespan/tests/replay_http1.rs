@@ -3,6 +3,10 @@
 //! the traffic the commands made (request lines, server bodies, the clients'
 //! environment), and pids, ports and timestamps from `wirespan dump` of the
 //! fixture, not from the pipeline's output.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 #[path = "fixtures/support.rs"]
 mod support;

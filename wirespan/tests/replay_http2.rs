@@ -6,6 +6,10 @@
 //! are a SETTINGS frame in the response direction, and on the nghttp client's
 //! side (which reads before it writes) too. RFC 9113 §3.4 allows this; the
 //! agent must still see HTTP/2.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 #[path = "fixtures/support.rs"]
 mod support;

@@ -1,6 +1,10 @@
 //! Replays that must not depend on luck: the same recording twice gives the
 //! same spans, and a recording cut short or missing a record never panics and
 //! says what it lost.
+#![allow(
+    unused_crate_dependencies,
+    reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
+)]
 
 #[path = "fixtures/support.rs"]
 mod support;
@@ -8,6 +12,7 @@ mod support;
 use probes_common::records::{decode, Record};
 use self_metrics::Registry;
 use span_export::ExportSpan;
+use span_semantics::host::HostFacts;
 use span_semantics::routes::RouteTable;
 use span_semantics::span_builder::{IdGenerator, SpanBuilder};
 use support::{describe, records, replay, without_ids, ALL_FIXTURES, S};
@@ -18,7 +23,7 @@ use wirespan::pipeline::Pipeline;
 fn run(clock: i64, recs: &[&[u8]], seed: u64) -> (Vec<ExportSpan>, Registry) {
     let registry = Registry::new();
     let config = wirespan_config::Config::default();
-    let mut settings = pipeline_settings(&config, clock);
+    let mut settings = pipeline_settings(&config, clock, HostFacts::hermetic());
     settings.span_builder = SpanBuilder::new(
         IdGenerator::with_seed(seed),
         RouteTable::new(&config.http.routes),
@@ -218,6 +223,7 @@ fn bytes_cut_inside_the_file_are_an_error_not_a_panic() {
             &cut_path,
             Vec::new(),
             &registry,
+            HostFacts::hermetic(),
         );
         let Err(err) = r else {
             panic!("a cut record must be an error")

@@ -1,4 +1,4 @@
-#![allow(dead_code)]
+#![allow(dead_code, reason = "shared by several test crates, each using a part")]
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -115,10 +115,10 @@ impl Feeder {
         let i = Self::i(dir);
         t.data(
             self.key,
-            self.conn_id,
+            ConnId(self.conn_id),
             dir,
-            self.off[i],
-            self.ts,
+            StreamOffset(self.off[i]),
+            MonotonicNs(self.ts),
             bytes,
             sink,
         );
@@ -134,10 +134,10 @@ impl Feeder {
         self.ts += 1_000;
         t.close(
             self.key,
-            self.conn_id,
-            self.off[0],
-            self.off[1],
-            self.ts,
+            ConnId(self.conn_id),
+            StreamOffset(self.off[0]),
+            StreamOffset(self.off[1]),
+            MonotonicNs(self.ts),
             sink,
         );
     }

@@ -2,7 +2,7 @@
 //! toolchain, hermetically (no module downloads, no cgo, caches under
 //! cargo's target tmp dir).
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "shared by several test crates, each using a part")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,7 +4,7 @@
 //!
 //! Everything here only *uses* the harness in `integration/src/`.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "shared by several test crates, each using a part")]
 
 use integration::agent::AgentExit;
 use integration::prelude::*;
@@ -191,7 +191,10 @@ pub fn curl_user_agent() -> String {
 
 /// The fixed parts of an HTTP span whose server listens on 127.0.0.1:`port`.
 /// `client_port` is the client's ephemeral port; `version` is "1.1" or "2".
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a test scenario's every knob, named at the call"
+)]
 pub fn http_span(
     kind: i32,
     scheme: &str,
@@ -258,7 +261,10 @@ pub fn http_span(
 /// agent names the other side of a local connection after its process:
 /// `service.peer.name` is `server_exe` on the client span and `client_exe`
 /// on the server span.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a test scenario's every knob, named at the call"
+)]
 pub fn http_pair(
     (client_exe, server_exe): (&str, &str),
     scheme: &str,

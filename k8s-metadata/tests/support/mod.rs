@@ -163,13 +163,14 @@ pub async fn start_server_with(tls: Option<tokio_rustls::TlsAcceptor>) -> (Arc<F
                     async move { Ok::<_, Infallible>(api.handle(req)) }
                 });
                 let http = hyper::server::conn::http1::Builder::new();
-                let _ = match tls {
+                (match tls {
                     None => http.serve_connection(TokioIo::new(stream), service).await,
                     Some(acceptor) => match acceptor.accept(stream).await {
                         Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
                         Err(_) => return,
                     },
-                };
+                })
+                .ok();
             });
         }
     });

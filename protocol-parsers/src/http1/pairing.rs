@@ -83,7 +83,10 @@ impl PendingRequest {
 }
 
 // Most entries are requests; boxing them would cost an allocation each.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "most entries are requests; boxing them would cost an allocation each"
+)]
 #[derive(Debug)]
 enum Entry {
     Req(PendingRequest),
@@ -108,7 +111,10 @@ impl Entry {
 }
 
 /// Who a final response answers.
-#[allow(clippy::large_enum_variant)] // returned once per response, never stored
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per response, never stored"
+)]
 #[derive(Debug)]
 pub(crate) enum Assigned {
     Request(PendingRequest),

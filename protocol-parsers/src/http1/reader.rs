@@ -571,7 +571,10 @@ impl Reader {
 }
 
 /// What one state of the reader did. Short-lived, so its size does not matter.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "short-lived: one per reader step, never stored"
+)]
 enum Step {
     Event(Event),
     Exhausted,

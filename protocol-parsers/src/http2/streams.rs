@@ -206,7 +206,10 @@ impl Streams {
     }
 
     /// A complete header block on `id`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one field of the frame, named at the call"
+    )]
     pub fn on_headers(
         &mut self,
         side: Side,
@@ -322,7 +325,10 @@ impl Streams {
 
     /// A DATA frame of `size` body bytes (padding excluded) starting with
     /// `prefix` (up to the gRPC prefix length).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one field of the frame, named at the call"
+    )]
     pub fn on_data(
         &mut self,
         side: Side,

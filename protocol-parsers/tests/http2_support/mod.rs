@@ -2,7 +2,7 @@
 //! from `test_support` (built by hand, so fixtures do not depend on the
 //! decoder under test); here are the blocks, conversations and runner these
 //! tests share.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "shared by several test crates, each using a part")]
 
 use protocol_parsers::http2::{Http2Limits, Http2Session};
 use protocol_parsers::{CollectingSink, Side};

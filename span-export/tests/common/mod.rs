@@ -1,6 +1,6 @@
 //! Span builders, metric readers and settings shared by the export tests; the
 //! OTLP receiver (gRPC and HTTP) is `test_support::otlp`.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "shared by several test crates, each using a part")]
 
 use span_export::{span, ExportSpan, ProcessResource, Span};
 use std::sync::Arc;

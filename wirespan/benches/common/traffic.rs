@@ -1,7 +1,10 @@
 //! Synthetic probe records for the benches: what the ring buffer would deliver
 //! for a server process answering HTTP/1 keep-alive or HTTP/2 (h2c) traffic on
 //! many connections. Shared by `pipeline.rs` and `memory.rs` via `#[path]`.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by the pipeline and memory benches, each using a part"
+)]
 
 use probes_common::records::encode;
 use probes_common::{

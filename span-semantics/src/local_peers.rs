@@ -1,0 +1,193 @@
+//! Which socket on this host is the other end of a connection: every open
+//! socket by its (local, remote) address pair, each process's sockets (so an
+//! exiting process finds its own without a scan), and a grace period during
+//! which a closed socket or an exited process still names the peer of spans
+//! built just after it (a server often closes first, then the client reads the
+//! response).
+//!
+//! It only indexes what the pipeline reports (opens, closes, exits); it does
+//! not name anyone (see `peer_naming`) or read anything from the host.
+
+use conn_tracker::{ConnKey, Endpoint, MonotonicNs};
+use std::collections::{HashMap, VecDeque};
+
+use crate::process_table::ProcessTable;
+
+/// How long a closed connection and an exited process still name the peer of
+/// spans built after them (ns, on the records' monotonic clock).
+pub const PEER_GRACE_NS: u64 = 5_000_000_000;
+
+/// A connection's (local, remote) addresses, from the observed process's side.
+pub type AddressPair = (Endpoint, Endpoint);
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The local sockets, indexed for peer naming; see the module docs.
+#[derive(Default)]
+pub struct LocalPeers {
+    /// Sockets by (local, remote), to name a peer that is a process here.
+    by_pair: FastMap<AddressPair, ConnKey>,
+    /// The pair of each open socket, so a process exit finds its own pairs
+    /// (through `fds_by_tgid`) without scanning them all.
+    pair_of: FastMap<ConnKey, AddressPair>,
+    /// The open sockets of each process (the pid → fd index), to forget them
+    /// in the kernel when it exits.
+    fds_by_tgid: HashMap<u32, Vec<i32>>,
+    /// Pairs that ended, kept for [`PEER_GRACE_NS`]: (end ts, pair, socket).
+    ended_pairs: VecDeque<(u64, AddressPair, ConnKey)>,
+    /// Processes that exited, kept for [`PEER_GRACE_NS`]: (exit ts, pid,
+    /// resource id, which tells a reused pid apart).
+    ended_processes: VecDeque<(u64, u32, u64)>,
+}
+
+impl LocalPeers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Socket `key` was opened from `local` to `remote`.
+    pub fn opened(&mut self, key: ConnKey, local: Endpoint, remote: Endpoint) {
+        self.by_pair.insert((local, remote), key);
+        self.pair_of.insert(key, (local, remote));
+        let fds = self.fds_by_tgid.entry(key.tgid).or_default();
+        if !fds.contains(&key.fd) {
+            fds.push(key.fd);
+        }
+    }
+
+    /// The local socket whose own (local, remote) pair is `(local, remote)`.
+    #[inline]
+    pub fn socket_at(&self, local: Endpoint, remote: Endpoint) -> Option<ConnKey> {
+        self.by_pair.get(&(local, remote)).copied()
+    }
+
+    /// The local socket at the other end of a connection from `local` to
+    /// `remote`, if that end is on this host (open, or ended within the
+    /// grace period).
+    #[inline]
+    pub fn other_end(&self, local: Endpoint, remote: Endpoint) -> Option<ConnKey> {
+        self.socket_at(remote, local)
+    }
+
+    /// Socket `key` closed at `ts`. `tracked_pair`: its addresses, when
+    /// the connection table still held this generation of it; then it keeps
+    /// naming its peer for the grace period.
+    pub fn closed(&mut self, key: ConnKey, tracked_pair: Option<AddressPair>, ts: MonotonicNs) {
+        if let Some(pair) = tracked_pair {
+            self.ended_pairs.push_back((ts.0, pair, key));
+        }
+        if let Some(fds) = self.fds_by_tgid.get_mut(&key.tgid) {
+            fds.retain(|fd| *fd != key.fd);
+        }
+        self.pair_of.remove(&key);
+    }
+
+    /// Socket `key` is forgotten at once, with no grace period (the agent's
+    /// own traffic).
+    pub fn discarded(&mut self, key: ConnKey) {
+        if let Some(pair) = self.pair_of.remove(&key) {
+            if self.by_pair.get(&pair) == Some(&key) {
+                self.by_pair.remove(&pair);
+            }
+        }
+        if let Some(fds) = self.fds_by_tgid.get_mut(&key.tgid) {
+            fds.retain(|fd| *fd != key.fd);
+        }
+    }
+
+    /// Process `tgid` exited at `ts`: its sockets keep naming their peers
+    /// for the grace period. Returns the fds it had open, in opening order.
+    pub fn process_exited(&mut self, tgid: u32, ts: MonotonicNs) -> Vec<i32> {
+        let Some(fds) = self.fds_by_tgid.remove(&tgid) else {
+            return Vec::new();
+        };
+        for &fd in &fds {
+            let key = ConnKey { tgid, fd };
+            if let Some(pair) = self.pair_of.remove(&key) {
+                if self.by_pair.get(&pair) == Some(&key) {
+                    self.ended_pairs.push_back((ts.0, pair, key));
+                }
+            }
+        }
+        fds
+    }
+
+    /// Process `pid` (identity `resource_id`) exited at `ts`: its identity
+    /// is dropped from the process table when the grace period ends.
+    pub fn process_ended(&mut self, ts: MonotonicNs, pid: u32, resource_id: u64) {
+        self.ended_processes.push_back((ts.0, pid, resource_id));
+    }
+
+    /// Forgets the sockets and processes whose grace period is over at
+    /// `now`.
+    pub fn expire(&mut self, now: MonotonicNs, processes: &mut ProcessTable) {
+        let now_ns = now.0;
+        while let Some((ts, pair, key)) = self.ended_pairs.front().copied() {
+            if ts.saturating_add(PEER_GRACE_NS) > now_ns {
+                break;
+            }
+            self.ended_pairs.pop_front();
+            if self.by_pair.get(&pair) == Some(&key) {
+                self.by_pair.remove(&pair);
+            }
+        }
+        while let Some((ts, pid, id)) = self.ended_processes.front().copied() {
+            if ts.saturating_add(PEER_GRACE_NS) > now_ns {
+                break;
+            }
+            self.ended_processes.pop_front();
+            // Unless the pid was reused by a new process meanwhile.
+            if processes.get(pid).is_some_and(|p| p.resource.id == id) {
+                processes.on_exit(pid);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn ep(last: u8, port: u16) -> Endpoint {
+        Endpoint::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), port)
+    }
+
+    #[test]
+    fn a_closed_socket_names_its_peer_for_the_grace_period_only() {
+        let mut peers = LocalPeers::new();
+        let mut processes = ProcessTable::new(Vec::new(), "host".into()).without_proc();
+        let server = ConnKey { tgid: 2, fd: 7 };
+        peers.opened(server, ep(2, 80), ep(1, 5000));
+        // The client's view: local 1:5000, remote 2:80.
+        assert_eq!(peers.other_end(ep(1, 5000), ep(2, 80)), Some(server));
+        peers.closed(server, Some((ep(2, 80), ep(1, 5000))), MonotonicNs(100));
+        peers.expire(MonotonicNs(100 + PEER_GRACE_NS - 1), &mut processes);
+        assert_eq!(peers.other_end(ep(1, 5000), ep(2, 80)), Some(server));
+        peers.expire(MonotonicNs(100 + PEER_GRACE_NS), &mut processes);
+        assert_eq!(peers.other_end(ep(1, 5000), ep(2, 80)), None);
+    }
+
+    #[test]
+    fn an_exiting_process_gets_its_open_fds_once() {
+        let mut peers = LocalPeers::new();
+        peers.opened(ConnKey { tgid: 9, fd: 3 }, ep(1, 1), ep(2, 2));
+        peers.opened(ConnKey { tgid: 9, fd: 4 }, ep(1, 3), ep(2, 2));
+        peers.opened(ConnKey { tgid: 9, fd: 3 }, ep(1, 1), ep(2, 2));
+        peers.closed(ConnKey { tgid: 9, fd: 4 }, None, MonotonicNs(1));
+        assert_eq!(peers.process_exited(9, MonotonicNs(2)), vec![3]);
+        assert!(peers.process_exited(9, MonotonicNs(3)).is_empty());
+        // Still named during the grace period.
+        assert!(peers.socket_at(ep(1, 1), ep(2, 2)).is_some());
+    }
+
+    #[test]
+    fn a_discarded_socket_names_no_peer_at_once() {
+        let mut peers = LocalPeers::new();
+        let key = ConnKey { tgid: 5, fd: 8 };
+        peers.opened(key, ep(1, 1), ep(1, 9464));
+        peers.discarded(key);
+        assert_eq!(peers.socket_at(ep(1, 1), ep(1, 9464)), None);
+        assert!(peers.process_exited(5, MonotonicNs(1)).is_empty());
+    }
+}
