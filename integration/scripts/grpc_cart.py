@@ -36,7 +36,8 @@ def remove(request, context):
     return b"ok:" + request
 
 
-def serve(port):
+def cart_server():
+    """A grpc server with the shop.Cart service (no port yet)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     handlers = {
         "Add": grpc.unary_unary_rpc_method_handler(
@@ -49,6 +50,11 @@ def serve(port):
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("shop.Cart", handlers),)
     )
+    return server
+
+
+def serve(port):
+    server = cart_server()
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     print("serving", flush=True)

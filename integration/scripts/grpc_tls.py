@@ -16,27 +16,14 @@ extension module, without symbols.
 import json
 import os
 import sys
-from concurrent import futures
-
 import grpc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from grpc_cart import add, call, identity, remove  # noqa: E402
+from grpc_cart import call, cart_server, identity  # noqa: E402
 
 
 def serve(port, cert, key):
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    handlers = {
-        "Add": grpc.unary_unary_rpc_method_handler(
-            add, request_deserializer=identity, response_serializer=identity
-        ),
-        "Remove": grpc.unary_unary_rpc_method_handler(
-            remove, request_deserializer=identity, response_serializer=identity
-        ),
-    }
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("shop.Cart", handlers),)
-    )
+    server = cart_server()
     with open(cert, "rb") as f:
         cert_pem = f.read()
     with open(key, "rb") as f:
