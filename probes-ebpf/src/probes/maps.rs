@@ -211,9 +211,20 @@ impl SslKey {
     }
 }
 
-/// SSL* → socket fd, learned once and reused for calls that make no syscall.
+/// The socket an `SSL*` was found on, with that socket's connection id: a
+/// later `SSL*` at the same address (the old one freed) on another socket
+/// must not inherit it, so a use checks the id against `SOCKETS`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SslSocket {
+    pub fd: i32,
+    pub _pad: u32,
+    pub conn_id: u64,
+}
+
+/// SSL* → socket, learned once and reused for calls that make no syscall.
 #[map]
-pub static TLS_SSL_FD: LruHashMap<SslKey, i32> = LruHashMap::with_max_entries(65536, 0);
+pub static TLS_SSL_FD: LruHashMap<SslKey, SslSocket> = LruHashMap::with_max_entries(65536, 0);
 
 /// A thread's run of SSL_write plaintext whose socket was not known at
 /// return (custom BIO): sent to user space already, bound to a socket by the

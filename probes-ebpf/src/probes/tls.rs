@@ -35,8 +35,8 @@ use probes_common::{
 use super::{
     data::{data_header, emit, read_user_u64},
     maps::{
-        shape, tls_call_kind, SslKey, TlsCall, UnboundTlsWrite, EVENTS, SOCKETS, THREAD_LAST_FD,
-        TLS_ACTIVE, TLS_SSL_FD, TLS_UNBOUND, TLS_VERIFY,
+        shape, tls_call_kind, SslKey, SslSocket, TlsCall, UnboundTlsWrite, EVENTS, SOCKETS,
+        THREAD_LAST_FD, TLS_ACTIVE, TLS_SSL_FD, TLS_UNBOUND, TLS_VERIFY,
     },
     util::{count, current_ids, fetch_add, mark_proc_tls, ring_flags},
 };
@@ -141,19 +141,21 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     }
     count(counter::TLS_CALLS, 1);
 
+    let key = SslKey::new(call.ssl, tgid);
+    // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
+    let cached = unsafe { TLS_SSL_FD.get(&key) }.copied();
     let fd = if call.fd >= 0 {
         count(counter::TLS_FD_NESTED, 1);
-        let _ = TLS_SSL_FD.insert(&SslKey::new(call.ssl, tgid), &call.fd, 0);
+        remember_socket(&key, cached, call.fd);
         call.fd
-        // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
-    } else if let Some(fd) = unsafe { TLS_SSL_FD.get(&SslKey::new(call.ssl, tgid)) } {
+    } else if let Some(c) = cached.filter(|c| socket_conn_id(tgid, c.fd) == Some(c.conn_id)) {
         count(counter::TLS_FD_CACHED, 1);
-        *fd
+        c.fd
         // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     } else if let Some(fd) = unsafe { THREAD_LAST_FD.get(&id) } {
         count(counter::TLS_FD_THREAD, 1);
         let fd = *fd;
-        let _ = TLS_SSL_FD.insert(&SslKey::new(call.ssl, tgid), &fd, 0);
+        remember_socket(&key, cached, fd);
         fd
     } else if call.direction == direction::EGRESS {
         count(counter::TLS_FD_DEFERRED, 1);
@@ -171,6 +173,36 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         defer_write(id, tgid, tid, call.ssl, call.buf, len);
     }
     0
+}
+
+/// The connection id of tracked socket (`tgid`, `fd`), if it is tracked.
+#[inline(always)]
+fn socket_conn_id(tgid: u32, fd: i32) -> Option<u64> {
+    // SAFETY: a map value pointer from this lookup, read once.
+    SOCKETS
+        .get_ptr(&SocketKey { tgid, fd })
+        .map(|p| unsafe { (*p).conn_id })
+}
+
+/// Remembers that the `SSL*` of `key` uses socket `fd` (with the socket's
+/// connection id), unless that is already what is remembered.
+#[inline(always)]
+fn remember_socket(key: &SslKey, cached: Option<SslSocket>, fd: i32) {
+    let Some(conn_id) = socket_conn_id(key.tgid, fd) else {
+        return;
+    };
+    if cached.is_some_and(|c| c.fd == fd && c.conn_id == conn_id) {
+        return;
+    }
+    let _ = TLS_SSL_FD.insert(
+        key,
+        &SslSocket {
+            fd,
+            _pad: 0,
+            conn_id,
+        },
+        0,
+    );
 }
 
 /// An SSL_write whose socket is not known yet: a custom BIO (gRPC, Chromium
@@ -220,7 +252,6 @@ pub(super) fn bind_deferred_writes(id: u64, tgid: u32, tid: u32, fd: i32) {
     let Some(state) = SOCKETS.get_ptr_mut(&SocketKey { tgid, fd }) else {
         return;
     };
-    let _ = TLS_SSL_FD.insert(&SslKey::new(run.ssl, tgid), &fd, 0);
     // SAFETY: a map value pointer from a lookup in this run, valid until the program returns; other CPUs may update it (see ARCHITECTURE.md on offsets).
     let (conn_id, offset) = unsafe {
         (*state).flags |= socket_flag::TLS;
@@ -229,6 +260,15 @@ pub(super) fn bind_deferred_writes(id: u64, tgid: u32, tid: u32, fd: i32) {
             fetch_add(&raw mut (*state).tls_egress_offset, run.len),
         )
     };
+    let _ = TLS_SSL_FD.insert(
+        &SslKey::new(run.ssl, tgid),
+        &SslSocket {
+            fd,
+            _pad: 0,
+            conn_id,
+        },
+        0,
+    );
     count(counter::TLS_FD_BOUND, 1);
     let rec = TlsBindRecord {
         header: RecordHeader {
