@@ -70,17 +70,31 @@ def call(stub, item):
         return e.code().name, e.details() or ""
 
 
-def client(port):
-    # One subchannel, one HTTP/2 connection, for the whole run.
-    channel = grpc.insecure_channel(
-        f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
-    )
-    stubs = {
+def cart_stubs(channel):
+    """The Add and Remove callables of shop.Cart on `channel`."""
+    return {
         m: channel.unary_unary(
             f"/shop.Cart/{m}", request_serializer=identity, response_deserializer=identity
         )
         for m in ("Add", "Remove")
     }
+
+
+def call_and_print(stubs, method, item):
+    """Makes one call and prints its outcome as one JSON line."""
+    code, message = call(stubs[method], item)
+    print(
+        json.dumps({"method": method, "item": item, "code": code, "message": message}),
+        flush=True,
+    )
+
+
+def client(port):
+    # One subchannel, one HTTP/2 connection, for the whole run.
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
+    )
+    stubs = cart_stubs(channel)
     for i in range(10):
         code, _ = call(stubs["Add"], i)
         assert code == "OK", code
@@ -91,11 +105,7 @@ def client(port):
             continue
         method = words[0].capitalize()
         item = int(words[1])
-        code, message = call(stubs[method], item)
-        print(
-            json.dumps({"method": method, "item": item, "code": code, "message": message}),
-            flush=True,
-        )
+        call_and_print(stubs, method, item)
     channel.close()
 
 

@@ -13,13 +13,12 @@ extension module, without symbols.
         {"method": ..., "item": i, "code": "OK"|"NOT_FOUND", "message": ...}.
 """
 
-import json
 import os
 import sys
 import grpc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from grpc_cart import call, cart_server, identity  # noqa: E402
+from grpc_cart import call_and_print, cart_server, cart_stubs  # noqa: E402
 
 
 def serve(port, cert, key):
@@ -44,19 +43,10 @@ def client(port, cert, n):
         creds,
         options=[("grpc.use_local_subchannel_pool", 1)],
     )
-    stubs = {
-        m: channel.unary_unary(
-            f"/shop.Cart/{m}", request_serializer=identity, response_deserializer=identity
-        )
-        for m in ("Add", "Remove")
-    }
+    stubs = cart_stubs(channel)
     for i in range(n):
         method = "Add" if i % 2 == 0 else "Remove"
-        code, message = call(stubs[method], i)
-        print(
-            json.dumps({"method": method, "item": i, "code": code, "message": message}),
-            flush=True,
-        )
+        call_and_print(stubs, method, i)
     channel.close()
 
 
