@@ -26,7 +26,7 @@ use super::{
     maps::{CONN_SEQ, EVENTS, MUTED, PID_FILTER, PORT_FILTER, SOCKETS},
     util::{
         arg, count, current_ids, proc_may_have_muted, proc_may_have_sockets, proc_sockets_add, ret,
-        ring_flags, settings,
+        ring_flags_reserved, settings,
     },
 };
 
@@ -240,7 +240,9 @@ fn register(fd: i32, conn_role: u32, conn_origin: u32) {
         (*rec).role = conn_role;
         (*rec).origin = if own { origin::AGENT_OWN } else { conn_origin };
     }
-    entry.submit(ring_flags());
+    entry.submit(ring_flags_reserved(
+        core::mem::size_of::<ConnOpenRecord>() as u64
+    ));
 }
 
 /// A connection id unique for this load of the programs without atomics: the
@@ -326,7 +328,9 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
                 egress_total: state.egress_offset,
                 ingress_total: state.ingress_offset,
             });
-            entry.submit(ring_flags());
+            entry.submit(ring_flags_reserved(
+                core::mem::size_of::<ConnCloseRecord>() as u64
+            ));
         }
         None => count(counter::RINGBUF_FULL_CONTROL, 1),
     }

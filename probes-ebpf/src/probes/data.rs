@@ -33,12 +33,12 @@ use probes_common::{
 
 use super::{
     maps::{
-        shape, CopyState, DataScratch, COPY_STATE, DATA_SCRATCH, EVENTS, MUTED, REGS_CHECK,
-        SOCKETS, THREAD_LAST_FD, TLS_ACTIVE,
+        set_thread_last_fd, shape, CopyState, DataScratch, COPY_STATE, DATA_SCRATCH, EVENTS, MUTED,
+        REGS_CHECK, SOCKETS, TLS_ACTIVE,
     },
     util::{
         count, ctx_u64, current_ids, fetch_add, proc_may_have_muted, proc_may_have_sockets,
-        proc_may_use_tls, ret, ring_flags, settings,
+        proc_may_use_tls, ret, ring_flags_output, ring_flags_reserved, settings,
     },
 };
 
@@ -130,20 +130,9 @@ pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
     }
     // The socket this thread last read, for custom-BIO TLS (the application
     // reads ciphertext, then asks the library to decrypt it) and Go's orphan
-    // reads. Updated in place when the thread has an entry: one lookup, no
-    // LRU update, in the steady state.
+    // reads: one array load, and a store only when it changed.
     if dir == direction::INGRESS {
-        match THREAD_LAST_FD.get_ptr_mut(&id) {
-            // SAFETY: a pointer into this thread's own map value.
-            Some(p) => unsafe {
-                if *p != fd {
-                    *p = fd;
-                }
-            },
-            None => {
-                let _ = THREAD_LAST_FD.insert(&id, &fd, 0);
-            }
-        }
+        set_thread_last_fd(tid, fd);
     }
     let len = r as u64;
     // SAFETY: `state` points into the SOCKETS value of this (tgid, fd); the
@@ -280,7 +269,10 @@ pub fn emit(mut header: DataHeader, call_shape: u32, ptr: u64, n: u64) {
         // call, [chunk_offset, call_len), was not copied.
         header.chunk_offset = copied as u32;
         header.chunk_len = 0;
-        if EVENTS.output::<DataHeader>(header, ring_flags()).is_err() {
+        if EVENTS
+            .output::<DataHeader>(header, ring_flags_output(HEADER_LEN))
+            .is_err()
+        {
             count(counter::RINGBUF_FULL_DATA, 1);
         }
     }
@@ -355,7 +347,9 @@ fn copy_class<const N: usize>(header: &mut DataHeader, base: u64, n: u64) -> u64
         count(counter::READ_USER_FAILED, 1);
         return 0;
     }
-    entry.submit(ring_flags());
+    entry.submit(ring_flags_reserved(
+        core::mem::size_of::<SmallRecord<N>>() as u64
+    ));
     count(counter::DATA_RECORDS, 1);
     count(counter::DATA_BYTES, n);
     n
@@ -474,7 +468,10 @@ extern "C" fn copy_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
         }
         let size = HEADER_LEN as usize + n32 as usize;
         let record = core::slice::from_raw_parts(scratch as *const u8, size);
-        if EVENTS.output::<[u8]>(record, ring_flags()).is_err() {
+        if EVENTS
+            .output::<[u8]>(record, ring_flags_output(size as u64))
+            .is_err()
+        {
             count(counter::RINGBUF_FULL_DATA, 1);
             count(
                 counter::RINGBUF_FULL_BYTES,

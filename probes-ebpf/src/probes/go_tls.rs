@@ -36,8 +36,8 @@ use probes_common::{counter, direction, go_cookie, SocketKey};
 
 use super::{
     maps::{
-        tls_call_kind, GoConnKey, GoTlsCall, GoroutineKey, TlsCall, GO_CONN_FD, GO_TLS_ACTIVE,
-        SOCKETS, THREAD_LAST_FD, TLS_ACTIVE,
+        thread_last_fd, tls_call_kind, GoConnKey, GoTlsCall, GoroutineKey, TlsCall, GO_CONN_FD,
+        GO_TLS_ACTIVE, SOCKETS, TLS_ACTIVE,
     },
     tls::{emit_plaintext, emit_plaintext_gap},
     util::{count, current_ids, mark_proc_tls},
@@ -155,7 +155,7 @@ fn on_return(ctx: &ProbeContext, dir: u32) -> u32 {
         Some(c) => *c,
         None => {
             if n > 0 {
-                orphan_return(id, tgid, tid, dir, n as u64);
+                orphan_return(tgid, tid, dir, n as u64);
             }
             return 0;
         }
@@ -225,11 +225,9 @@ fn cross_check(nested: i32, used: i32) {
 /// an exact gap is marked there, so the parsers know a message is missing
 /// instead of pairing around it.
 #[inline(always)]
-fn orphan_return(id: u64, tgid: u32, tid: u32, dir: u32, n: u64) {
+fn orphan_return(tgid: u32, tid: u32, dir: u32, n: u64) {
     if dir == direction::INGRESS {
-        // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
-        if let Some(fd) = unsafe { THREAD_LAST_FD.get(&id) } {
-            let fd = *fd;
+        if let Some(fd) = thread_last_fd(tid) {
             if is_tracked(tgid, fd) {
                 count(counter::GO_ORPHAN_READ_GAP, 1);
                 emit_plaintext_gap(tgid, tid, fd, dir, n);

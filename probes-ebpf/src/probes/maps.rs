@@ -245,8 +245,45 @@ pub static TLS_UNBOUND: LruHashMap<u64, UnboundTlsWrite> = LruHashMap::with_max_
 
 /// The tracked socket each thread last read from: the custom-BIO association
 /// (the application reads ciphertext, then asks the library to decrypt it).
+/// Direct-mapped by thread id (`tid % THREAD_SLOTS`), each slot naming its
+/// thread: an array load the verifier inlines, where a hash lookup cost
+/// ~100 ns on every socket read of every process. A slot taken by another
+/// thread with the same remainder reads as "none" (see `thread_last_fd`).
 #[map]
-pub static THREAD_LAST_FD: LruHashMap<u64, i32> = LruHashMap::with_max_entries(16384, 0);
+pub static THREAD_LAST_FD: Array<ThreadFd> = Array::with_max_entries(THREAD_SLOTS, 0);
+
+/// Slots of `THREAD_LAST_FD`.
+pub const THREAD_SLOTS: u32 = 65536;
+
+/// One `THREAD_LAST_FD` slot: which thread wrote it, and its socket.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ThreadFd {
+    pub tid: u32,
+    pub fd: i32,
+}
+
+/// Records that thread `tid` last read socket `fd`; stores only on a change.
+#[inline(always)]
+pub fn set_thread_last_fd(tid: u32, fd: i32) {
+    if let Some(p) = THREAD_LAST_FD.get_ptr_mut(tid % THREAD_SLOTS) {
+        // SAFETY: a pointer into an array map value, valid for this run; only
+        // this thread writes a slot that names it.
+        unsafe {
+            if (*p).tid != tid || (*p).fd != fd {
+                *p = ThreadFd { tid, fd };
+            }
+        }
+    }
+}
+
+/// The socket thread `tid` last read, if its slot still names it.
+#[inline(always)]
+pub fn thread_last_fd(tid: u32) -> Option<i32> {
+    let slot = THREAD_LAST_FD.get(tid % THREAD_SLOTS)?;
+    // tid 0 is never a user thread: an untouched slot reads as none.
+    (slot.tid == tid && tid != 0).then_some(slot.fd)
+}
 
 /// The state of one call's copy loop (see `data::copy_iov`), per CPU.
 #[repr(C)]

@@ -26,7 +26,7 @@ use probes_common::{
 
 use super::{
     maps::EVENTS,
-    util::{count, current_ids, ring_flags, settings},
+    util::{count, current_ids, ring_flags_reserved, settings},
 };
 
 #[inline(always)]
@@ -148,7 +148,9 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
                     ts_ns: unsafe { bpf_ktime_get_ns() },
                 },
             });
-            entry.submit(ring_flags());
+            entry.submit(ring_flags_reserved(
+                core::mem::size_of::<ProcExitRecord>() as u64
+            ));
         }
         None => count(counter::RINGBUF_FULL_CONTROL, 1),
     }
@@ -185,7 +187,9 @@ pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
                     ts_ns: unsafe { bpf_ktime_get_ns() },
                 },
             });
-            entry.submit(ring_flags());
+            entry.submit(ring_flags_reserved(
+                core::mem::size_of::<ProcMapRecord>() as u64
+            ));
         }
         None => count(counter::RINGBUF_FULL_CONTROL, 1),
     }

@@ -35,10 +35,10 @@ use probes_common::{
 use super::{
     data::{data_header, emit, read_user_u64},
     maps::{
-        shape, tls_call_kind, SslKey, SslSocket, TlsCall, UnboundTlsWrite, EVENTS, SOCKETS,
-        THREAD_LAST_FD, TLS_ACTIVE, TLS_SSL_FD, TLS_UNBOUND, TLS_VERIFY,
+        shape, thread_last_fd, tls_call_kind, SslKey, SslSocket, TlsCall, UnboundTlsWrite, EVENTS,
+        SOCKETS, TLS_ACTIVE, TLS_SSL_FD, TLS_UNBOUND, TLS_VERIFY,
     },
-    util::{count, current_ids, fetch_add, mark_proc_tls, ring_flags},
+    util::{count, current_ids, fetch_add, mark_proc_tls, ring_flags_reserved},
 };
 
 #[inline(always)]
@@ -151,10 +151,8 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     } else if let Some(c) = cached.filter(|c| socket_conn_id(tgid, c.fd) == Some(c.conn_id)) {
         count(counter::TLS_FD_CACHED, 1);
         c.fd
-        // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
-    } else if let Some(fd) = unsafe { THREAD_LAST_FD.get(&id) } {
+    } else if let Some(fd) = thread_last_fd(tid) {
         count(counter::TLS_FD_THREAD, 1);
-        let fd = *fd;
         remember_socket(&key, cached, fd);
         fd
     } else if call.direction == direction::EGRESS {
@@ -286,7 +284,9 @@ pub(super) fn bind_deferred_writes(id: u64, tgid: u32, tid: u32, fd: i32) {
     match EVENTS.reserve::<TlsBindRecord>(0) {
         Some(mut entry) => {
             entry.write(rec);
-            entry.submit(ring_flags());
+            entry.submit(ring_flags_reserved(
+                core::mem::size_of::<TlsBindRecord>() as u64
+            ));
         }
         None => count(counter::RINGBUF_FULL_CONTROL, 1),
     }
@@ -345,7 +345,9 @@ fn sample_if_verifying(call: &TlsCall, tgid: u32, tid: u32, fd: i32, len: u64) {
     match EVENTS.reserve::<TlsSampleRecord>(0) {
         Some(mut entry) => {
             entry.write(rec);
-            entry.submit(ring_flags());
+            entry.submit(ring_flags_reserved(
+                core::mem::size_of::<TlsSampleRecord>() as u64
+            ));
         }
         None => count(counter::RINGBUF_FULL_CONTROL, 1),
     }
