@@ -224,7 +224,11 @@ pub mod counter {
     pub const TLS_FD_DEFERRED: u32 = 27;
     /// ... and that next write bound the waiting plaintext to its socket.
     pub const TLS_FD_BOUND: u32 = 28;
-    pub const COUNT: u32 = 29;
+    /// A TLS call's entry took the per-thread slot (`TLS_ACTIVE`, direct-mapped
+    /// by thread id) of another thread's call still in progress: that call's
+    /// plaintext is lost (or the other thread died inside a call).
+    pub const TLS_CALL_SLOT_TAKEN: u32 = 29;
+    pub const COUNT: u32 = 30;
 
     /// Label for each index, in order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -257,6 +261,7 @@ pub mod counter {
         "go_write_short",
         "tls_fd_deferred",
         "tls_fd_bound",
+        "tls_call_slot_taken",
     ];
 }
 

@@ -33,8 +33,8 @@ use probes_common::{
 
 use super::{
     maps::{
-        set_thread_last_fd, shape, CopyState, DataScratch, COPY_STATE, DATA_SCRATCH, EVENTS, MUTED,
-        REGS_CHECK, SOCKETS, TLS_ACTIVE,
+        set_thread_last_fd, shape, tls_active, CopyState, DataScratch, COPY_STATE, DATA_SCRATCH,
+        EVENTS, MUTED, REGS_CHECK, SOCKETS,
     },
     util::{
         count, ctx_u64, current_ids, fetch_add, proc_may_have_muted, proc_may_have_sockets,
@@ -116,7 +116,7 @@ pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
     // syscall is the library doing its own I/O ("BIO native"), or Go's.
     if !proc_may_use_tls(tgid) {
         // No TLS call has ever been entered in this process: no entry.
-    } else if let Some(tls) = TLS_ACTIVE.get_ptr_mut(&id) {
+    } else if let Some(tls) = tls_active(id) {
         // SAFETY: a pointer into this thread's own map value.
         unsafe {
             if (*tls).fd < 0 {
@@ -132,7 +132,7 @@ pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
     // reads ciphertext, then asks the library to decrypt it) and Go's orphan
     // reads: one array load, and a store only when it changed.
     if dir == direction::INGRESS {
-        set_thread_last_fd(tid, fd);
+        set_thread_last_fd(id, fd);
     }
     let len = r as u64;
     // SAFETY: `state` points into the SOCKETS value of this (tgid, fd); the

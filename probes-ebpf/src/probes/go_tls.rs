@@ -36,8 +36,8 @@ use probes_common::{counter, direction, go_cookie, SocketKey};
 
 use super::{
     maps::{
-        thread_last_fd, tls_call_kind, GoConnKey, GoTlsCall, GoroutineKey, TlsCall, GO_CONN_FD,
-        GO_TLS_ACTIVE, SOCKETS, TLS_ACTIVE,
+        thread_last_fd, tls_active, tls_active_begin, tls_active_end, tls_call_kind, GoConnKey,
+        GoTlsCall, GoroutineKey, TlsCall, GO_CONN_FD, GO_TLS_ACTIVE, SOCKETS,
     },
     tls::{emit_plaintext, emit_plaintext_gap},
     util::{count, current_ids, mark_proc_tls},
@@ -112,7 +112,7 @@ fn entry(ctx: &ProbeContext, cookie: u64, dir: u32) -> u32 {
         _pad: 0,
     };
     mark_proc_tls(tgid);
-    let _ = TLS_ACTIVE.insert(&id, &marker, 0);
+    tls_active_begin(id, &marker);
     0
 }
 
@@ -227,7 +227,7 @@ fn cross_check(nested: i32, used: i32) {
 #[inline(always)]
 fn orphan_return(tgid: u32, tid: u32, dir: u32, n: u64) {
     if dir == direction::INGRESS {
-        if let Some(fd) = thread_last_fd(tid) {
+        if let Some(fd) = thread_last_fd((u64::from(tgid) << 32) | u64::from(tid)) {
             if is_tracked(tgid, fd) {
                 count(counter::GO_ORPHAN_READ_GAP, 1);
                 emit_plaintext_gap(tgid, tid, fd, dir, n);
@@ -243,7 +243,7 @@ fn orphan_return(tgid: u32, tid: u32, dir: u32, n: u64) {
 /// came back on another thread).
 #[inline(always)]
 fn take_nested_fd(id: u64, conn: u64) -> i32 {
-    let marker = match TLS_ACTIVE.get_ptr(&id) {
+    let marker = match tls_active(id) {
         // SAFETY: a map value pointer from this lookup, copied out at once.
         Some(p) => unsafe { *p },
         None => return -1,
@@ -251,7 +251,7 @@ fn take_nested_fd(id: u64, conn: u64) -> i32 {
     if marker.is_ex != tls_call_kind::GO {
         return -1;
     }
-    let _ = TLS_ACTIVE.remove(&id);
+    tls_active_end(id);
     if marker.ssl == conn {
         marker.fd
     } else {

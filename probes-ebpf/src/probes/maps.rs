@@ -190,9 +190,48 @@ pub static GO_TLS_ACTIVE: LruHashMap<GoroutineKey, GoTlsCall> =
 #[map]
 pub static GO_CONN_FD: LruHashMap<GoConnKey, i32> = LruHashMap::with_max_entries(65536, 0);
 
-/// TLS calls in progress, per thread.
+/// TLS calls in progress, per thread (see `THREAD_LAST_FD` for the layout).
 #[map]
-pub static TLS_ACTIVE: LruHashMap<u64, TlsCall> = LruHashMap::with_max_entries(16384, 0);
+pub static TLS_ACTIVE: Array<ThreadSlot<TlsCall>> = Array::with_max_entries(TLS_ACTIVE_SLOTS, 0);
+
+/// Slots of `TLS_ACTIVE`.
+pub const TLS_ACTIVE_SLOTS: u32 = 16384;
+
+/// The TLS call thread `id` is inside, if any.
+#[inline(always)]
+pub fn tls_active(id: u64) -> Option<*mut TlsCall> {
+    let p = TLS_ACTIVE.get_ptr_mut((id as u32) % TLS_ACTIVE_SLOTS)?;
+    // SAFETY: a pointer into an array map value, valid for this run.
+    unsafe { ((*p).id == id).then_some(&raw mut (*p).value) }
+}
+
+/// Thread `id` entered `call`. Taking a slot that still holds another
+/// thread's call loses that call (counted).
+#[inline(always)]
+pub fn tls_active_begin(id: u64, call: &TlsCall) {
+    if let Some(p) = TLS_ACTIVE.get_ptr_mut((id as u32) % TLS_ACTIVE_SLOTS) {
+        // SAFETY: a pointer into an array map value, valid for this run.
+        unsafe {
+            if (*p).id != 0 && (*p).id != id {
+                super::util::count(probes_common::counter::TLS_CALL_SLOT_TAKEN, 1);
+            }
+            *p = ThreadSlot { id, value: *call };
+        }
+    }
+}
+
+/// Thread `id`'s call returned: its slot is emptied (if still its own).
+#[inline(always)]
+pub fn tls_active_end(id: u64) {
+    if let Some(p) = TLS_ACTIVE.get_ptr_mut((id as u32) % TLS_ACTIVE_SLOTS) {
+        // SAFETY: a pointer into an array map value, valid for this run.
+        unsafe {
+            if (*p).id == id {
+                (*p).id = 0;
+            }
+        }
+    }
+}
 
 /// An `SSL*` of one process: heap addresses repeat across processes, so the
 /// pointer alone could give one process's socket to another's call.
@@ -238,51 +277,54 @@ pub struct UnboundTlsWrite {
     pub len: u64,
 }
 
-/// Deferred SSL_write plaintext per thread (pid_tgid). LRU: a thread that
-/// never writes to a socket again cannot leak one.
+/// Deferred SSL_write plaintext per thread (see `THREAD_LAST_FD` for the
+/// layout). Fixed size: a thread that never writes to a socket again cannot
+/// leak one.
 #[map]
-pub static TLS_UNBOUND: LruHashMap<u64, UnboundTlsWrite> = LruHashMap::with_max_entries(16384, 0);
+pub static TLS_UNBOUND: Array<ThreadSlot<UnboundTlsWrite>> =
+    Array::with_max_entries(TLS_ACTIVE_SLOTS, 0);
 
 /// The tracked socket each thread last read from: the custom-BIO association
 /// (the application reads ciphertext, then asks the library to decrypt it).
-/// Direct-mapped by thread id (`tid % THREAD_SLOTS`), each slot naming its
-/// thread: an array load the verifier inlines, where a hash lookup cost
-/// ~100 ns on every socket read of every process. A slot taken by another
-/// thread with the same remainder reads as "none" (see `thread_last_fd`).
+/// Per-thread maps here are arrays direct-mapped by thread id
+/// (`tid % slots`), each value naming its thread (`pid_tgid`): an array load
+/// the verifier inlines, where a hash lookup cost ~100 ns on every socket
+/// read of every process (and an insert and a delete per TLS call). A slot
+/// holding another thread reads as empty.
 #[map]
-pub static THREAD_LAST_FD: Array<ThreadFd> = Array::with_max_entries(THREAD_SLOTS, 0);
+pub static THREAD_LAST_FD: Array<ThreadSlot<i32>> = Array::with_max_entries(THREAD_FD_SLOTS, 0);
 
 /// Slots of `THREAD_LAST_FD`.
-pub const THREAD_SLOTS: u32 = 65536;
+pub const THREAD_FD_SLOTS: u32 = 65536;
 
-/// One `THREAD_LAST_FD` slot: which thread wrote it, and its socket.
+/// One slot of a per-thread array: the thread (`pid_tgid`, 0 when empty)
+/// and its value.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct ThreadFd {
-    pub tid: u32,
-    pub fd: i32,
+pub struct ThreadSlot<T> {
+    pub id: u64,
+    pub value: T,
 }
 
-/// Records that thread `tid` last read socket `fd`; stores only on a change.
+/// Records that thread `id` last read socket `fd`; stores only on a change.
 #[inline(always)]
-pub fn set_thread_last_fd(tid: u32, fd: i32) {
-    if let Some(p) = THREAD_LAST_FD.get_ptr_mut(tid % THREAD_SLOTS) {
-        // SAFETY: a pointer into an array map value, valid for this run; only
-        // this thread writes a slot that names it.
+pub fn set_thread_last_fd(id: u64, fd: i32) {
+    if let Some(p) = THREAD_LAST_FD.get_ptr_mut((id as u32) % THREAD_FD_SLOTS) {
+        // SAFETY: a pointer into an array map value, valid for this run; a
+        // thread writes only the slot of its own tid.
         unsafe {
-            if (*p).tid != tid || (*p).fd != fd {
-                *p = ThreadFd { tid, fd };
+            if (*p).id != id || (*p).value != fd {
+                *p = ThreadSlot { id, value: fd };
             }
         }
     }
 }
 
-/// The socket thread `tid` last read, if its slot still names it.
+/// The socket thread `id` last read, if its slot still names it.
 #[inline(always)]
-pub fn thread_last_fd(tid: u32) -> Option<i32> {
-    let slot = THREAD_LAST_FD.get(tid % THREAD_SLOTS)?;
-    // tid 0 is never a user thread: an untouched slot reads as none.
-    (slot.tid == tid && tid != 0).then_some(slot.fd)
+pub fn thread_last_fd(id: u64) -> Option<i32> {
+    let slot = THREAD_LAST_FD.get((id as u32) % THREAD_FD_SLOTS)?;
+    (slot.id == id).then_some(slot.value)
 }
 
 /// The state of one call's copy loop (see `data::copy_iov`), per CPU.

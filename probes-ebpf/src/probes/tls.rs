@@ -28,15 +28,16 @@ use aya_ebpf::{
     EbpfContext,
 };
 use probes_common::{
-    counter, direction, kind, socket_flag, source, RecordHeader, SocketKey, TlsBindRecord,
-    TlsSampleRecord, TLS_SAMPLE_BYTES, TLS_VERIFY_SLOTS,
+    counter, direction, kind, socket_flag, source, RecordHeader, SocketKey, SocketState,
+    TlsBindRecord, TlsSampleRecord, TLS_SAMPLE_BYTES, TLS_VERIFY_SLOTS,
 };
 
 use super::{
     data::{data_header, emit, read_user_u64},
     maps::{
-        shape, thread_last_fd, tls_call_kind, SslKey, SslSocket, TlsCall, UnboundTlsWrite, EVENTS,
-        SOCKETS, TLS_ACTIVE, TLS_SSL_FD, TLS_UNBOUND, TLS_VERIFY,
+        shape, thread_last_fd, tls_active, tls_active_begin, tls_active_end, tls_call_kind, SslKey,
+        SslSocket, ThreadSlot, TlsCall, UnboundTlsWrite, EVENTS, SOCKETS, TLS_ACTIVE_SLOTS,
+        TLS_SSL_FD, TLS_UNBOUND, TLS_VERIFY,
     },
     util::{count, current_ids, fetch_add, mark_proc_tls, ring_flags_reserved},
 };
@@ -44,7 +45,7 @@ use super::{
 #[inline(always)]
 fn enter(ctx: &ProbeContext, dir: u32, is_ex: bool) -> u32 {
     let (id, _, _) = current_ids();
-    if let Some(active) = TLS_ACTIVE.get_ptr_mut(&id) {
+    if let Some(active) = tls_active(id) {
         // An SSL_* call inside another (a library calling its own API): only
         // the outermost call's return emits. A Go call's marker is not a
         // call of this library: replace it.
@@ -82,7 +83,7 @@ fn enter(ctx: &ProbeContext, dir: u32, is_ex: bool) -> u32 {
         _pad: 0,
     };
     mark_proc_tls((id >> 32) as u32);
-    let _ = TLS_ACTIVE.insert(&id, &call, 0);
+    tls_active_begin(id, &call);
     0
 }
 
@@ -110,7 +111,7 @@ pub fn ssl_read_ex(ctx: ProbeContext) -> u32 {
 #[uretprobe]
 pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     let (id, tgid, tid) = current_ids();
-    let call = match TLS_ACTIVE.get_ptr_mut(&id) {
+    let call = match tls_active(id) {
         // SAFETY: a map value pointer from a lookup in this run, valid until the program returns; other CPUs may update it (see ARCHITECTURE.md on offsets).
         Some(p) => unsafe {
             if (*p).is_ex == tls_call_kind::GO {
@@ -124,7 +125,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         },
         None => return 0,
     };
-    let _ = TLS_ACTIVE.remove(&id);
+    tls_active_end(id);
     let ret: i64 = ctx.ret::<i32>() as i64;
     let len: u64 = if call.is_ex == tls_call_kind::EX {
         if ret != 1 {
@@ -144,63 +145,78 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     let key = SslKey::new(call.ssl, tgid);
     // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
     let cached = unsafe { TLS_SSL_FD.get(&key) }.copied();
-    let fd = if call.fd >= 0 {
+    // The socket, and its SOCKETS value looked up once for the check, the
+    // memory and the emit.
+    let (fd, state) = if call.fd >= 0 {
         count(counter::TLS_FD_NESTED, 1);
-        remember_socket(&key, cached, call.fd);
-        call.fd
-    } else if let Some(c) = cached.filter(|c| socket_conn_id(tgid, c.fd) == Some(c.conn_id)) {
+        (call.fd, remember_socket(&key, cached, call.fd))
+    } else if let Some((c, st)) =
+        cached.and_then(|c| socket_with_id(tgid, c.fd, c.conn_id).map(|st| (c, st)))
+    {
         count(counter::TLS_FD_CACHED, 1);
-        c.fd
-    } else if let Some(fd) = thread_last_fd(tid) {
+        (c.fd, Some(st))
+    } else if let Some(fd) = thread_last_fd(id) {
         count(counter::TLS_FD_THREAD, 1);
-        remember_socket(&key, cached, fd);
-        fd
+        (fd, remember_socket(&key, cached, fd))
     } else if call.direction == direction::EGRESS {
         count(counter::TLS_FD_DEFERRED, 1);
-        -1
+        (-1, None)
     } else {
         count(counter::TLS_FD_UNKNOWN, 1);
-        -1
+        (-1, None)
     };
     if call.slot != 0 {
         sample_if_verifying(&call, tgid, tid, fd, len);
     }
     if fd >= 0 {
-        emit_plaintext(tgid, tid, fd, call.direction, call.buf, len);
+        match state {
+            Some(st) => emit_twin_at(
+                st,
+                tgid,
+                tid,
+                fd,
+                call.direction,
+                call.buf,
+                len,
+                shape::BUFFER,
+            ),
+            None => count(counter::TLS_SOCKET_UNTRACKED, 1),
+        }
     } else if call.direction == direction::EGRESS {
         defer_write(id, tgid, tid, call.ssl, call.buf, len);
     }
     0
 }
 
-/// The connection id of tracked socket (`tgid`, `fd`), if it is tracked.
+/// The SOCKETS value of (`tgid`, `fd`) if that socket is tracked and still
+/// has connection id `conn_id` (not a later socket that reused the fd).
 #[inline(always)]
-fn socket_conn_id(tgid: u32, fd: i32) -> Option<u64> {
-    // SAFETY: a map value pointer from this lookup, read once.
-    SOCKETS
-        .get_ptr(&SocketKey { tgid, fd })
-        .map(|p| unsafe { (*p).conn_id })
+fn socket_with_id(tgid: u32, fd: i32, conn_id: u64) -> Option<*mut SocketState> {
+    let st = SOCKETS.get_ptr_mut(&SocketKey { tgid, fd })?;
+    // SAFETY: a map value pointer from this lookup, valid until the program returns.
+    (unsafe { (*st).conn_id } == conn_id).then_some(st)
 }
 
 /// Remembers that the `SSL*` of `key` uses socket `fd` (with the socket's
-/// connection id), unless that is already what is remembered.
+/// connection id), unless that is already what is remembered. Returns the
+/// socket's SOCKETS value; None when it is not tracked.
 #[inline(always)]
-fn remember_socket(key: &SslKey, cached: Option<SslSocket>, fd: i32) {
-    let Some(conn_id) = socket_conn_id(key.tgid, fd) else {
-        return;
-    };
-    if cached.is_some_and(|c| c.fd == fd && c.conn_id == conn_id) {
-        return;
+fn remember_socket(key: &SslKey, cached: Option<SslSocket>, fd: i32) -> Option<*mut SocketState> {
+    let st = SOCKETS.get_ptr_mut(&SocketKey { tgid: key.tgid, fd })?;
+    // SAFETY: a map value pointer from this lookup, valid until the program returns.
+    let conn_id = unsafe { (*st).conn_id };
+    if !cached.is_some_and(|c| c.fd == fd && c.conn_id == conn_id) {
+        let _ = TLS_SSL_FD.insert(
+            key,
+            &SslSocket {
+                fd,
+                _pad: 0,
+                conn_id,
+            },
+            0,
+        );
     }
-    let _ = TLS_SSL_FD.insert(
-        key,
-        &SslSocket {
-            fd,
-            _pad: 0,
-            conn_id,
-        },
-        0,
-    );
+    Some(st)
 }
 
 /// An SSL_write whose socket is not known yet: a custom BIO (gRPC, Chromium
@@ -210,17 +226,25 @@ fn remember_socket(key: &SslKey, cached: Option<SslSocket>, fd: i32) {
 /// tracked socket binds the run to that socket (`bind_deferred_writes`).
 #[inline(always)]
 fn defer_write(id: u64, tgid: u32, tid: u32, ssl: u64, buf: u64, len: u64) {
-    let position = match TLS_UNBOUND.get_ptr_mut(&id) {
-        // SAFETY: a pointer into this thread's own map value.
-        Some(p) if unsafe { (*p).ssl } == ssl => unsafe {
-            let at = (*p).len;
-            (*p).len = at + len;
-            at
+    let position = match TLS_UNBOUND.get_ptr_mut((id as u32) % TLS_ACTIVE_SLOTS) {
+        // SAFETY: a pointer into an array map value, valid for this run.
+        Some(p) => unsafe {
+            if (*p).id == id && (*p).value.ssl == ssl {
+                let at = (*p).value.len;
+                (*p).value.len = at + len;
+                at
+            } else {
+                if (*p).id != 0 && (*p).id != id {
+                    count(counter::TLS_CALL_SLOT_TAKEN, 1);
+                }
+                *p = ThreadSlot {
+                    id,
+                    value: UnboundTlsWrite { ssl, len },
+                };
+                0
+            }
         },
-        _ => {
-            let _ = TLS_UNBOUND.insert(&id, &UnboundTlsWrite { ssl, len }, 0);
-            0
-        }
+        None => 0,
     };
     let header = data_header(
         tgid,
@@ -241,12 +265,15 @@ fn defer_write(id: u64, tgid: u32, tid: u32, ssl: u64, buf: u64, len: u64) {
 /// length, and user space is told where the run's bytes go.
 #[inline(always)]
 pub(super) fn bind_deferred_writes(id: u64, tgid: u32, tid: u32, fd: i32) {
-    let run = match TLS_UNBOUND.get_ptr(&id) {
-        // SAFETY: a map value pointer from this lookup, read once.
-        Some(p) => unsafe { *p },
-        None => return,
+    let run = match TLS_UNBOUND.get_ptr_mut((id as u32) % TLS_ACTIVE_SLOTS) {
+        // SAFETY: a pointer into an array map value, valid for this run; the
+        // run is taken (the slot emptied) at once.
+        Some(p) if unsafe { (*p).id } == id => unsafe {
+            (*p).id = 0;
+            (*p).value
+        },
+        _ => return,
     };
-    let _ = TLS_UNBOUND.remove(&id);
     let Some(state) = SOCKETS.get_ptr_mut(&SocketKey { tgid, fd }) else {
         return;
     };
@@ -370,17 +397,30 @@ pub(super) fn emit_plaintext_gap(tgid: u32, tid: u32, fd: i32, dir: u32, len: u6
 
 #[inline(always)]
 fn emit_twin(tgid: u32, tid: u32, fd: i32, dir: u32, buf: u64, len: u64, buf_shape: u32) {
-    let key = SocketKey { tgid, fd };
-    let state = match SOCKETS.get_ptr_mut(&key) {
-        Some(p) => p,
-        None => {
-            count(counter::TLS_SOCKET_UNTRACKED, 1);
-            return;
-        }
-    };
+    match SOCKETS.get_ptr_mut(&SocketKey { tgid, fd }) {
+        Some(state) => emit_twin_at(state, tgid, tid, fd, dir, buf, len, buf_shape),
+        None => count(counter::TLS_SOCKET_UNTRACKED, 1),
+    }
+}
+
+/// `emit_twin` with the socket's SOCKETS value already looked up.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn emit_twin_at(
+    state: *mut SocketState,
+    tgid: u32,
+    tid: u32,
+    fd: i32,
+    dir: u32,
+    buf: u64,
+    len: u64,
+    buf_shape: u32,
+) {
     // SAFETY: a map value pointer from a lookup in this run, valid until the program returns; other CPUs may update it (see ARCHITECTURE.md on offsets).
     let (conn_id, offset) = unsafe {
-        (*state).flags |= socket_flag::TLS;
+        if (*state).flags & socket_flag::TLS == 0 {
+            (*state).flags |= socket_flag::TLS;
+        }
         let off = if dir == direction::EGRESS {
             &raw mut (*state).tls_egress_offset
         } else {
