@@ -65,6 +65,9 @@ pub const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis
 
 /// Bytes waiting in the ring buffer that wake user space at once: a sixteenth
 /// of the ring, at most 256 KiB. Below it, records wait for the drain timer.
+/// The probes wake user space when a record crosses this, and again at each
+/// multiple of four times it while user space lags, not at every record
+/// above it (each wake-up is a self-IPI: BENCHMARKS "Probe cost, session 5").
 pub fn wakeup_bytes(ring_buffer_bytes: u32) -> u32 {
     (ring_buffer_bytes / 16).min(256 * 1024)
 }
