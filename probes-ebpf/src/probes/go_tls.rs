@@ -32,14 +32,14 @@ use aya_ebpf::{
     programs::ProbeContext,
     EbpfContext,
 };
-use probes_common::{counter, direction, go_cookie, SocketKey};
+use probes_common::{counter, direction, go_cookie, SocketKey, SocketState};
 
 use super::{
     maps::{
         thread_last_fd, tls_active, tls_active_begin, tls_active_end, tls_call_kind, GoConnKey,
-        GoTlsCall, GoroutineKey, TlsCall, GO_CONN_FD, GO_TLS_ACTIVE, SOCKETS,
+        GoTlsCall, GoroutineKey, SslSocket, TlsCall, GO_CONN_FD, GO_TLS_ACTIVE, SOCKETS,
     },
-    tls::{emit_plaintext, emit_plaintext_gap},
+    tls::{emit_plaintext_at, emit_plaintext_gap},
     util::{count, current_ids, mark_proc_tls},
 };
 
@@ -87,10 +87,9 @@ fn entry(ctx: &ProbeContext, cookie: u64, dir: u32) -> u32 {
     // request must be in the ring before the response, which another thread
     // can read before this one reaches the RET.
     if dir == direction::EGRESS && len > 0 {
-        let fd = known_fd(conn, tgid, cookie);
-        if fd >= 0 {
+        if let Some((fd, st)) = conn_socket(conn, tgid, cookie) {
             count(counter::GO_TLS_CALLS, 1);
-            emit_plaintext(tgid, tid, fd, dir, buf, len);
+            emit_plaintext_at(st, tgid, tid, fd, dir, buf, len);
             call.emitted_fd = fd;
         }
     }
@@ -116,32 +115,63 @@ fn entry(ctx: &ProbeContext, cookie: u64, dir: u32) -> u32 {
     0
 }
 
-/// The socket of `conn` from the `tls.Conn` itself (counted
-/// `TLS_FD_GO_CONN`) or remembered from an earlier call (`TLS_FD_GO_CACHED`),
-/// when it is a tracked socket of this process; else -1.
+/// The socket of `conn` and its SOCKETS value: the one remembered for this
+/// `tls.Conn` while that socket still has the same connection id (counted
+/// `TLS_FD_GO_CACHED`; no user memory read), else the one read from the
+/// `tls.Conn` itself (`TLS_FD_GO_CONN`, then remembered), when it is a
+/// tracked socket of this process. The first call on each connection reads
+/// the struct, so the offsets are still cross-checked against the nested
+/// syscall; a new `tls.Conn` at a freed one's address has another socket,
+/// whose connection id differs, and is read again.
 #[inline(always)]
-fn known_fd(conn: u64, tgid: u32, cookie: u64) -> i32 {
-    if let Some(o) = go_cookie::offsets(cookie) {
-        let fd = conn_fd(conn, o);
-        if fd >= 0 && is_tracked(tgid, fd) {
-            count(counter::TLS_FD_GO_CONN, 1);
-            return fd;
-        }
-    }
+fn conn_socket(conn: u64, tgid: u32, cookie: u64) -> Option<(i32, *mut SocketState)> {
     let conn_key = GoConnKey {
         conn,
         tgid,
         _pad: 0,
     };
-    // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
-    if let Some(fd) = unsafe { GO_CONN_FD.get(&conn_key) } {
-        let fd = *fd;
-        if is_tracked(tgid, fd) {
+    // SAFETY: a map value reference from this lookup, copied out at once.
+    let cached = unsafe { GO_CONN_FD.get(&conn_key) }.copied();
+    if let Some(c) = cached {
+        if let Some(st) = socket_with_id(tgid, c.fd, c.conn_id) {
             count(counter::TLS_FD_GO_CACHED, 1);
-            return fd;
+            return Some((c.fd, st));
         }
     }
-    -1
+    let o = go_cookie::offsets(cookie)?;
+    let fd = conn_fd(conn, o);
+    if fd < 0 {
+        return None;
+    }
+    let st = SOCKETS.get_ptr_mut(&SocketKey { tgid, fd })?;
+    count(counter::TLS_FD_GO_CONN, 1);
+    remember_conn(&conn_key, fd, st);
+    Some((fd, st))
+}
+
+/// Remembers socket `fd` (SOCKETS value `st`) for a `tls.Conn`.
+#[inline(always)]
+fn remember_conn(conn_key: &GoConnKey, fd: i32, st: *mut SocketState) {
+    // SAFETY: a map value pointer from a lookup in this run.
+    let conn_id = unsafe { (*st).conn_id };
+    let _ = GO_CONN_FD.insert(
+        conn_key,
+        &SslSocket {
+            fd,
+            _pad: 0,
+            conn_id,
+        },
+        0,
+    );
+}
+
+/// The SOCKETS value of (`tgid`, `fd`) if it is tracked and still has
+/// connection id `conn_id`.
+#[inline(always)]
+fn socket_with_id(tgid: u32, fd: i32, conn_id: u64) -> Option<*mut SocketState> {
+    let st = SOCKETS.get_ptr_mut(&SocketKey { tgid, fd })?;
+    // SAFETY: a map value pointer from this lookup, valid until the program returns.
+    (unsafe { (*st).conn_id } == conn_id).then_some(st)
 }
 
 #[inline(always)]
@@ -174,35 +204,37 @@ fn on_return(ctx: &ProbeContext, dir: u32) -> u32 {
     if n <= 0 {
         return 0;
     }
-    let conn_key = GoConnKey {
-        conn: call.conn,
-        tgid,
-        _pad: 0,
-    };
-    let from_conn = match go_cookie::offsets(call.cookie) {
-        Some(o) => conn_fd(call.conn, o),
-        None => -1,
-    };
-    let fd = if from_conn >= 0 && is_tracked(tgid, from_conn) {
-        if nested >= 0 {
-            cross_check(nested, from_conn);
+    let (fd, st) = match conn_socket(call.conn, tgid, call.cookie) {
+        Some(found) => {
+            if nested >= 0 {
+                cross_check(nested, found.0);
+            }
+            found
         }
-        count(counter::TLS_FD_GO_CONN, 1);
-        from_conn
-    } else if nested >= 0 {
-        count(counter::TLS_FD_NESTED, 1);
-        let _ = GO_CONN_FD.insert(&conn_key, &nested, 0);
-        nested
-        // SAFETY: a map value reference from this lookup, valid until the program returns; it is copied out at once.
-    } else if let Some(fd) = unsafe { GO_CONN_FD.get(&conn_key) } {
-        count(counter::TLS_FD_GO_CACHED, 1);
-        *fd
-    } else {
-        count(counter::TLS_FD_UNKNOWN, 1);
-        return 0;
+        None if nested >= 0 => {
+            let Some(st) = SOCKETS.get_ptr_mut(&SocketKey { tgid, fd: nested }) else {
+                count(counter::TLS_SOCKET_UNTRACKED, 1);
+                return 0;
+            };
+            count(counter::TLS_FD_NESTED, 1);
+            remember_conn(
+                &GoConnKey {
+                    conn: call.conn,
+                    tgid,
+                    _pad: 0,
+                },
+                nested,
+                st,
+            );
+            (nested, st)
+        }
+        None => {
+            count(counter::TLS_FD_UNKNOWN, 1);
+            return 0;
+        }
     };
     count(counter::GO_TLS_CALLS, 1);
-    emit_plaintext(tgid, tid, fd, call.direction, call.buf, n as u64);
+    emit_plaintext_at(st, tgid, tid, fd, call.direction, call.buf, n as u64);
     0
 }
 

@@ -185,10 +185,11 @@ pub struct GoTlsCall {
 pub static GO_TLS_ACTIVE: LruHashMap<GoroutineKey, GoTlsCall> =
     LruHashMap::with_max_entries(65536, 0);
 
-/// `*tls.Conn` → socket fd, learned once and reused for calls that make no
-/// syscall (a `Read` served from the connection's buffer).
+/// `*tls.Conn` → socket (fd and connection id), learned at a connection's
+/// first call and used first afterwards while that socket still has the
+/// connection id: no struct walk per call (three user reads).
 #[map]
-pub static GO_CONN_FD: LruHashMap<GoConnKey, i32> = LruHashMap::with_max_entries(65536, 0);
+pub static GO_CONN_FD: LruHashMap<GoConnKey, SslSocket> = LruHashMap::with_max_entries(65536, 0);
 
 /// TLS calls in progress, per thread (see `THREAD_LAST_FD` for the layout).
 #[map]

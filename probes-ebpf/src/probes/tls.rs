@@ -383,9 +383,18 @@ fn sample_if_verifying(call: &TlsCall, tgid: u32, tid: u32, fd: i32, len: u64) {
 /// Emits `len` plaintext bytes at `buf` as the TLS twin stream of socket
 /// (`tgid`, `fd`) in direction `dir`, and marks the socket so that its
 /// ciphertext is counted, not copied. Shared by the OpenSSL and Go probes.
+/// The caller has looked the socket's SOCKETS value (`state`) up already.
 #[inline(always)]
-pub(super) fn emit_plaintext(tgid: u32, tid: u32, fd: i32, dir: u32, buf: u64, len: u64) {
-    emit_twin(tgid, tid, fd, dir, buf, len, shape::BUFFER);
+pub(super) fn emit_plaintext_at(
+    state: *mut SocketState,
+    tgid: u32,
+    tid: u32,
+    fd: i32,
+    dir: u32,
+    buf: u64,
+    len: u64,
+) {
+    emit_twin_at(state, tgid, tid, fd, dir, buf, len, shape::BUFFER);
 }
 
 /// Advances the TLS twin stream by `len` bytes that could not be copied: a
