@@ -46,8 +46,9 @@ impl KernelCounterMetrics {
                 ),
                 counter::GO_FD_CHECK_AGREED | counter::GO_FD_CHECK_DISAGREED => registry.counter(
                     "wirespan_tls_go_fd_cross_checks_total",
-                    "Go TLS calls whose socket was found both in the tls.Conn and by the \
-                     syscall made inside the call, by whether the two agreed (the tls.Conn's is used).",
+                    "Go TLS calls whose socket (read from the tls.Conn, or remembered from it) \
+                     was also named by the syscall made inside the call, by whether the two agreed \
+                     (the tls.Conn's is used).",
                     &[(
                         "result",
                         if i as u32 == counter::GO_FD_CHECK_AGREED {
