@@ -36,10 +36,10 @@ use probes_common::{counter, direction, go_cookie, SocketKey, SocketState};
 
 use super::{
     maps::{
-        thread_last_fd, tls_active, tls_active_begin, tls_active_end, tls_call_kind, GoConnKey,
-        GoTlsCall, GoroutineKey, SslSocket, TlsCall, GO_CONN_FD, GO_TLS_ACTIVE, SOCKETS,
+        shape, thread_last_fd, tls_active, tls_active_begin, tls_active_end, tls_call_kind,
+        GoConnKey, GoTlsCall, GoroutineKey, SslSocket, TlsCall, GO_CONN_FD, GO_TLS_ACTIVE, SOCKETS,
     },
-    tls::{emit_plaintext_at, emit_plaintext_gap},
+    tls::{emit_plaintext_at, emit_plaintext_gap, socket_with_id},
     util::{count, current_ids, mark_proc_tls},
 };
 
@@ -89,7 +89,7 @@ fn entry(ctx: &ProbeContext, cookie: u64, dir: u32) -> u32 {
     if dir == direction::EGRESS && len > 0 {
         if let Some((fd, st)) = conn_socket(conn, tgid, cookie) {
             count(counter::GO_TLS_CALLS, 1);
-            emit_plaintext_at(st, tgid, tid, fd, dir, buf, len);
+            emit_plaintext_at(st, tgid, tid, fd, dir, buf, len, shape::BUFFER);
             call.emitted_fd = fd;
         }
     }
@@ -165,15 +165,6 @@ fn remember_conn(conn_key: &GoConnKey, fd: i32, st: *mut SocketState) {
     );
 }
 
-/// The SOCKETS value of (`tgid`, `fd`) if it is tracked and still has
-/// connection id `conn_id`.
-#[inline(always)]
-fn socket_with_id(tgid: u32, fd: i32, conn_id: u64) -> Option<*mut SocketState> {
-    let st = SOCKETS.get_ptr_mut(&SocketKey { tgid, fd })?;
-    // SAFETY: a map value pointer from this lookup, valid until the program returns.
-    (unsafe { (*st).conn_id } == conn_id).then_some(st)
-}
-
 #[inline(always)]
 fn on_return(ctx: &ProbeContext, dir: u32) -> u32 {
     // SAFETY: as in `entry`.
@@ -234,7 +225,16 @@ fn on_return(ctx: &ProbeContext, dir: u32) -> u32 {
         }
     };
     count(counter::GO_TLS_CALLS, 1);
-    emit_plaintext_at(st, tgid, tid, fd, call.direction, call.buf, n as u64);
+    emit_plaintext_at(
+        st,
+        tgid,
+        tid,
+        fd,
+        call.direction,
+        call.buf,
+        n as u64,
+        shape::BUFFER,
+    );
     0
 }
 

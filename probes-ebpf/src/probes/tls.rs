@@ -170,7 +170,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     }
     if fd >= 0 {
         match state {
-            Some(st) => emit_twin_at(
+            Some(st) => emit_plaintext_at(
                 st,
                 tgid,
                 tid,
@@ -191,7 +191,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
 /// The SOCKETS value of (`tgid`, `fd`) if that socket is tracked and still
 /// has connection id `conn_id` (not a later socket that reused the fd).
 #[inline(always)]
-fn socket_with_id(tgid: u32, fd: i32, conn_id: u64) -> Option<*mut SocketState> {
+pub(super) fn socket_with_id(tgid: u32, fd: i32, conn_id: u64) -> Option<*mut SocketState> {
     let st = SOCKETS.get_ptr_mut(&SocketKey { tgid, fd })?;
     // SAFETY: a map value pointer from this lookup, valid until the program returns.
     (unsafe { (*st).conn_id } == conn_id).then_some(st)
@@ -380,42 +380,25 @@ fn sample_if_verifying(call: &TlsCall, tgid: u32, tid: u32, fd: i32, len: u64) {
     }
 }
 
-/// Emits `len` plaintext bytes at `buf` as the TLS twin stream of socket
-/// (`tgid`, `fd`) in direction `dir`, and marks the socket so that its
-/// ciphertext is counted, not copied. Shared by the OpenSSL and Go probes.
-/// The caller has looked the socket's SOCKETS value (`state`) up already.
-#[inline(always)]
-pub(super) fn emit_plaintext_at(
-    state: *mut SocketState,
-    tgid: u32,
-    tid: u32,
-    fd: i32,
-    dir: u32,
-    buf: u64,
-    len: u64,
-) {
-    emit_twin_at(state, tgid, tid, fd, dir, buf, len, shape::BUFFER);
-}
-
 /// Advances the TLS twin stream by `len` bytes that could not be copied: a
 /// header-only record, which user space treats as an exact gap.
 #[inline(always)]
 pub(super) fn emit_plaintext_gap(tgid: u32, tid: u32, fd: i32, dir: u32, len: u64) {
-    emit_twin(tgid, tid, fd, dir, 0, len, shape::NONE);
-}
-
-#[inline(always)]
-fn emit_twin(tgid: u32, tid: u32, fd: i32, dir: u32, buf: u64, len: u64, buf_shape: u32) {
     match SOCKETS.get_ptr_mut(&SocketKey { tgid, fd }) {
-        Some(state) => emit_twin_at(state, tgid, tid, fd, dir, buf, len, buf_shape),
+        Some(state) => emit_plaintext_at(state, tgid, tid, fd, dir, 0, len, shape::NONE),
         None => count(counter::TLS_SOCKET_UNTRACKED, 1),
     }
 }
 
-/// `emit_twin` with the socket's SOCKETS value already looked up.
+/// Emits `len` plaintext bytes at `buf` (`buf_shape` `shape::BUFFER`; or,
+/// with `shape::NONE`, a header-only record that user space treats as an
+/// exact gap) as the TLS twin stream of socket (`tgid`, `fd`) in direction
+/// `dir`, and marks the socket so that its ciphertext is counted, not copied.
+/// Shared by the OpenSSL and Go probes; `state` is the socket's SOCKETS
+/// value, already looked up.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn emit_twin_at(
+pub(super) fn emit_plaintext_at(
     state: *mut SocketState,
     tgid: u32,
     tid: u32,
