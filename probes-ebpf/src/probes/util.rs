@@ -86,24 +86,15 @@ const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
 const BPF_RB_AVAIL_DATA: u64 = 0;
 
-/// Wake user space when this record takes the bytes waiting across
-/// `wakeup_bytes`, and again across each further multiple of four times it
-/// (a quarter of the ring at the default sizes) while user space lags;
-/// otherwise records wait for the drain timer. Forcing a wake-up for every
-/// record above the threshold (as this did before) raised an irq_work
-/// self-IPI per record while user space caught up: a VM exit each, ~20 % of
-/// the data hook's time in perf; at every multiple of the threshold, still
-/// ~5 %.
+/// `BPF_RB_FORCE_WAKEUP` or `BPF_RB_NO_WAKEUP`, as
+/// `probes_common::ring_wakeup::should_wake` decides.
 #[inline(always)]
 fn wake_flags(before: u64, after: u64) -> u64 {
     let threshold = match settings() {
         Some(s) => s.wakeup_bytes as u64,
         None => 0,
     };
-    if threshold == 0
-        || (before < threshold && after >= threshold)
-        || after / (4 * threshold) > before / (4 * threshold)
-    {
+    if probes_common::ring_wakeup::should_wake(before, after, threshold) {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
