@@ -10,17 +10,54 @@
 //! field's entries anywhere in the message.
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use std::sync::Arc;
 
-/// One attribute value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) use prost::encoding::encoded_len_varint as varint_len;
+
+/// Appends a protobuf varint.
+#[inline]
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Appends a one-byte field key (field number < 16).
+#[inline]
+pub(crate) fn put_key(buf: &mut Vec<u8>, key: u8) {
+    buf.push(key);
+}
+
+/// Appends a length-delimited field with a one-byte key.
+#[inline]
+pub(crate) fn put_delimited(buf: &mut Vec<u8>, key: u8, bytes: &[u8]) {
+    buf.push(key);
+    put_varint(buf, bytes.len() as u64);
+    buf.extend_from_slice(bytes);
+}
+
+/// One attribute value. Compared by content: a `Static` and an `Owned` with
+/// the same text are equal (they encode alike).
+#[derive(Clone, Debug)]
 pub enum AttrValue {
     Static(&'static str),
     Shared(Arc<str>),
     Owned(String),
     Int(i64),
 }
+
+impl PartialEq for AttrValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (AttrValue::Int(a), AttrValue::Int(b)) => a == b,
+            (AttrValue::Int(_), _) | (_, AttrValue::Int(_)) => false,
+            (a, b) => a.as_str() == b.as_str(),
+        }
+    }
+}
+impl Eq for AttrValue {}
 
 impl AttrValue {
     pub fn as_str(&self) -> Option<&str> {
@@ -43,10 +80,10 @@ impl AttrValue {
     fn any_value_len(&self) -> usize {
         match self {
             // string_value = 1
-            AttrValue::Int(v) => 1 + encoded_len_varint(*v as u64),
+            AttrValue::Int(v) => 1 + varint_len(*v as u64),
             s => {
                 let n = s.as_str().map_or(0, str::len);
-                1 + encoded_len_varint(n as u64) + n
+                1 + varint_len(n as u64) + n
             }
         }
     }
@@ -67,14 +104,29 @@ impl From<Arc<str>> for AttrValue {
         AttrValue::Shared(s)
     }
 }
+impl From<crate::Text> for AttrValue {
+    fn from(t: crate::Text) -> Self {
+        match t {
+            crate::Text::Static(s) => AttrValue::Static(s),
+            crate::Text::Shared(s) => AttrValue::Shared(s),
+            crate::Text::Owned(s) => AttrValue::Owned(s),
+        }
+    }
+}
 impl From<i64> for AttrValue {
     fn from(v: i64) -> Self {
         AttrValue::Int(v)
     }
 }
 
-/// `Span.attributes` field number (OTLP trace.proto).
-const SPAN_ATTRIBUTES: u32 = 9;
+/// `Span.attributes` key (field 9, length-delimited; OTLP trace.proto).
+const SPAN_ATTRIBUTES: u8 = (9 << 3) | 2;
+/// `KeyValue.key` (1) and `KeyValue.value` (2), length-delimited.
+const KV_KEY: u8 = (1 << 3) | 2;
+const KV_VALUE: u8 = (2 << 3) | 2;
+/// `AnyValue.string_value` (1, length-delimited) and `AnyValue.int_value` (3, varint).
+const ANY_STRING: u8 = (1 << 3) | 2;
+const ANY_INT: u8 = 3 << 3;
 
 /// A span's attributes, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -109,8 +161,7 @@ impl Attrs {
     /// Length of one `KeyValue` message.
     fn key_value_len(key: &str, value: &AttrValue) -> usize {
         let any = value.any_value_len();
-        (1 + encoded_len_varint(key.len() as u64) + key.len())
-            + (1 + encoded_len_varint(any as u64) + any)
+        (1 + varint_len(key.len() as u64) + key.len()) + (1 + varint_len(any as u64) + any)
     }
 
     /// Bytes these attributes add to the encoded `Span` message.
@@ -119,7 +170,7 @@ impl Attrs {
             .iter()
             .map(|(k, v)| {
                 let kv = Self::key_value_len(k, v);
-                1 + encoded_len_varint(kv as u64) + kv
+                1 + varint_len(kv as u64) + kv
             })
             .sum()
     }
@@ -127,27 +178,21 @@ impl Attrs {
     /// Appends the attributes as `Span.attributes` entries.
     pub fn encode_raw(&self, buf: &mut Vec<u8>) {
         for (k, v) in &self.0 {
-            encode_key(SPAN_ATTRIBUTES, WireType::LengthDelimited, buf);
-            encode_varint(Self::key_value_len(k, v) as u64, buf);
-            // KeyValue.key = 1
-            encode_key(1, WireType::LengthDelimited, buf);
-            encode_varint(k.len() as u64, buf);
-            buf.extend_from_slice(k.as_bytes());
-            // KeyValue.value = 2
-            encode_key(2, WireType::LengthDelimited, buf);
-            encode_varint(v.any_value_len() as u64, buf);
+            put_key(buf, SPAN_ATTRIBUTES);
+            put_varint(buf, Self::key_value_len(k, v) as u64);
+            put_delimited(buf, KV_KEY, k.as_bytes());
+            put_key(buf, KV_VALUE);
             match v {
                 AttrValue::Int(i) => {
-                    // AnyValue.int_value = 3
-                    encode_key(3, WireType::Varint, buf);
-                    encode_varint(*i as u64, buf);
+                    let i = *i as u64;
+                    put_varint(buf, (1 + varint_len(i)) as u64);
+                    put_key(buf, ANY_INT);
+                    put_varint(buf, i);
                 }
                 s => {
-                    // AnyValue.string_value = 1
                     let s = s.as_str().unwrap_or_default();
-                    encode_key(1, WireType::LengthDelimited, buf);
-                    encode_varint(s.len() as u64, buf);
-                    buf.extend_from_slice(s.as_bytes());
+                    put_varint(buf, (1 + varint_len(s.len() as u64) + s.len()) as u64);
+                    put_delimited(buf, ANY_STRING, s.as_bytes());
                 }
             }
         }

@@ -6,8 +6,8 @@
 
 use conn_tracker::{ConnInfo, Endpoint, Role};
 use protocol_parsers::{ExchangeEnd, HttpExchange, UnknownFields};
-use span_model::{span, status, AttrValue, Attrs, ExportSpan, Span, Status};
-use std::collections::HashMap;
+use span_model::{span, status, AttrValue, Attrs, ExportSpan, SpanData, Status, Text};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -292,17 +292,74 @@ fn static_scheme(scheme: &str) -> AttrValue {
 
 /// Builds spans; holds the id generator, the route table, and the text of
 /// recently seen addresses (formatting an address on every span was 15% of
-/// span building).
+/// span building) and of other repeated values (see [`Interner`]).
 pub struct SpanBuilder {
     ids: IdGenerator,
     routes: RouteTable,
     templated_names: bool,
     redactor: crate::redact::QueryRedactor,
     addresses: HashMap<IpAddr, Arc<str>, foldhash::fast::FixedState>,
+    strings: Interner,
+    /// Reused to assemble a span name before interning it.
+    scratch: String,
 }
 
 /// Most address strings kept; the cache is cleared when it fills.
 const ADDRESS_CACHE_MAX: usize = 4096;
+
+/// Shared copies of values that repeat from span to span (the request's host,
+/// user agent, span names): a lookup instead of an allocation and a free per
+/// span. Bounded: values longer than [`Interner::MAX_LEN`] are not kept, and
+/// the set is cleared when it holds [`Interner::MAX_ENTRIES`] (at most ~1 MiB
+/// of text).
+#[derive(Default)]
+struct Interner {
+    set: HashSet<Arc<str>, foldhash::fast::FixedState>,
+}
+
+impl Interner {
+    const MAX_LEN: usize = 256;
+    const MAX_ENTRIES: usize = 4096;
+
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(v) = self.set.get(s) {
+            return v.clone();
+        }
+        if self.set.len() >= Self::MAX_ENTRIES {
+            self.set.clear();
+        }
+        let v: Arc<str> = s.into();
+        self.set.insert(v.clone());
+        v
+    }
+
+    /// `s` shared if it is short enough to keep, else an owned copy.
+    fn value(&mut self, s: &str) -> Text {
+        if s.len() <= Self::MAX_LEN {
+            Text::Shared(self.get(s))
+        } else {
+            Text::Owned(s.to_string())
+        }
+    }
+}
+
+/// Appends `n` in decimal (what `format!("{n}")` writes), without `fmt`.
+fn push_u16(out: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
 
 /// `ip_string` through the builder's cache.
 fn cached_address(
@@ -356,6 +413,8 @@ impl SpanBuilder {
             templated_names: false,
             redactor: crate::redact::QueryRedactor::default(),
             addresses: HashMap::default(),
+            strings: Interner::default(),
+            scratch: String::new(),
         }
     }
 
@@ -456,7 +515,10 @@ impl SpanBuilder {
         let (server_address, server_port): (AttrValue, u16) = match req.authority.as_deref() {
             Some(a) if !a.is_empty() => {
                 let (h, p) = split_authority(a);
-                (h.to_string().into(), p.unwrap_or(server_end.port))
+                (
+                    AttrValue::from(self.strings.value(h)),
+                    p.unwrap_or(server_end.port),
+                )
             }
             _ => (
                 cached_address(&mut self.addresses, server_end.ip).into(),
@@ -473,18 +535,29 @@ impl SpanBuilder {
             );
             attrs.push("client.port", ctx.conn.remote.port as i64);
         } else if !path_unknown {
+            // `{scheme}://{host}[:{port}]{path_and_query}`, without `format!`.
             let default_port = if scheme == "https" { 443 } else { 80 };
-            let host_port = if server_port == default_port {
-                server_host.to_string()
-            } else if server_host.contains(':') {
-                format!("[{server_host}]:{server_port}")
-            } else {
-                format!("{server_host}:{server_port}")
-            };
-            attrs.push(
-                "url.full",
-                format!("{scheme}://{host_port}{path_and_query}"),
+            let with_port = server_port != default_port;
+            let bracket = with_port && server_host.contains(':');
+            // scheme, "://", host, "[]", ":" and up to 5 digits, path.
+            let mut full = String::with_capacity(
+                scheme.len() + 3 + server_host.len() + 8 + path_and_query.len(),
             );
+            full.push_str(scheme);
+            full.push_str("://");
+            if bracket {
+                full.push('[');
+            }
+            full.push_str(server_host);
+            if bracket {
+                full.push(']');
+            }
+            if with_port {
+                full.push(':');
+                push_u16(&mut full, server_port);
+            }
+            full.push_str(&path_and_query);
+            attrs.push("url.full", full);
         }
         attrs.push(
             "network.peer.address",
@@ -497,7 +570,10 @@ impl SpanBuilder {
         );
         attrs.push("network.local.port", ctx.conn.local.port as i64);
         if let Some(ua) = &req.user_agent {
-            attrs.push("user_agent.original", ua.clone());
+            attrs.push(
+                "user_agent.original",
+                AttrValue::from(self.strings.value(ua)),
+            );
         }
         attrs.push("http.request.body.size", ex.request_body_size as i64);
         if let Some(peer) = &ctx.peer_service {
@@ -608,12 +684,12 @@ impl SpanBuilder {
             Some(f) => f,
             None => decide_ids(&mut self.ids, is_server, parent.as_ref(), ctx.link),
         };
-        let trace_id = ids.trace_id.to_vec();
+        let trace_id = ids.trace_id;
         let span_id = match ids.span_id {
-            Some(id) => id.to_vec(),
-            None => self.ids.span_id().to_vec(),
+            Some(id) => id,
+            None => self.ids.span_id(),
         };
-        let parent_span_id = ids.parent_span_id.map(|p| p.to_vec()).unwrap_or_default();
+        let parent_span_id = ids.parent_span_id;
         let trace_state = match (&parent, &req.tracestate) {
             (Some(_), Some(ts)) => ts.clone(),
             _ => String::new(),
@@ -621,13 +697,23 @@ impl SpanBuilder {
 
         // HTTP conventions: `{method}` is `HTTP` when the method is unknown.
         let name_method = if method_unknown { "HTTP" } else { method };
-        let name = match (rpc_method, route) {
-            (Some(m), _) => m.to_string(),
-            (None, Some(r)) => format!("{name_method} {r}"),
-            (None, None) if self.templated_names && !path_unknown => {
-                format!("{name_method} {}", crate::routes::templated_path(path))
+        let name: Text = match (rpc_method, route) {
+            (Some(m), _) => self.strings.value(m),
+            (None, Some(r)) => {
+                self.scratch.clear();
+                self.scratch.push_str(name_method);
+                self.scratch.push(' ');
+                self.scratch.push_str(r);
+                self.strings.value(&self.scratch)
             }
-            (None, None) => name_method.to_string(),
+            (None, None) if self.templated_names && !path_unknown => {
+                self.scratch.clear();
+                self.scratch.push_str(name_method);
+                self.scratch.push(' ');
+                self.scratch.push_str(&crate::routes::templated_path(path));
+                self.strings.value(&self.scratch)
+            }
+            (None, None) => Text::Static(name_method),
         };
         let start = ex.request_start_ns;
         let end = if ex.response_end_ns >= start {
@@ -636,7 +722,7 @@ impl SpanBuilder {
             ex.request_end_ns.max(start)
         };
         let to_unix = |ns: u64| (ns as i64).saturating_add(ctx.clock_offset_ns).max(0) as u64;
-        let span = Span {
+        let span = SpanData {
             trace_id,
             span_id,
             trace_state,
@@ -650,7 +736,7 @@ impl SpanBuilder {
             start_time_unix_nano: to_unix(start),
             end_time_unix_nano: to_unix(end),
             status: Some(status),
-            ..Default::default()
+            attributes: Vec::new(),
         };
         ExportSpan {
             resource: ctx.process.resource.clone(),
@@ -1013,7 +1099,7 @@ pub(crate) mod tests {
         assert_eq!(span.span.trace_id[0], 0x4b);
         assert_eq!(
             span.span.parent_span_id,
-            vec![0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+            Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
         );
         assert_eq!(span.span.trace_state, "vendor=1");
     }
