@@ -3,12 +3,12 @@
 //! straight into protobuf bytes ([`encode_request_bytes`], what the exporter
 //! sends).
 
+use crate::wire::{varint_len, Out};
 use crate::ExportSpan;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 use std::collections::HashMap;
 
@@ -63,18 +63,19 @@ pub fn span_count(req: &ExportTraceServiceRequest) -> u64 {
 // Field numbers of the enclosing messages, from the OTLP protos.
 /// `ExportTraceServiceRequest.resource_spans`, `ResourceSpans.resource`,
 /// `ScopeSpans.scope`, `Resource.attributes`.
-const FIELD_1: u32 = 1;
+const FIELD_1: u8 = 1;
 /// `ResourceSpans.scope_spans`, `ScopeSpans.spans`.
-const FIELD_2: u32 = 2;
+const FIELD_2: u8 = 2;
 
 /// Bytes taken by a length-delimited field with a one-byte key.
 fn delimited_len(len: usize) -> usize {
-    1 + encoded_len_varint(len as u64) + len
+    1 + varint_len(len as u64) + len
 }
 
-fn put_delimited_header(buf: &mut Vec<u8>, field: u32, len: usize) {
-    encode_key(field, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
+/// The key and length of a length-delimited field (`field` < 16).
+fn put_delimited_header(out: &mut Out<'_>, field: u8, len: usize) {
+    out.byte((field << 3) | 2);
+    out.varint(len as u64);
 }
 
 /// The protobuf encoding of `encode_request(batch)`, byte for byte, without
@@ -82,7 +83,7 @@ fn put_delimited_header(buf: &mut Vec<u8>, field: u32, len: usize) {
 /// encoded length is computed once (prost's nested `encoded_len` would compute
 /// it again at every enclosing level), resource attributes are written from
 /// the shared [`ProcessResource`](crate::ProcessResource), and the output is
-/// allocated once, at its exact size.
+/// allocated once, at its exact size, and filled without growing.
 pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
     struct Group<'a> {
         attributes: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
@@ -124,25 +125,27 @@ pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
         g.resource_spans_len = delimited_len(g.resource_len) + delimited_len(g.scope_spans_len);
         total += delimited_len(g.resource_spans_len);
     }
-    let mut buf = Vec::with_capacity(total);
+    let mut buf = vec![0u8; total];
+    let mut out = Out::new(&mut buf);
     for g in &groups {
-        put_delimited_header(&mut buf, FIELD_1, g.resource_spans_len);
-        put_delimited_header(&mut buf, FIELD_1, g.resource_len);
+        put_delimited_header(&mut out, FIELD_1, g.resource_spans_len);
+        put_delimited_header(&mut out, FIELD_1, g.resource_len);
         for kv in g.attributes {
-            put_delimited_header(&mut buf, FIELD_1, kv.encoded_len());
-            kv.encode_raw(&mut buf);
+            let len = kv.encoded_len();
+            put_delimited_header(&mut out, FIELD_1, len);
+            out.message(kv, len);
         }
-        put_delimited_header(&mut buf, FIELD_2, g.scope_spans_len);
-        put_delimited_header(&mut buf, FIELD_1, scope_len);
-        scope.encode_raw(&mut buf);
+        put_delimited_header(&mut out, FIELD_2, g.scope_spans_len);
+        put_delimited_header(&mut out, FIELD_1, scope_len);
+        out.message(&scope, scope_len);
         // `encode_length_delimited` would compute each span's length again.
-        // (`encode_raw` writes the fields only; the key and length are ours.)
+        // (`encode_to` writes the fields only; the key and length are ours.)
         for &(s, len) in &g.spans {
-            put_delimited_header(&mut buf, FIELD_2, len);
-            s.encode_raw(&mut buf);
+            put_delimited_header(&mut out, FIELD_2, len);
+            s.encode_to(&mut out);
         }
     }
-    debug_assert_eq!(buf.len(), total);
+    debug_assert_eq!(out.written(), total);
     buf
 }
 
@@ -184,7 +187,7 @@ mod tests {
                 attrs.push("server.address", Arc::<str>::from("h.example"));
                 attrs.push("server.port", 8080i64);
                 attrs.push("x.negative", -(n as i64));
-                attrs.push("x.long", AttrValue::Owned("v".repeat(200)));
+                attrs.push("x.long", AttrValue::Owned("v".repeat(200).into()));
             }
             let span = SpanData {
                 trace_id: [n; 16],

@@ -13,6 +13,7 @@ mod attrs;
 mod encode;
 mod span_data;
 mod stdout;
+mod wire;
 
 pub use attrs::{AttrValue, Attrs};
 pub use encode::{encode_request, encode_request_bytes, scope, span_count};
@@ -78,8 +79,13 @@ impl ExportSpan {
     /// Writes the `Span` message's fields (no key or length of its own): the
     /// same bytes as prost's encoding of [`to_proto`](Self::to_proto).
     pub fn encode_raw(&self, buf: &mut Vec<u8>) {
-        self.span.encode_head(buf);
-        self.attrs.encode_raw(buf);
-        self.span.encode_tail(buf);
+        wire::append(buf, self.encoded_len(), |out| self.encode_to(out));
+    }
+
+    /// [`encode_raw`](Self::encode_raw) into bytes sized beforehand.
+    pub(crate) fn encode_to(&self, out: &mut wire::Out<'_>) {
+        self.span.encode_head(out);
+        self.attrs.encode_to(out);
+        self.span.encode_tail(out);
     }
 }

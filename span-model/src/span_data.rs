@@ -7,7 +7,7 @@
 //! fields wirespan sets: fields in number order, proto3 defaults left out
 //! (tests compare the two).
 
-use crate::attrs::{put_delimited, put_key, put_varint, varint_len};
+use crate::wire::{varint_len, Out};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use prost::Message;
@@ -186,54 +186,55 @@ impl SpanData {
     }
 
     /// Writes fields 1 to 8 (those before the attributes).
-    pub(crate) fn encode_head(&self, buf: &mut Vec<u8>) {
-        put_key(buf, TRACE_ID);
-        buf.push(16);
-        buf.extend_from_slice(&self.trace_id);
-        put_key(buf, SPAN_ID);
-        buf.push(8);
-        buf.extend_from_slice(&self.span_id);
+    pub(crate) fn encode_head(&self, out: &mut Out<'_>) {
+        out.byte(TRACE_ID);
+        out.byte(16);
+        out.bytes(&self.trace_id);
+        out.byte(SPAN_ID);
+        out.byte(8);
+        out.bytes(&self.span_id);
         if !self.trace_state.is_empty() {
-            put_delimited(buf, TRACE_STATE, self.trace_state.as_bytes());
+            out.delimited(TRACE_STATE, self.trace_state.as_bytes());
         }
         if let Some(p) = &self.parent_span_id {
-            put_key(buf, PARENT_SPAN_ID);
-            buf.push(8);
-            buf.extend_from_slice(p);
+            out.byte(PARENT_SPAN_ID);
+            out.byte(8);
+            out.bytes(p);
         }
         if !self.name.is_empty() {
-            put_delimited(buf, NAME, self.name.as_bytes());
+            out.delimited(NAME, self.name.as_bytes());
         }
         if self.kind != 0 {
-            put_key(buf, KIND);
-            put_varint(buf, int32_varint(self.kind));
+            out.byte(KIND);
+            out.varint(int32_varint(self.kind));
         }
         if self.start_time_unix_nano != 0 {
-            put_key(buf, START_TIME);
-            buf.extend_from_slice(&self.start_time_unix_nano.to_le_bytes());
+            out.byte(START_TIME);
+            out.bytes(&self.start_time_unix_nano.to_le_bytes());
         }
         if self.end_time_unix_nano != 0 {
-            put_key(buf, END_TIME);
-            buf.extend_from_slice(&self.end_time_unix_nano.to_le_bytes());
+            out.byte(END_TIME);
+            out.bytes(&self.end_time_unix_nano.to_le_bytes());
         }
         for kv in &self.attributes {
-            put_key(buf, ATTRIBUTES);
-            put_varint(buf, kv.encoded_len() as u64);
-            kv.encode_raw(buf);
+            out.byte(ATTRIBUTES);
+            let len = kv.encoded_len();
+            out.varint(len as u64);
+            out.message(kv, len);
         }
     }
 
     /// Writes the fields after the attributes (the status).
-    pub(crate) fn encode_tail(&self, buf: &mut Vec<u8>) {
+    pub(crate) fn encode_tail(&self, out: &mut Out<'_>) {
         if let Some(st) = &self.status {
-            put_key(buf, STATUS);
-            put_varint(buf, status_len(st) as u64);
+            out.byte(STATUS);
+            out.varint(status_len(st) as u64);
             if !st.message.is_empty() {
-                put_delimited(buf, STATUS_MESSAGE, st.message.as_bytes());
+                out.delimited(STATUS_MESSAGE, st.message.as_bytes());
             }
             if st.code != 0 {
-                put_key(buf, STATUS_CODE);
-                put_varint(buf, int32_varint(st.code));
+                out.byte(STATUS_CODE);
+                out.varint(int32_varint(st.code));
             }
         }
     }
