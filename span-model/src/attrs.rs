@@ -160,6 +160,11 @@ impl Attrs {
 
     /// Writes the attributes as `Span.attributes` entries.
     pub(crate) fn encode_to(&self, out: &mut Out<'_>) {
+        out.local(|out| self.encode_local(out));
+    }
+
+    #[inline]
+    fn encode_local(&self, out: &mut Out<'_>) {
         for (k, v) in &self.0 {
             out.byte(SPAN_ATTRIBUTES);
             out.varint(Self::key_value_len(k, v) as u64);

@@ -187,6 +187,11 @@ impl SpanData {
 
     /// Writes fields 1 to 8 (those before the attributes).
     pub(crate) fn encode_head(&self, out: &mut Out<'_>) {
+        out.local(|out| self.encode_head_local(out));
+    }
+
+    #[inline]
+    fn encode_head_local(&self, out: &mut Out<'_>) {
         out.byte(TRACE_ID);
         out.byte(16);
         out.bytes(&self.trace_id);
