@@ -476,7 +476,13 @@ impl SpanBuilder {
 
         // origin-form "/p?q", or absolute-form "http://h/p?q" from proxies.
         let target = req.target.as_str();
-        let path_and_query = match target.find("://") {
+        // The first "://", found through its ':' (a byte search; a `&str`
+        // pattern sets up a substring searcher on every call).
+        let scheme_end = target
+            .match_indices(':')
+            .map(|(i, _)| i)
+            .find(|&i| target[i..].starts_with("://"));
+        let path_and_query = match scheme_end {
             Some(i) => target[i + 3..]
                 .find('/')
                 .map(|j| &target[i + 3 + j..])
@@ -794,6 +800,19 @@ pub(crate) mod tests {
         );
         assert!(parse_traceparent("garbage").is_none());
         assert!(parse_traceparent("00-4bf9-00f0-01").is_none());
+    }
+
+    #[test]
+    fn absolute_form_targets_keep_their_path() {
+        for (target, path, query) in [
+            ("http://h.example:8080/a/b?x=1", "/a/b", Some("x=1")),
+            ("http://h.example", "/", None),
+            ("/no:scheme:here", "/no:scheme:here", None),
+        ] {
+            let span = build(Role::Server, &exchange("GET", target, Some(200)), &[]);
+            assert_eq!(attr(&span, "url.path"), s(path), "{target}");
+            assert_eq!(attr(&span, "url.query"), query.and_then(s), "{target}");
+        }
     }
 
     #[test]
