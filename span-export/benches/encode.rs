@@ -1,5 +1,6 @@
 //! Spans per second turned into an `ExportTraceServiceRequest` (and into its
-//! protobuf bytes): batches of 512 spans with ~20 attributes, 4 resources.
+//! protobuf bytes), and straight into the bytes the exporter sends
+//! (`request_bytes`): batches of 512 spans with ~20 attributes, 4 resources.
 #![allow(
     unused_crate_dependencies,
     reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
@@ -97,6 +98,10 @@ fn encode(c: &mut Criterion) {
             |spans| black_box(encode_request(spans).encode_to_vec()),
             BatchSize::SmallInput,
         )
+    });
+    // What the exporter sends: the batch borrowed, straight to bytes.
+    group.bench_function("request_bytes", |b| {
+        b.iter(|| black_box(span_export::encode_request_bytes(black_box(&input))))
     });
     group.finish();
 }

@@ -22,16 +22,22 @@ pub fn scope() -> InstrumentationScope {
 }
 
 /// Builds the request for `batch`, grouping spans by `ProcessResource::id` in
-/// the order each resource first appears. Each span is converted to its prost
-/// form (allocates: for tests and comparisons); each resource's attributes
-/// are copied once per request.
+/// the order each resource first appears. Spans are moved into their prost
+/// form (their ids and name are copied); each resource's attributes are
+/// copied once per request. For tests and comparisons: the exporter sends
+/// [`encode_request_bytes`].
 pub fn encode_request(batch: Vec<ExportSpan>) -> ExportTraceServiceRequest {
     let mut resource_spans: Vec<ResourceSpans> = Vec::new();
     let mut index: HashMap<u64, usize> = HashMap::new();
     let scope = scope();
-    for s in batch {
-        let span = s.to_proto();
-        let resource = s.resource;
+    for ExportSpan {
+        resource,
+        span,
+        attrs,
+    } in batch
+    {
+        let mut span = span.into_proto();
+        span.attributes.extend(attrs.to_key_values());
         let i = *index.entry(resource.id).or_insert_with(|| {
             resource_spans.push(ResourceSpans {
                 resource: Some(Resource {

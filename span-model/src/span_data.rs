@@ -247,17 +247,22 @@ impl SpanData {
     /// As a prost `Span`, with `attributes` only (allocates: for tests and
     /// readers of the prost form).
     pub fn to_proto(&self) -> Span {
+        self.clone().into_proto()
+    }
+
+    /// As a prost `Span`, moving the attributes, trace state and status.
+    pub fn into_proto(self) -> Span {
         Span {
             trace_id: self.trace_id.to_vec(),
             span_id: self.span_id.to_vec(),
-            trace_state: self.trace_state.clone(),
+            trace_state: self.trace_state,
             parent_span_id: self.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
             name: self.name.to_string(),
             kind: self.kind,
             start_time_unix_nano: self.start_time_unix_nano,
             end_time_unix_nano: self.end_time_unix_nano,
-            attributes: self.attributes.clone(),
-            status: self.status.clone(),
+            attributes: self.attributes,
+            status: self.status,
             ..Default::default()
         }
     }
