@@ -23,6 +23,9 @@ pub enum AttrValue {
     /// A boxed `str`, not a `String`: 24 bytes a value instead of 32, so a
     /// span's ~20 attributes fit an allocation the allocator keeps cached.
     Owned(Box<str>),
+    /// Bytes `start..end` of a shared text: values cut from one string (a
+    /// URL's path and query) share its allocation. Made by [`AttrValue::part`].
+    Part(Arc<str>, u16, u16),
     Int(i64),
 }
 
@@ -43,7 +46,21 @@ impl AttrValue {
             AttrValue::Static(s) => Some(s),
             AttrValue::Shared(s) => Some(s),
             AttrValue::Owned(s) => Some(s),
+            AttrValue::Part(s, start, end) => Some(
+                s.get(usize::from(*start)..usize::from(*end))
+                    .unwrap_or_default(),
+            ),
             AttrValue::Int(_) => None,
+        }
+    }
+
+    /// `text[start..end]`, sharing `text` when the offsets fit a `u16` (else
+    /// a copy). The range must lie on character boundaries; one that does
+    /// not reads as "" (never a panic).
+    pub fn part(text: &Arc<str>, start: usize, end: usize) -> Self {
+        match (u16::try_from(start), u16::try_from(end)) {
+            (Ok(s), Ok(e)) => AttrValue::Part(text.clone(), s, e),
+            _ => AttrValue::Owned(text.get(start..end).unwrap_or_default().into()),
         }
     }
 
@@ -165,21 +182,30 @@ impl Attrs {
 
     #[inline]
     fn encode_local(&self, out: &mut Out<'_>) {
+        // Each value's text is looked up once (`as_str` per use cost ~500
+        // instructions a span once `Part` values existed).
         for (k, v) in &self.0 {
-            out.byte(SPAN_ATTRIBUTES);
-            out.varint(Self::key_value_len(k, v) as u64);
-            out.delimited(KV_KEY, k.as_bytes());
-            out.byte(KV_VALUE);
+            let key_len = 1 + varint_len(k.len() as u64) + k.len();
             match v {
                 AttrValue::Int(i) => {
                     let i = *i as u64;
-                    out.varint((1 + varint_len(i)) as u64);
+                    let any = 1 + varint_len(i);
+                    out.byte(SPAN_ATTRIBUTES);
+                    out.varint((key_len + 1 + varint_len(any as u64) + any) as u64);
+                    out.delimited(KV_KEY, k.as_bytes());
+                    out.byte(KV_VALUE);
+                    out.varint(any as u64);
                     out.byte(ANY_INT);
                     out.varint(i);
                 }
                 s => {
                     let s = s.as_str().unwrap_or_default();
-                    out.varint((1 + varint_len(s.len() as u64) + s.len()) as u64);
+                    let any = 1 + varint_len(s.len() as u64) + s.len();
+                    out.byte(SPAN_ATTRIBUTES);
+                    out.varint((key_len + 1 + varint_len(any as u64) + any) as u64);
+                    out.delimited(KV_KEY, k.as_bytes());
+                    out.byte(KV_VALUE);
+                    out.varint(any as u64);
                     out.delimited(ANY_STRING, s.as_bytes());
                 }
             }
@@ -214,6 +240,9 @@ mod tests {
         attrs.push("http.request.method", "GET");
         attrs.push("url.path", "/a/b".to_string());
         attrs.push("network.peer.address", Arc::<str>::from("10.0.0.1"));
+        let url: Arc<str> = "/a/b?x=1".into();
+        attrs.push("url.query", AttrValue::part(&url, 5, 8));
+        attrs.push("x.part.empty", AttrValue::part(&url, 8, 8));
         attrs.push("server.port", 8080i64);
         attrs.push("http.request.body.size", 0i64);
         attrs.push("x.negative", -5i64);
@@ -234,6 +263,21 @@ mod tests {
         theirs.attributes = attrs.to_key_values();
         assert_eq!(ours, theirs.encode_to_vec());
         assert_eq!(Span::decode(ours.as_slice()).expect("decodes"), theirs);
+    }
+
+    #[test]
+    fn parts_read_as_their_range() {
+        let text: Arc<str> = "/a/b?x=1".into();
+        assert_eq!(AttrValue::part(&text, 0, 4).as_str(), Some("/a/b"));
+        assert_eq!(AttrValue::part(&text, 5, 8).as_str(), Some("x=1"));
+        assert_eq!(AttrValue::part(&text, 5, 8), AttrValue::Static("x=1"));
+        assert!(matches!(AttrValue::part(&text, 0, 4), AttrValue::Part(..)));
+        let long: Arc<str> = "y".repeat(70_000).into();
+        let tail = AttrValue::part(&long, 69_990, 70_000);
+        assert!(matches!(tail, AttrValue::Owned(_)));
+        assert_eq!(tail.as_str(), Some("yyyyyyyyyy"));
+        let multibyte: Arc<str> = "é".into();
+        assert_eq!(AttrValue::part(&multibyte, 0, 1).as_str(), Some(""));
     }
 
     #[test]

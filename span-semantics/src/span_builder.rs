@@ -346,17 +346,6 @@ impl Interner {
     }
 }
 
-/// Digits of `n` in decimal.
-fn decimal_len(n: u16) -> usize {
-    match n {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        1000..=9999 => 4,
-        _ => 5,
-    }
-}
-
 /// Appends `n` in decimal (what `format!("{n}")` writes), without `fmt`.
 fn push_u16(out: &mut String, n: u16) {
     let mut digits = [0u8; 5];
@@ -505,28 +494,7 @@ impl SpanBuilder {
             self.routes.match_path(path)
         };
 
-        let mut attrs = Attrs::with_capacity(24);
-        if !method_unknown {
-            attrs.push("http.request.method", method);
-            if !method_known && !req.method.is_empty() {
-                attrs.push("http.request.method_original", req.method.clone());
-            }
-        }
-        if !path_unknown && !path.is_empty() {
-            attrs.push("url.path", path.to_string());
-            if let Some(q) = &query {
-                attrs.push("url.query", q.to_string());
-            }
-        }
         let scheme = req.scheme.as_deref().unwrap_or(ctx.scheme);
-        attrs.push("url.scheme", static_scheme(scheme));
-        if let Some(r) = route {
-            attrs.push("http.route", r.to_string());
-        }
-        attrs.push("network.protocol.name", "http");
-        attrs.push("network.protocol.version", req.version.as_otel());
-        attrs.push("network.transport", "tcp");
-
         let server_end: &Endpoint = if is_server {
             &ctx.conn.local
         } else {
@@ -546,6 +514,61 @@ impl SpanBuilder {
             ),
         };
         let server_host = server_address.as_str().unwrap_or_default();
+
+        // `url.full` (client spans), `url.path` and `url.query` share one
+        // allocation: the full URL's text, or the path and query alone; the
+        // path and query are parts of it.
+        let with_path = !path_unknown && !path.is_empty();
+        let with_full = !is_server && !path_unknown;
+        let url: Option<(Arc<str>, usize)> = (with_path || with_full).then(|| {
+            let full = &mut self.scratch;
+            full.clear();
+            if with_full {
+                // `{scheme}://{host}[:{port}]`, without `format!`.
+                let default_port = if scheme == "https" { 443 } else { 80 };
+                let with_port = server_port != default_port;
+                let bracket = with_port && server_host.contains(':');
+                full.push_str(scheme);
+                full.push_str("://");
+                if bracket {
+                    full.push('[');
+                }
+                full.push_str(server_host);
+                if bracket {
+                    full.push(']');
+                }
+                if with_port {
+                    full.push(':');
+                    push_u16(full, server_port);
+                }
+            }
+            let path_start = full.len();
+            full.push_str(&path_and_query);
+            (Arc::from(full.as_str()), path_start)
+        });
+
+        let mut attrs = Attrs::with_capacity(24);
+        if !method_unknown {
+            attrs.push("http.request.method", method);
+            if !method_known && !req.method.is_empty() {
+                attrs.push("http.request.method_original", req.method.clone());
+            }
+        }
+        if let (true, Some((text, start))) = (with_path, &url) {
+            let path_end = start + path.len();
+            attrs.push("url.path", AttrValue::part(text, *start, path_end));
+            if query.is_some() {
+                // After the '?'.
+                attrs.push("url.query", AttrValue::part(text, path_end + 1, text.len()));
+            }
+        }
+        attrs.push("url.scheme", static_scheme(scheme));
+        if let Some(r) = route {
+            attrs.push("http.route", r.to_string());
+        }
+        attrs.push("network.protocol.name", "http");
+        attrs.push("network.protocol.version", req.version.as_otel());
+        attrs.push("network.transport", "tcp");
         attrs.push("server.address", server_address.clone());
         attrs.push("server.port", server_port as i64);
         if is_server {
@@ -554,41 +577,8 @@ impl SpanBuilder {
                 cached_address(&mut self.addresses, ctx.conn.remote.ip),
             );
             attrs.push("client.port", ctx.conn.remote.port as i64);
-        } else if !path_unknown {
-            // `{scheme}://{host}[:{port}]{path_and_query}`, without `format!`.
-            let default_port = if scheme == "https" { 443 } else { 80 };
-            let with_port = server_port != default_port;
-            let bracket = with_port && server_host.contains(':');
-            // Exactly: scheme, "://", host, "[]", ":" and the port, path.
-            let port_len = if with_port {
-                1 + decimal_len(server_port)
-            } else {
-                0
-            };
-            let mut full = String::with_capacity(
-                scheme.len()
-                    + 3
-                    + server_host.len()
-                    + 2 * usize::from(bracket)
-                    + port_len
-                    + path_and_query.len(),
-            );
-            full.push_str(scheme);
-            full.push_str("://");
-            if bracket {
-                full.push('[');
-            }
-            full.push_str(server_host);
-            if bracket {
-                full.push(']');
-            }
-            if with_port {
-                full.push(':');
-                push_u16(&mut full, server_port);
-            }
-            full.push_str(&path_and_query);
-            debug_assert_eq!(full.len(), full.capacity());
-            attrs.push("url.full", full);
+        } else if let (true, Some((text, _))) = (with_full, &url) {
+            attrs.push("url.full", AttrValue::Shared(text.clone()));
         }
         attrs.push(
             "network.peer.address",
@@ -823,7 +813,6 @@ pub(crate) mod tests {
             let mut out = String::from("x");
             push_u16(&mut out, n);
             assert_eq!(out, format!("x{n}"));
-            assert_eq!(decimal_len(n), n.to_string().len());
         }
     }
 
