@@ -97,8 +97,8 @@ impl From<Arc<str>> for Text {
     }
 }
 
-/// A span's own fields (OTLP `Span` without events and links, which wirespan
-/// never sets). Attributes beyond `attributes` are in [`ExportSpan::attrs`](crate::ExportSpan).
+/// A span's own fields (OTLP `Span` without events, links, flags and dropped
+/// counts, which wirespan never sets). Attributes beyond `attributes` are in [`ExportSpan::attrs`](crate::ExportSpan).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SpanData {
     pub trace_id: [u8; 16],

@@ -303,7 +303,8 @@ pub struct SpanBuilder {
     redactor: crate::redact::QueryRedactor,
     addresses: HashMap<IpAddr, Arc<str>, foldhash::fast::FixedState>,
     strings: Interner,
-    /// Reused to assemble a span name before interning it.
+    /// Reused to assemble a span name before interning it, and a URL before
+    /// it is shared.
     scratch: String,
 }
 
@@ -569,21 +570,18 @@ impl SpanBuilder {
         attrs.push("network.protocol.name", "http");
         attrs.push("network.protocol.version", req.version.as_otel());
         attrs.push("network.transport", "tcp");
-        attrs.push("server.address", server_address.clone());
+        attrs.push("server.address", server_address);
         attrs.push("server.port", server_port as i64);
+        // One lookup for the peer's address: on a server span it is also
+        // `client.address`.
+        let peer_address = cached_address(&mut self.addresses, ctx.conn.remote.ip);
         if is_server {
-            attrs.push(
-                "client.address",
-                cached_address(&mut self.addresses, ctx.conn.remote.ip),
-            );
+            attrs.push("client.address", peer_address.clone());
             attrs.push("client.port", ctx.conn.remote.port as i64);
         } else if let (true, Some((text, _))) = (with_full, &url) {
             attrs.push("url.full", AttrValue::Shared(text.clone()));
         }
-        attrs.push(
-            "network.peer.address",
-            cached_address(&mut self.addresses, ctx.conn.remote.ip),
-        );
+        attrs.push("network.peer.address", peer_address);
         attrs.push("network.peer.port", ctx.conn.remote.port as i64);
         attrs.push(
             "network.local.address",
