@@ -101,6 +101,8 @@ impl From<Arc<str>> for Text {
 /// counts, which wirespan never sets). Attributes beyond `attributes` are in [`ExportSpan::attrs`](crate::ExportSpan).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SpanData {
+    /// Always written, as are `span_id`'s 8 bytes (prost leaves out only
+    /// empty ids; wirespan never makes an all-zero one).
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
     /// None: a root span (the field is left out).
