@@ -34,7 +34,7 @@
     reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
 )]
 
-use span_export::{span, ExportSettings, ExportSpan, ProcessResource, Span};
+use span_export::{span, ExportSettings, ExportSpan, ProcessResource, SpanData};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -98,11 +98,11 @@ fn template(resource: Arc<ProcessResource>) -> ExportSpan {
     ExportSpan {
         resource,
         attrs: Default::default(),
-        span: Span {
-            trace_id: vec![0; 16],
-            span_id: vec![0; 8],
-            parent_span_id: vec![7; 8],
-            name: "GET /api/v1/items/{id}".to_string(),
+        span: SpanData {
+            trace_id: [0; 16],
+            span_id: [0; 8],
+            parent_span_id: Some([7; 8]),
+            name: "GET /api/v1/items/{id}".into(),
             kind: span::SpanKind::Server as i32,
             start_time_unix_nano: 1_764_099_601_123_000_000,
             end_time_unix_nano: 1_764_099_601_124_200_000,

@@ -70,7 +70,7 @@ pub use settings::{Compression, ExportSettings, OtlpSettings};
 pub use span_model::{
     any_value, encode_request, encode_request_bytes, format_span_line, scope, span, span_count,
     status, AnyValue, AttrValue, Attrs, ExportSpan, ExportTraceServiceRequest, KeyValue,
-    ProcessResource, Span, Status,
+    ProcessResource, Span, SpanData, Status, Text,
 };
 
 use std::sync::Arc;

@@ -67,7 +67,7 @@ async fn groups_spans_by_resource_with_scope_and_headers() {
         assert_eq!(group.resource.as_ref().unwrap().attributes, res.attributes);
         assert_eq!(group.scope_spans.len(), 1);
         assert_eq!(group.scope_spans[0].scope.as_ref(), Some(&scope));
-        let want: Vec<_> = idx.iter().map(|&i| spans[i].span.clone()).collect();
+        let want: Vec<_> = idx.iter().map(|&i| spans[i].to_proto()).collect();
         assert_eq!(group.scope_spans[0].spans, want);
     }
     let headers = rx.inbox.headers()[0].clone();

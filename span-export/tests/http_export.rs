@@ -65,12 +65,12 @@ async fn env_endpoint_groups_by_resource_over_http() {
         assert_eq!(group.scope_spans[0].scope.as_ref(), Some(&scope));
     }
     let b_spans = [
-        spans[0].span.clone(),
-        spans[2].span.clone(),
-        spans[3].span.clone(),
+        spans[0].to_proto(),
+        spans[2].to_proto(),
+        spans[3].to_proto(),
     ];
     assert_eq!(rs[0].scope_spans[0].spans, b_spans);
-    assert_eq!(rs[1].scope_spans[0].spans, [spans[1].span.clone()]);
+    assert_eq!(rs[1].scope_spans[0].spans, [spans[1].to_proto()]);
 
     let headers = rx.inbox.headers()[0].clone();
     assert!(

@@ -57,8 +57,8 @@ fn server_span_line() {
         common::s("client.address", "10.0.0.7"),
         i("client.port", 51234),
     ];
-    s.span.trace_id = (1..=16).collect();
-    s.span.span_id = (0xa0..0xa8).collect();
+    s.span.trace_id = std::array::from_fn(|i| i as u8 + 1);
+    s.span.span_id = std::array::from_fn(|i| 0xa0 + i as u8);
     assert_eq!(
         format_span_line(&s),
         "2026-11-25T19:40:01.123Z SERVER nginx GET /index.html 200 1.2ms peer=curl \
@@ -75,10 +75,10 @@ fn client_error_span_line() {
     let s = span_export::ExportSpan {
         resource: res,
         attrs: Default::default(),
-        span: span_export::Span {
-            trace_id: vec![0xff; 16],
-            span_id: vec![0x11; 8],
-            parent_span_id: vec![0x22; 8],
+        span: span_export::SpanData {
+            trace_id: [0xff; 16],
+            span_id: [0x11; 8],
+            parent_span_id: Some([0x22; 8]),
             name: "POST /api/{id}\nx".into(),
             kind: span::SpanKind::Client as i32,
             start_time_unix_nano: 0,

@@ -3,12 +3,12 @@
 //! straight into protobuf bytes ([`encode_request_bytes`], what the exporter
 //! sends).
 
+use crate::wire::{varint_len, Out};
 use crate::ExportSpan;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 use std::collections::HashMap;
 
@@ -22,18 +22,21 @@ pub fn scope() -> InstrumentationScope {
 }
 
 /// Builds the request for `batch`, grouping spans by `ProcessResource::id` in
-/// the order each resource first appears. Spans are moved, not copied; each
-/// resource's attributes are copied once per request.
+/// the order each resource first appears. Spans are moved into their prost
+/// form (their ids and name are copied); each resource's attributes are
+/// copied once per request. For tests and comparisons: the exporter sends
+/// [`encode_request_bytes`].
 pub fn encode_request(batch: Vec<ExportSpan>) -> ExportTraceServiceRequest {
     let mut resource_spans: Vec<ResourceSpans> = Vec::new();
     let mut index: HashMap<u64, usize> = HashMap::new();
     let scope = scope();
     for ExportSpan {
         resource,
-        mut span,
+        span,
         attrs,
     } in batch
     {
+        let mut span = span.into_proto();
         span.attributes.extend(attrs.to_key_values());
         let i = *index.entry(resource.id).or_insert_with(|| {
             resource_spans.push(ResourceSpans {
@@ -66,18 +69,19 @@ pub fn span_count(req: &ExportTraceServiceRequest) -> u64 {
 // Field numbers of the enclosing messages, from the OTLP protos.
 /// `ExportTraceServiceRequest.resource_spans`, `ResourceSpans.resource`,
 /// `ScopeSpans.scope`, `Resource.attributes`.
-const FIELD_1: u32 = 1;
+const FIELD_1: u8 = 1;
 /// `ResourceSpans.scope_spans`, `ScopeSpans.spans`.
-const FIELD_2: u32 = 2;
+const FIELD_2: u8 = 2;
 
 /// Bytes taken by a length-delimited field with a one-byte key.
 fn delimited_len(len: usize) -> usize {
-    1 + encoded_len_varint(len as u64) + len
+    1 + varint_len(len as u64) + len
 }
 
-fn put_delimited_header(buf: &mut Vec<u8>, field: u32, len: usize) {
-    encode_key(field, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
+/// The key and length of a length-delimited field (`field` < 16).
+fn put_delimited_header(out: &mut Out<'_>, field: u8, len: usize) {
+    out.byte((field << 3) | 2);
+    out.varint(len as u64);
 }
 
 /// The protobuf encoding of `encode_request(batch)`, byte for byte, without
@@ -85,7 +89,7 @@ fn put_delimited_header(buf: &mut Vec<u8>, field: u32, len: usize) {
 /// encoded length is computed once (prost's nested `encoded_len` would compute
 /// it again at every enclosing level), resource attributes are written from
 /// the shared [`ProcessResource`](crate::ProcessResource), and the output is
-/// allocated once, at its exact size.
+/// allocated once, at its exact size, and filled without growing.
 pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
     struct Group<'a> {
         attributes: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
@@ -115,9 +119,7 @@ pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
             });
             groups.len() - 1
         });
-        groups[i]
-            .spans
-            .push((s, s.span.encoded_len() + s.attrs.encoded_len()));
+        groups[i].spans.push((s, s.encoded_len()));
     }
     let mut total = 0;
     for g in &mut groups {
@@ -129,25 +131,145 @@ pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
         g.resource_spans_len = delimited_len(g.resource_len) + delimited_len(g.scope_spans_len);
         total += delimited_len(g.resource_spans_len);
     }
-    let mut buf = Vec::with_capacity(total);
+    let mut buf = vec![0u8; total];
+    let mut out = Out::new(&mut buf);
     for g in &groups {
-        put_delimited_header(&mut buf, FIELD_1, g.resource_spans_len);
-        put_delimited_header(&mut buf, FIELD_1, g.resource_len);
+        put_delimited_header(&mut out, FIELD_1, g.resource_spans_len);
+        put_delimited_header(&mut out, FIELD_1, g.resource_len);
         for kv in g.attributes {
-            put_delimited_header(&mut buf, FIELD_1, kv.encoded_len());
-            kv.encode_raw(&mut buf);
+            let len = kv.encoded_len();
+            put_delimited_header(&mut out, FIELD_1, len);
+            out.message(kv, len);
         }
-        put_delimited_header(&mut buf, FIELD_2, g.scope_spans_len);
-        put_delimited_header(&mut buf, FIELD_1, scope_len);
-        scope.encode_raw(&mut buf);
+        put_delimited_header(&mut out, FIELD_2, g.scope_spans_len);
+        put_delimited_header(&mut out, FIELD_1, scope_len);
+        out.message(&scope, scope_len);
         // `encode_length_delimited` would compute each span's length again.
-        // (`encode_raw` writes the fields only; the key and length are ours.)
+        // (`encode_to` writes the fields only; the key and length are ours.)
         for &(s, len) in &g.spans {
-            put_delimited_header(&mut buf, FIELD_2, len);
-            s.span.encode_raw(&mut buf);
-            s.attrs.encode_raw(&mut buf);
+            put_delimited_header(&mut out, FIELD_2, len);
+            s.encode_to(&mut out);
         }
     }
-    debug_assert_eq!(buf.len(), total);
+    debug_assert_eq!(out.written(), total);
     buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AttrValue, Attrs, ProcessResource, SpanData, Text};
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::trace::v1::{Span, Status};
+    use std::sync::Arc;
+
+    fn kv(key: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Spans that set every field `SpanData` has, in every combination that
+    /// changes the encoding (absent, default, long, negative).
+    fn spans() -> Vec<ExportSpan> {
+        let a = Arc::new(ProcessResource {
+            id: 1,
+            attributes: vec![kv("service.name", "a")],
+        });
+        let b = Arc::new(ProcessResource {
+            id: 2,
+            attributes: vec![kv("service.name", "b"), kv("host.name", "h")],
+        });
+        let mut out = Vec::new();
+        for n in 0u8..12 {
+            let mut attrs = Attrs::default();
+            if n % 2 == 0 {
+                attrs.push("http.request.method", "GET");
+                attrs.push("url.path", format!("/p/{n}"));
+                attrs.push("server.address", Arc::<str>::from("h.example"));
+                attrs.push("server.port", 8080i64);
+                attrs.push("x.negative", -(n as i64));
+                attrs.push("x.long", AttrValue::Owned("v".repeat(200).into()));
+            }
+            let span = SpanData {
+                trace_id: [n; 16],
+                span_id: [n.wrapping_add(1); 8],
+                parent_span_id: (n % 3 == 0).then_some([0xab; 8]),
+                trace_state: if n % 4 == 1 {
+                    "k=v".into()
+                } else {
+                    String::new()
+                },
+                name: match n % 3 {
+                    0 => Text::Static("GET"),
+                    1 => Text::Owned("x".repeat(150)),
+                    _ => Text::Static(""),
+                },
+                kind: match n % 4 {
+                    0 => 2,
+                    1 => 3,
+                    2 => 0,
+                    _ => -1,
+                },
+                start_time_unix_nano: if n == 5 {
+                    0
+                } else {
+                    1_700_000_000_000_000_000 + n as u64
+                },
+                end_time_unix_nano: if n == 6 { 0 } else { u64::MAX - n as u64 },
+                attributes: if n % 5 == 0 {
+                    vec![kv("proto.attr", "1")]
+                } else {
+                    Vec::new()
+                },
+                status: match n % 4 {
+                    0 => Some(Status::default()),
+                    1 => Some(Status {
+                        message: "no such cart".into(),
+                        code: 2,
+                    }),
+                    2 => None,
+                    _ => Some(Status {
+                        message: String::new(),
+                        code: 1,
+                    }),
+                },
+            };
+            out.push(ExportSpan {
+                resource: if n % 3 == 1 { b.clone() } else { a.clone() },
+                span,
+                attrs,
+            });
+        }
+        out
+    }
+
+    /// The hand-written request is prost's encoding of `encode_request`, byte
+    /// for byte, and decodes back to the same spans.
+    #[test]
+    fn request_bytes_match_prost_for_every_field() {
+        let batch = spans();
+        let ours = encode_request_bytes(&batch);
+        let req = encode_request(batch.clone());
+        assert_eq!(ours, req.encode_to_vec());
+        let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).expect("decodes");
+        assert_eq!(decoded, req);
+        assert_eq!(span_count(&decoded), batch.len() as u64);
+    }
+
+    /// One span's encoding and length are prost's for `to_proto()`.
+    #[test]
+    fn span_bytes_match_prost() {
+        for s in spans() {
+            let mut ours = Vec::new();
+            s.encode_raw(&mut ours);
+            assert_eq!(ours.len(), s.encoded_len());
+            let proto: Span = s.to_proto();
+            assert_eq!(ours, proto.encode_to_vec(), "{s:?}");
+        }
+    }
 }

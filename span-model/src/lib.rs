@@ -1,6 +1,7 @@
 //! The span as wirespan exports it: a finished span with its process's
-//! resource ([`ExportSpan`], [`ProcessResource`]), attributes that cost no
-//! allocation each ([`Attrs`]), their protobuf encoding into an OTLP export
+//! resource ([`ExportSpan`], [`ProcessResource`]), its own fields without an
+//! allocation for ids or a constant name ([`SpanData`], [`Text`]), attributes
+//! that cost no allocation each ([`Attrs`]), their protobuf encoding into an OTLP export
 //! request ([`encode_request_bytes`]), and the one-line text form printed to
 //! stdout ([`format_span_line`]).
 //!
@@ -10,7 +11,9 @@
 
 mod attrs;
 mod encode;
+mod span_data;
 mod stdout;
+mod wire;
 
 pub use attrs::{AttrValue, Attrs};
 pub use encode::{encode_request, encode_request_bytes, scope, span_count};
@@ -19,6 +22,7 @@ pub use opentelemetry_proto::tonic::{
     common::v1::{any_value, AnyValue, KeyValue},
     trace::v1::{span, status, Span, Status},
 };
+pub use span_data::{SpanData, Text};
 pub use stdout::format_span_line;
 
 use std::sync::Arc;
@@ -35,15 +39,15 @@ pub struct ProcessResource {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExportSpan {
     pub resource: Arc<ProcessResource>,
-    /// The span; its own `attributes` are exported first, then `attrs`.
-    pub span: Span,
+    /// The span's own fields; its `attributes` are exported first, then `attrs`.
+    pub span: SpanData,
     /// More attributes, without an allocation each (see [`Attrs`]).
     pub attrs: Attrs,
 }
 
 impl ExportSpan {
     /// A span whose attributes are all in `span.attributes`.
-    pub fn new(resource: Arc<ProcessResource>, span: Span) -> Self {
+    pub fn new(resource: Arc<ProcessResource>, span: SpanData) -> Self {
         ExportSpan {
             resource,
             span,
@@ -63,7 +67,25 @@ impl ExportSpan {
     pub fn to_proto(&self) -> Span {
         Span {
             attributes: self.attributes(),
-            ..self.span.clone()
+            ..self.span.to_proto()
         }
+    }
+
+    /// Length of the encoded `Span` message.
+    pub fn encoded_len(&self) -> usize {
+        self.span.encoded_len() + self.attrs.encoded_len()
+    }
+
+    /// Writes the `Span` message's fields (no key or length of its own): the
+    /// same bytes as prost's encoding of [`to_proto`](Self::to_proto).
+    pub fn encode_raw(&self, buf: &mut Vec<u8>) {
+        wire::append(buf, self.encoded_len(), |out| self.encode_to(out));
+    }
+
+    /// [`encode_raw`](Self::encode_raw) into bytes sized beforehand.
+    pub(crate) fn encode_to(&self, out: &mut wire::Out<'_>) {
+        self.span.encode_head(out);
+        self.attrs.encode_to(out);
+        self.span.encode_tail(out);
     }
 }

@@ -70,9 +70,9 @@ pub fn format_span_line(s: &ExportSpan) -> String {
     push_hex(&mut line, &span.trace_id);
     line.push_str(" span=");
     push_hex(&mut line, &span.span_id);
-    if !span.parent_span_id.is_empty() {
+    if let Some(parent) = &span.parent_span_id {
         line.push_str(" parent=");
-        push_hex(&mut line, &span.parent_span_id);
+        push_hex(&mut line, parent);
     }
     line
 }

@@ -64,12 +64,12 @@ impl PeerNaming {
             .or_else(|| {
                 self.rules
                     .lookup(conn.remote.ip, conn.remote.port)
-                    .map(|name| AttrValue::Owned(name.to_string()))
+                    .map(|name| AttrValue::Owned(name.into()))
             })
             .or_else(|| {
                 let kube = self.kube.as_ref()?;
                 kube.for_ip(conn.remote.ip)
-                    .map(|p| AttrValue::Owned(p.name))
+                    .map(|p| AttrValue::Owned(p.name.into_boxed_str()))
             })
             .or_else(|| {
                 // Never blocks: a name not yet known is looked up in the

@@ -45,18 +45,18 @@ pub fn keep_span(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use span_model::{ProcessResource, Span};
+    use span_model::{ProcessResource, SpanData};
     use std::sync::Arc;
 
     fn span_with_trace(first: u8) -> ExportSpan {
-        let mut trace_id = vec![0u8; 16];
+        let mut trace_id = [0u8; 16];
         trace_id[0] = first;
         ExportSpan::new(
             Arc::new(ProcessResource {
                 id: 1,
                 attributes: Vec::new(),
             }),
-            Span {
+            SpanData {
                 trace_id,
                 ..Default::default()
             },

@@ -6,8 +6,8 @@
 
 use conn_tracker::{ConnInfo, Endpoint, Role};
 use protocol_parsers::{ExchangeEnd, HttpExchange, UnknownFields};
-use span_model::{span, status, AttrValue, Attrs, ExportSpan, Span, Status};
-use std::collections::HashMap;
+use span_model::{span, status, AttrValue, Attrs, ExportSpan, SpanData, Status, Text};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -228,7 +228,10 @@ impl LinkIds {
         // A fixed-seed hasher: both ends must derive the same ids, and SipHash
         // here cost 11% of span building.
         let state = foldhash::quality::FixedState::with_seed(0x7769_7265_7370_616e);
-        let h = |salt: u8| state.hash_one((nonce, ordinal, method, target, salt));
+        // The request line is hashed once; each id mixes in its salt (hashing
+        // the whole target four times was ~8 % of span building).
+        let base = state.hash_one((nonce, ordinal, method, target));
+        let h = |salt: u8| state.hash_one((base, salt));
         let mut trace_id = [0u8; 16];
         trace_id[..8].copy_from_slice(&h(1).to_be_bytes());
         trace_id[8..].copy_from_slice(&h(2).to_be_bytes());
@@ -286,23 +289,81 @@ fn static_scheme(scheme: &str) -> AttrValue {
     match scheme {
         "http" => AttrValue::Static("http"),
         "https" => AttrValue::Static("https"),
-        other => AttrValue::Owned(other.to_string()),
+        other => AttrValue::Owned(other.into()),
     }
 }
 
 /// Builds spans; holds the id generator, the route table, and the text of
 /// recently seen addresses (formatting an address on every span was 15% of
-/// span building).
+/// span building) and of other repeated values (see [`Interner`]).
 pub struct SpanBuilder {
     ids: IdGenerator,
     routes: RouteTable,
     templated_names: bool,
     redactor: crate::redact::QueryRedactor,
     addresses: HashMap<IpAddr, Arc<str>, foldhash::fast::FixedState>,
+    strings: Interner,
+    /// Reused to assemble a span name before interning it, and a URL before
+    /// it is shared.
+    scratch: String,
 }
 
 /// Most address strings kept; the cache is cleared when it fills.
 const ADDRESS_CACHE_MAX: usize = 4096;
+
+/// Shared copies of values that repeat from span to span (the request's host,
+/// user agent, span names): a lookup instead of an allocation and a free per
+/// span. Bounded: values longer than [`Interner::MAX_LEN`] are not kept, and
+/// the set is cleared when it holds [`Interner::MAX_ENTRIES`] (at most ~1 MiB
+/// of text).
+#[derive(Default)]
+struct Interner {
+    set: HashSet<Arc<str>, foldhash::fast::FixedState>,
+}
+
+impl Interner {
+    const MAX_LEN: usize = 256;
+    const MAX_ENTRIES: usize = 4096;
+
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(v) = self.set.get(s) {
+            return v.clone();
+        }
+        if self.set.len() >= Self::MAX_ENTRIES {
+            self.set.clear();
+        }
+        let v: Arc<str> = s.into();
+        self.set.insert(v.clone());
+        v
+    }
+
+    /// `s` shared if it is short enough to keep, else an owned copy.
+    fn value(&mut self, s: &str) -> Text {
+        if s.len() <= Self::MAX_LEN {
+            Text::Shared(self.get(s))
+        } else {
+            Text::Owned(s.to_string())
+        }
+    }
+}
+
+/// Appends `n` in decimal (what `format!("{n}")` writes), without `fmt`.
+fn push_u16(out: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
 
 /// `ip_string` through the builder's cache.
 fn cached_address(
@@ -356,6 +417,8 @@ impl SpanBuilder {
             templated_names: false,
             redactor: crate::redact::QueryRedactor::default(),
             addresses: HashMap::default(),
+            strings: Interner::default(),
+            scratch: String::new(),
         }
     }
 
@@ -403,7 +466,13 @@ impl SpanBuilder {
 
         // origin-form "/p?q", or absolute-form "http://h/p?q" from proxies.
         let target = req.target.as_str();
-        let path_and_query = match target.find("://") {
+        // The first "://", found through its ':' (a byte search; a `&str`
+        // pattern sets up a substring searcher on every call).
+        let scheme_end = target
+            .match_indices(':')
+            .map(|(i, _)| i)
+            .find(|&i| target[i..].starts_with("://"));
+        let path_and_query = match scheme_end {
             Some(i) => target[i + 3..]
                 .find('/')
                 .map(|j| &target[i + 3 + j..])
@@ -426,28 +495,7 @@ impl SpanBuilder {
             self.routes.match_path(path)
         };
 
-        let mut attrs = Attrs::with_capacity(24);
-        if !method_unknown {
-            attrs.push("http.request.method", method);
-            if !method_known && !req.method.is_empty() {
-                attrs.push("http.request.method_original", req.method.clone());
-            }
-        }
-        if !path_unknown && !path.is_empty() {
-            attrs.push("url.path", path.to_string());
-            if let Some(q) = &query {
-                attrs.push("url.query", q.to_string());
-            }
-        }
         let scheme = req.scheme.as_deref().unwrap_or(ctx.scheme);
-        attrs.push("url.scheme", static_scheme(scheme));
-        if let Some(r) = route {
-            attrs.push("http.route", r.to_string());
-        }
-        attrs.push("network.protocol.name", "http");
-        attrs.push("network.protocol.version", req.version.as_otel());
-        attrs.push("network.transport", "tcp");
-
         let server_end: &Endpoint = if is_server {
             &ctx.conn.local
         } else {
@@ -456,7 +504,10 @@ impl SpanBuilder {
         let (server_address, server_port): (AttrValue, u16) = match req.authority.as_deref() {
             Some(a) if !a.is_empty() => {
                 let (h, p) = split_authority(a);
-                (h.to_string().into(), p.unwrap_or(server_end.port))
+                (
+                    AttrValue::from(self.strings.value(h)),
+                    p.unwrap_or(server_end.port),
+                )
             }
             _ => (
                 cached_address(&mut self.addresses, server_end.ip).into(),
@@ -464,32 +515,73 @@ impl SpanBuilder {
             ),
         };
         let server_host = server_address.as_str().unwrap_or_default();
-        attrs.push("server.address", server_address.clone());
-        attrs.push("server.port", server_port as i64);
-        if is_server {
-            attrs.push(
-                "client.address",
-                cached_address(&mut self.addresses, ctx.conn.remote.ip),
-            );
-            attrs.push("client.port", ctx.conn.remote.port as i64);
-        } else if !path_unknown {
-            let default_port = if scheme == "https" { 443 } else { 80 };
-            let host_port = if server_port == default_port {
-                server_host.to_string()
-            } else if server_host.contains(':') {
-                format!("[{server_host}]:{server_port}")
-            } else {
-                format!("{server_host}:{server_port}")
-            };
-            attrs.push(
-                "url.full",
-                format!("{scheme}://{host_port}{path_and_query}"),
-            );
+
+        // `url.full` (client spans), `url.path` and `url.query` share one
+        // allocation: the full URL's text, or the path and query alone; the
+        // path and query are parts of it.
+        let with_path = !path_unknown && !path.is_empty();
+        let with_full = !is_server && !path_unknown;
+        let url: Option<(Arc<str>, usize)> = (with_path || with_full).then(|| {
+            let full = &mut self.scratch;
+            full.clear();
+            if with_full {
+                // `{scheme}://{host}[:{port}]`, without `format!`.
+                let default_port = if scheme == "https" { 443 } else { 80 };
+                let with_port = server_port != default_port;
+                let bracket = with_port && server_host.contains(':');
+                full.push_str(scheme);
+                full.push_str("://");
+                if bracket {
+                    full.push('[');
+                }
+                full.push_str(server_host);
+                if bracket {
+                    full.push(']');
+                }
+                if with_port {
+                    full.push(':');
+                    push_u16(full, server_port);
+                }
+            }
+            let path_start = full.len();
+            full.push_str(&path_and_query);
+            (Arc::from(full.as_str()), path_start)
+        });
+
+        let mut attrs = Attrs::with_capacity(24);
+        if !method_unknown {
+            attrs.push("http.request.method", method);
+            if !method_known && !req.method.is_empty() {
+                attrs.push("http.request.method_original", req.method.clone());
+            }
         }
-        attrs.push(
-            "network.peer.address",
-            cached_address(&mut self.addresses, ctx.conn.remote.ip),
-        );
+        if let (true, Some((text, start))) = (with_path, &url) {
+            let path_end = start + path.len();
+            attrs.push("url.path", AttrValue::part(text, *start, path_end));
+            if query.is_some() {
+                // After the '?'.
+                attrs.push("url.query", AttrValue::part(text, path_end + 1, text.len()));
+            }
+        }
+        attrs.push("url.scheme", static_scheme(scheme));
+        if let Some(r) = route {
+            attrs.push("http.route", r.to_string());
+        }
+        attrs.push("network.protocol.name", "http");
+        attrs.push("network.protocol.version", req.version.as_otel());
+        attrs.push("network.transport", "tcp");
+        attrs.push("server.address", server_address);
+        attrs.push("server.port", server_port as i64);
+        // One lookup for the peer's address: on a server span it is also
+        // `client.address`.
+        let peer_address = cached_address(&mut self.addresses, ctx.conn.remote.ip);
+        if is_server {
+            attrs.push("client.address", peer_address.clone());
+            attrs.push("client.port", ctx.conn.remote.port as i64);
+        } else if let (true, Some((text, _))) = (with_full, &url) {
+            attrs.push("url.full", AttrValue::Shared(text.clone()));
+        }
+        attrs.push("network.peer.address", peer_address);
         attrs.push("network.peer.port", ctx.conn.remote.port as i64);
         attrs.push(
             "network.local.address",
@@ -497,7 +589,10 @@ impl SpanBuilder {
         );
         attrs.push("network.local.port", ctx.conn.local.port as i64);
         if let Some(ua) = &req.user_agent {
-            attrs.push("user_agent.original", ua.clone());
+            attrs.push(
+                "user_agent.original",
+                AttrValue::from(self.strings.value(ua)),
+            );
         }
         attrs.push("http.request.body.size", ex.request_body_size as i64);
         if let Some(peer) = &ctx.peer_service {
@@ -608,12 +703,12 @@ impl SpanBuilder {
             Some(f) => f,
             None => decide_ids(&mut self.ids, is_server, parent.as_ref(), ctx.link),
         };
-        let trace_id = ids.trace_id.to_vec();
+        let trace_id = ids.trace_id;
         let span_id = match ids.span_id {
-            Some(id) => id.to_vec(),
-            None => self.ids.span_id().to_vec(),
+            Some(id) => id,
+            None => self.ids.span_id(),
         };
-        let parent_span_id = ids.parent_span_id.map(|p| p.to_vec()).unwrap_or_default();
+        let parent_span_id = ids.parent_span_id;
         let trace_state = match (&parent, &req.tracestate) {
             (Some(_), Some(ts)) => ts.clone(),
             _ => String::new(),
@@ -621,13 +716,23 @@ impl SpanBuilder {
 
         // HTTP conventions: `{method}` is `HTTP` when the method is unknown.
         let name_method = if method_unknown { "HTTP" } else { method };
-        let name = match (rpc_method, route) {
-            (Some(m), _) => m.to_string(),
-            (None, Some(r)) => format!("{name_method} {r}"),
-            (None, None) if self.templated_names && !path_unknown => {
-                format!("{name_method} {}", crate::routes::templated_path(path))
+        let name: Text = match (rpc_method, route) {
+            (Some(m), _) => self.strings.value(m),
+            (None, Some(r)) => {
+                self.scratch.clear();
+                self.scratch.push_str(name_method);
+                self.scratch.push(' ');
+                self.scratch.push_str(r);
+                self.strings.value(&self.scratch)
             }
-            (None, None) => name_method.to_string(),
+            (None, None) if self.templated_names && !path_unknown => {
+                self.scratch.clear();
+                self.scratch.push_str(name_method);
+                self.scratch.push(' ');
+                self.scratch.push_str(&crate::routes::templated_path(path));
+                self.strings.value(&self.scratch)
+            }
+            (None, None) => Text::Static(name_method),
         };
         let start = ex.request_start_ns;
         let end = if ex.response_end_ns >= start {
@@ -636,7 +741,7 @@ impl SpanBuilder {
             ex.request_end_ns.max(start)
         };
         let to_unix = |ns: u64| (ns as i64).saturating_add(ctx.clock_offset_ns).max(0) as u64;
-        let span = Span {
+        let span = SpanData {
             trace_id,
             span_id,
             trace_state,
@@ -650,7 +755,7 @@ impl SpanBuilder {
             start_time_unix_nano: to_unix(start),
             end_time_unix_nano: to_unix(end),
             status: Some(status),
-            ..Default::default()
+            attributes: Vec::new(),
         };
         ExportSpan {
             resource: ctx.process.resource.clone(),
@@ -683,6 +788,41 @@ pub(crate) mod tests {
         );
         assert!(parse_traceparent("garbage").is_none());
         assert!(parse_traceparent("00-4bf9-00f0-01").is_none());
+    }
+
+    #[test]
+    fn absolute_form_targets_keep_their_path() {
+        for (target, path, query) in [
+            ("http://h.example:8080/a/b?x=1", "/a/b", Some("x=1")),
+            ("http://h.example", "/", None),
+            ("/no:scheme:here", "/no:scheme:here", None),
+        ] {
+            let span = build(Role::Server, &exchange("GET", target, Some(200)), &[]);
+            assert_eq!(attr(&span, "url.path"), s(path), "{target}");
+            assert_eq!(attr(&span, "url.query"), query.and_then(s), "{target}");
+        }
+    }
+
+    #[test]
+    fn port_digits_as_format_writes_them() {
+        for n in [
+            0u16, 7, 9, 10, 99, 100, 443, 999, 1000, 8080, 9999, 10000, 65535,
+        ] {
+            let mut out = String::from("x");
+            push_u16(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+    }
+
+    #[test]
+    fn url_full_brackets_an_ipv6_host_with_a_port() {
+        let mut ex = exchange("GET", "/x?a=1", Some(200));
+        ex.request.authority = Some("[::1]:8080".into());
+        let span = build(Role::Client, &ex, &[]);
+        assert_eq!(attr(&span, "url.full"), s("http://[::1]:8080/x?a=1"));
+        ex.request.authority = Some("h.example:80".into());
+        let span = build(Role::Client, &ex, &[]);
+        assert_eq!(attr(&span, "url.full"), s("http://h.example/x?a=1"));
     }
 
     #[test]
@@ -1013,7 +1153,7 @@ pub(crate) mod tests {
         assert_eq!(span.span.trace_id[0], 0x4b);
         assert_eq!(
             span.span.parent_span_id,
-            vec![0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+            Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
         );
         assert_eq!(span.span.trace_state, "vendor=1");
     }

@@ -417,17 +417,17 @@ fn same_host_spans_are_linked() {
             let kind = s.span.kind;
             if kind == 3 {
                 assert!(
-                    s.span.parent_span_id.is_empty(),
+                    s.span.parent_span_id.is_none(),
                     "{name}: client span with a parent"
                 );
                 continue;
             }
-            if s.span.parent_span_id.is_empty() {
+            if s.span.parent_span_id.is_none() {
                 continue;
             }
             let parent = spans
                 .iter()
-                .find(|c| c.span.span_id == s.span.parent_span_id)
+                .find(|c| Some(c.span.span_id) == s.span.parent_span_id)
                 .unwrap_or_else(|| {
                     panic!(
                         "{name}: server span {} has a parent that was not built",

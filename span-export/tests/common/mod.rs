@@ -2,7 +2,7 @@
 //! OTLP receiver (gRPC and HTTP) is `test_support::otlp`.
 #![allow(dead_code, reason = "shared by several test crates, each using a part")]
 
-use span_export::{span, ExportSpan, ProcessResource, Span};
+use span_export::{span, ExportSpan, ProcessResource, SpanData};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,10 +38,10 @@ pub fn server_span(resource: &Arc<ProcessResource>, n: u64) -> ExportSpan {
     ExportSpan {
         resource: resource.clone(),
         attrs: Default::default(),
-        span: Span {
-            trace_id: trace_id.to_vec(),
-            span_id: span_id.to_vec(),
-            name: format!("GET /items/{n}"),
+        span: SpanData {
+            trace_id,
+            span_id,
+            name: format!("GET /items/{n}").into(),
             kind: span::SpanKind::Server as i32,
             start_time_unix_nano: start,
             end_time_unix_nano: start + 1_200_000,
