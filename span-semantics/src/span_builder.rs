@@ -464,14 +464,16 @@ impl SpanBuilder {
         let path_unknown = ex.unknown.contains(UnknownFields::PATH);
         let status_unknown = ex.unknown.contains(UnknownFields::STATUS);
 
-        // origin-form "/p?q", or absolute-form "http://h/p?q" from proxies.
+        // origin-form "/p?q", or absolute-form "http://h/p?q" from proxies
+        // (RFC 9112 3.2): only a target that does not start with '/' can
+        // have a scheme, and it ends at the first ':' (so "/p?u=http://x/y"
+        // keeps its path "/p"). A char search, not a substring searcher.
         let target = req.target.as_str();
-        // The first "://", found through its ':' (a byte search; a `&str`
-        // pattern sets up a substring searcher on every call).
-        let scheme_end = target
-            .match_indices(':')
-            .map(|(i, _)| i)
-            .find(|&i| target[i..].starts_with("://"));
+        let scheme_end = if target.starts_with('/') {
+            None
+        } else {
+            target.find(':').filter(|&i| target[i..].starts_with("://"))
+        };
         let path_and_query = match scheme_end {
             Some(i) => target[i + 3..]
                 .find('/')
@@ -796,6 +798,8 @@ pub(crate) mod tests {
             ("http://h.example:8080/a/b?x=1", "/a/b", Some("x=1")),
             ("http://h.example", "/", None),
             ("/no:scheme:here", "/no:scheme:here", None),
+            ("/p?u=http://x/y", "/p", Some("u=http://x/y")),
+            ("/a://b", "/a://b", None),
         ] {
             let span = build(Role::Server, &exchange("GET", target, Some(200)), &[]);
             assert_eq!(attr(&span, "url.path"), s(path), "{target}");
