@@ -394,7 +394,7 @@ class Bench:
             raise RuntimeError("rotel-agent did not listen:\n" + open(f"{d}/rotel.out").read())
 
     # agent ---------------------------------------------------------------
-    def start_agent(self, tag, port=None):
+    def start_agent(self, tag, port=None, binary=None):
         env = dict(os.environ)
         env.update({
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.otlp_port}",
@@ -405,7 +405,7 @@ class Bench:
         if not self.args.all_ports and port is not None:
             env["WIRESPAN_CAPTURE__PORTS"] = str(port)
         out = open(f"{self.dir}/agent-{tag}.out", "w")
-        p = subprocess.Popen([self.args.agent, "run"], env=env,
+        p = subprocess.Popen([binary or self.args.agent, "run"], env=env,
                              stdout=out, stderr=out, stdin=subprocess.DEVNULL)
         self.procs.append(p)
         t0 = time.time()
@@ -467,7 +467,9 @@ class Bench:
         old_stats = open(stats_path).read().strip()
         try:
             if mode != "off":
-                agent, ready_s = self.start_agent(f"{case}-{mode}-{i}", port)
+                # "base" and "base-stats" runs use the --baseline binary.
+                binary = self.args.baseline if mode.startswith("base") else None
+                agent, ready_s = self.start_agent(f"{case}-{mode}-{i}", port, binary)
                 time.sleep(1.0)  # let startup work (process scan, TLS discovery) finish
                 hwm_ready = status_kib(agent.pid, "VmHWM")
                 m0 = scrape(self.metrics_port)
@@ -680,7 +682,14 @@ def summarize_case(case, runs):
     stats = [r for r in runs if r["mode"] == "stats"]
     with_agent = ons + stats
     per10k = lambda r, k: 1e4 * r[k] / r["nginx_requests"] if r["nginx_requests"] else None
-    pairs = list(zip(offs, ons))
+    # Each ON run with the OFF run just before it (with --baseline, rounds
+    # also hold OFF runs paired with the baseline's).
+    pairs, last_off = [], None
+    for r in runs:
+        if r["mode"] == "off":
+            last_off = r
+        elif r["mode"] == "on" and last_off is not None:
+            pairs.append((last_off, r))
     built = sum(r["server_spans"] + r["client_spans"] for r in with_agent)
     return {
         "case": case,
@@ -708,10 +717,50 @@ def summarize_case(case, runs):
     }
 
 
+def ab_order(agent_modes, baseline_modes, i, baseline):
+    """The runs of round `i`: the agent's only, or with --baseline the two
+    binaries' runs alternating which goes first from round to round, so that
+    a drift of the machine's speed during the benchmark falls on both."""
+    if not baseline:
+        return agent_modes
+    first, second = (agent_modes, baseline_modes) if i % 2 else (baseline_modes, agent_modes)
+    return first + second
+
+
+def compare_with_baseline(results):
+    """The A/B table: the agent against the --baseline binary, per case,
+    every run's figure and the medians (one 5-second figure alone is noise
+    on a shared machine: BENCHMARKS "End of session 5")."""
+    L = ["### A/B: agent (`--agent`) against baseline (`--baseline`), runs alternating\n",
+         "| case | agent CPU-s / 10k req: agent runs (median) | baseline runs (median) "
+         "| BPF ns / req: agent | baseline | captured: agent | baseline |",
+         "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for case, runs in results.items():
+        if case == "fileio":
+            continue
+        def side(on_mode, stats_mode):
+            ons = [r for r in runs if r["mode"] == on_mode]
+            stats = [r for r in runs if r["mode"] == stats_mode]
+            cpu = [1e4 * r["agent_cpu_s"] / r["nginx_requests"] for r in ons if r["nginx_requests"]]
+            bpf = [bpf_ns_per_request(r) for r in stats]
+            req = sum(r["nginx_requests"] for r in ons + stats)
+            spans = sum(r["server_spans"] for r in ons + stats)
+            cap = f"{100 * spans / req:.3f} %" if req else "—"
+            cpu_text = (", ".join(f"{x:.4f}" for x in cpu) + f" (**{med(cpu):.4f}**)") if cpu else "—"
+            bpf_text = ", ".join(f"{x:,.0f}" for x in bpf) if bpf else "—"
+            return cpu_text, bpf_text, cap
+        a, b = side("on", "stats"), side("base", "base-stats")
+        L.append(f"| {case} | {a[0]} | {b[0]} | {a[1]} | {b[1]} | {a[2]} | {b[2]} |")
+    L.append("")
+    return "\n".join(L)
+
+
 def report(results, args):
     L = []
     summaries = {case: summarize_case(case, runs) for case, runs in results.items()
                  if case != "fileio"}
+    if args.baseline:
+        L.append(compare_with_baseline(results))
     if summaries:
         L.append("### Summary (medians; BPF from the statistics runs, the rest from the OFF/ON pairs)\n")
         L.append("| case | req/s off → on (ratio) | p50 off → on | p99 off → on | agent CPU-s / 10k req (ticks; schedstat) "
@@ -792,7 +841,8 @@ def report(results, args):
                 continue
             req = r["nginx_requests"] or 1
             tot = sum(p["run_ns"] for p in r["bpf_progs"])
-            L.append(f"eBPF programs, statistics run {r['round']} "
+            L.append(f"eBPF programs, {'baseline ' if r['mode'].startswith('base') else ''}"
+                     f"statistics run {r['round']} "
                      f"(`kernel.bpf_stats_enabled=1` for that run only), {req:,} requests: "
                      f"{tot / req:,.0f} ns per request\n")
             L.append("| program | runs | runs per request | ns per run | ns per request |")
@@ -832,6 +882,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agent", default=os.path.join(REPO, "target/release/wirespan"))
+    ap.add_argument("--baseline", default=None,
+                    help="a second agent binary (say, built from an earlier commit): every "
+                         "ON and statistics run is also made with it, the two alternating, "
+                         "and the report compares them (not for fileio)")
     ap.add_argument("--cases", default=DEFAULT_CASES,
                     help=f"comma-separated, in order (default {DEFAULT_CASES})")
     ap.add_argument("--quick", action="store_true",
@@ -904,7 +958,7 @@ def main():
             log(f"{case}: warm-up, 2 s, agent off")
             run_load(args, case, b.url(case), 2, f"{b.dir}/warmup.log")
             for i in range(1, args.rounds + 1):
-                for mode in ("off", "on"):
+                for mode in ab_order(("off", "on"), ("off", "base"), i, args.baseline):
                     r = b.run_case(case, mode, i, args.duration)
                     runs.append(r)
                     log(f"{case} {mode} {i}: {r['rps']:,.0f} req/s, p50 {r['p50_us']:.0f} µs, "
@@ -913,10 +967,12 @@ def main():
                            f"{r['server_spans']:.0f} / {r['nginx_requests']} requests"
                            if mode == "on" else ""))
             for i in range(1, args.stats_runs + 1):
-                r = b.run_case(case, "stats", i, args.duration, bpf_stats=True, perf=perf)
-                runs.append(r)
-                log(f"{case} stats {i}: {bpf_ns_per_request(r):,.0f} BPF ns per request, "
-                    f"SERVER spans {r['server_spans']:.0f} / {r['nginx_requests']} requests")
+                for mode in ab_order(("stats",), ("base-stats",), i, args.baseline):
+                    r = b.run_case(case, mode, i, args.duration, bpf_stats=True,
+                                   perf=perf and mode == "stats")
+                    runs.append(r)
+                    log(f"{case} {mode} {i}: {bpf_ns_per_request(r):,.0f} BPF ns per request, "
+                        f"SERVER spans {r['server_spans']:.0f} / {r['nginx_requests']} requests")
         machine["load_end"] = loadavg()
     finally:
         b.cleanup()
