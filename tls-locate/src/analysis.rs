@@ -153,17 +153,27 @@ pub struct Analysis<'v, 'a> {
     pub stats: AnalysisStats,
 }
 
+/// The file's executable sections and their total size, refused
+/// (`TooLarge`) above `opts.max_code_bytes`.
+fn code_within_budget<'a>(
+    view: &ElfView<'a>,
+    opts: &LocateOptions,
+) -> Result<(Vec<SectionBytes<'a>>, u64), LocateError> {
+    let code = view.code_sections();
+    let code_bytes: u64 = code.iter().map(|s| s.bytes.len() as u64).sum();
+    if code_bytes > opts.max_code_bytes {
+        return Err(LocateError::TooLarge(code_bytes));
+    }
+    Ok((code, code_bytes))
+}
+
 impl<'v, 'a> Analysis<'v, 'a> {
     pub fn new(
         view: &'v ElfView<'a>,
         opts: &LocateOptions,
         started: Instant,
     ) -> Result<Self, LocateError> {
-        let code = view.code_sections();
-        let code_bytes: u64 = code.iter().map(|s| s.bytes.len() as u64).sum();
-        if code_bytes > opts.max_code_bytes {
-            return Err(LocateError::TooLarge(code_bytes));
-        }
+        let (code, code_bytes) = code_within_budget(view, opts)?;
         let table = function_table(view)?;
         let stats = AnalysisStats {
             fdes: table.len(),
@@ -195,11 +205,7 @@ impl<'v, 'a> Analysis<'v, 'a> {
         opts: &LocateOptions,
         started: Instant,
     ) -> Result<Self, LocateError> {
-        let code = view.code_sections();
-        let code_bytes: u64 = code.iter().map(|s| s.bytes.len() as u64).sum();
-        if code_bytes > opts.max_code_bytes {
-            return Err(LocateError::TooLarge(code_bytes));
-        }
+        let (code, code_bytes) = code_within_budget(view, opts)?;
         let fdes = function_table(view)
             .map(|t| t.ranges().to_vec())
             .unwrap_or_default();

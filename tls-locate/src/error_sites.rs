@@ -50,6 +50,27 @@ pub struct ErrorSite {
     pub func_name: Option<String>,
 }
 
+/// An `ERR_put_error(lib, func, reason, file, line)` call, when its
+/// arguments are constants and `file` is one of the strings looked for.
+fn put_error_site(
+    at: u64,
+    function: CodeRange,
+    a: &[ArgValue; 6],
+    file_index: impl Fn(ArgValue) -> Option<usize>,
+) -> Option<ErrorSite> {
+    Some(ErrorSite {
+        at,
+        function,
+        file: file_index(a[3])?,
+        shape: SiteShape::PutError,
+        lib: a[0].imm()?,
+        func_code: Some(a[1].imm()?),
+        reason: a[2].imm()?,
+        line: a[4].imm()?,
+        func_name: None,
+    })
+}
+
 /// Longest `__func__` read.
 const MAX_FUNC_NAME: usize = 128;
 
@@ -65,51 +86,15 @@ pub fn error_sites(view: &ElfView<'_>, decoded: &DecodedFunction, files: &[u64])
     // Merged call tails carry one argument set per way in; only the
     // one-call shape (ERR_put_error) can be read from them.
     for call in &decoded.merged_calls {
-        let a = &call.args;
-        if let (Some(file), Some(lib), Some(func), Some(reason), Some(line)) = (
-            file_index(a[3]),
-            a[0].imm(),
-            a[1].imm(),
-            a[2].imm(),
-            a[4].imm(),
-        ) {
-            out.push(ErrorSite {
-                at: call.at,
-                function,
-                file,
-                shape: SiteShape::PutError,
-                lib,
-                func_code: Some(func),
-                reason,
-                line,
-                func_name: None,
-            });
-        }
+        out.extend(put_error_site(call.at, function, &call.args, file_index));
     }
     for (i, call) in decoded.calls.iter().enumerate() {
         if call.target.is_none() {
             continue;
         }
         let a = &call.args;
-        // ERR_put_error(lib, func, reason, file, line)
-        if let (Some(file), Some(lib), Some(func), Some(reason), Some(line)) = (
-            file_index(a[3]),
-            a[0].imm(),
-            a[1].imm(),
-            a[2].imm(),
-            a[4].imm(),
-        ) {
-            out.push(ErrorSite {
-                at: call.at,
-                function,
-                file,
-                shape: SiteShape::PutError,
-                lib,
-                func_code: Some(func),
-                reason,
-                line,
-                func_name: None,
-            });
+        if let Some(site) = put_error_site(call.at, function, a, file_index) {
+            out.push(site);
             continue;
         }
         // ERR_set_debug(file, line, func) then ERR_set_error(lib, reason, ..)
