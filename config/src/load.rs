@@ -23,6 +23,7 @@ pub const ENV_LIST_KEYS: &[&str] = &[
     "capture.exclude_ports",
     "http.routes",
     "http.redact_query_params",
+    "http.opt_in_attributes",
     "tls.debug_dirs",
 ];
 /// The top-level sections of the file.

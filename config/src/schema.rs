@@ -94,7 +94,34 @@ pub struct HttpConfig {
     /// hexadecimal-hash segments replaced by `{id}`, `{uuid}` and `{hash}`
     /// (the span name only; `http.route` stays unset).
     pub templated_span_names: bool,
+    /// Attributes the HTTP semantic conventions mark Opt-In (off unless asked
+    /// for) that the agent can set: names from [`OPT_IN_ATTRIBUTES`], or `all`.
+    pub opt_in_attributes: Vec<String>,
 }
+
+/// The Opt-In attributes of the HTTP span conventions that the agent can set
+/// when `http.opt_in_attributes` names them (`all`: every one). Each is Opt-In
+/// on the spans listed; where the conventions ask for it (`url.scheme` and
+/// `user_agent.original` on server spans) it is always set.
+pub const OPT_IN_ATTRIBUTES: &[&str] = &[
+    // Server spans.
+    "client.port",
+    // Server and client spans.
+    "network.local.address",
+    "network.local.port",
+    "network.transport",
+    // Conditionally required only when the protocol is not HTTP, so for these
+    // spans (always HTTP) it is extra.
+    "network.protocol.name",
+    "http.request.body.size",
+    "http.response.body.size",
+    // Client spans.
+    "url.scheme",
+    "user_agent.original",
+];
+
+/// The `http.opt_in_attributes` entry that turns on every one of them.
+pub const OPT_IN_ALL: &str = "all";
 
 /// Query parameters that carry secrets often enough to hide by default.
 pub const DEFAULT_REDACTED_QUERY_PARAMS: &[&str] = &[
@@ -136,6 +163,7 @@ impl Default for HttpConfig {
                 .map(|s| s.to_string())
                 .collect(),
             templated_span_names: false,
+            opt_in_attributes: Vec::new(),
         }
     }
 }

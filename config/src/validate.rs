@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::schema::{parse_cidr, Config};
+use crate::schema::{parse_cidr, Config, OPT_IN_ALL, OPT_IN_ATTRIBUTES};
 
 /// One value refused by [`Config::validate`]: `KEY: REASON`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +136,18 @@ impl Config {
             c.check(route.starts_with('/'), &format!("http.routes[{i}]"), || {
                 format!("{route:?} must start with `/`")
             });
+        }
+        for (i, name) in http.opt_in_attributes.iter().enumerate() {
+            c.check(
+                name == OPT_IN_ALL || OPT_IN_ATTRIBUTES.contains(&name.as_str()),
+                &format!("http.opt_in_attributes[{i}]"),
+                || {
+                    format!(
+                        "{name:?} is not an Opt-In attribute the agent sets (known: {OPT_IN_ALL}, {})",
+                        OPT_IN_ATTRIBUTES.join(", ")
+                    )
+                },
+            );
         }
 
         for (i, rule) in self.service.rules.iter().enumerate() {

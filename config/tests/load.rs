@@ -280,7 +280,18 @@ fn env_lists_are_comma_separated() {
             ("WIRESPAN_CAPTURE__PORTS", "80, 443,8080"),
             ("WIRESPAN_CAPTURE__PIDS", "42"),
             ("WIRESPAN_HTTP__ROUTES", "/users/{id},/orders"),
+            (
+                "WIRESPAN_HTTP__OPT_IN_ATTRIBUTES",
+                "client.port,http.response.body.size",
+            ),
         ],
+    );
+    assert_eq!(
+        c.http.opt_in_attributes,
+        vec![
+            "client.port".to_string(),
+            "http.response.body.size".to_string()
+        ]
     );
     assert_eq!(c.capture.ports, vec![80, 443, 8080]);
     assert_eq!(c.capture.pids, vec![42]);

@@ -304,6 +304,25 @@ fn routes_start_with_slash() {
     );
 }
 
+#[test]
+fn opt_in_attributes_are_known_names() {
+    only(
+        &with(|c| {
+            c.http.opt_in_attributes = vec!["client.port".into(), "network.peer.port".into()]
+        }),
+        "http.opt_in_attributes[1]",
+        "\"network.peer.port\" is not an Opt-In attribute the agent sets",
+    );
+    let every: Vec<String> = wirespan_config::OPT_IN_ATTRIBUTES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["all".to_string()])
+        .collect();
+    assert!(with(|c| c.http.opt_in_attributes = every.clone())
+        .validate()
+        .is_ok());
+}
+
 fn rule(exe_name: Option<&str>, exe_path_prefix: Option<&str>, name: &str) -> ServiceRule {
     ServiceRule {
         exe_name: exe_name.map(Into::into),

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+/// `http.opt_in_attributes` from the environment.
+const OPT_IN_VARIABLE: &str = "WIRESPAN_HTTP__OPT_IN_ATTRIBUTES";
+
 /// How long the probes may take to attach.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -50,6 +53,12 @@ impl AgentOptions {
     pub fn wrapped(mut self, argv: &[&str]) -> Self {
         self.wrapper = argv.iter().map(|a| a.to_string()).collect();
         self
+    }
+
+    /// The agent's default attribute set: none of the conventions' Opt-In
+    /// attributes (the harness asks for all of them otherwise).
+    pub fn default_attributes(self) -> Self {
+        self.env(OPT_IN_VARIABLE, "")
     }
 
     /// Large per-call cap and ring buffer, for exact-capture tests.
@@ -133,6 +142,16 @@ impl Agent {
             p
         });
         cmd.env("WIRESPAN_METRICS__LISTEN", &metrics_addr);
+        // Every Opt-In attribute, so tests can match spans on ports and check
+        // sizes; `default_attributes()` (a later value of the variable) or a
+        // config file that sets the key keeps the agent's default.
+        if !opts
+            .config_yaml
+            .as_deref()
+            .is_some_and(|y| y.contains("opt_in_attributes"))
+        {
+            cmd.env(OPT_IN_VARIABLE, "all");
+        }
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }

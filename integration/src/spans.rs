@@ -174,10 +174,15 @@ impl FlatSpan {
     }
 
     /// Spans of HTTP traffic to/from server port `port`: the server side's
-    /// local port or the client side's peer port.
+    /// local port (`server.port` when the agent runs with its default
+    /// attributes, which leave out `network.local.port`) or the client side's
+    /// peer port.
     pub fn involves_port(&self, port: u16) -> bool {
         let p = port as i64;
-        (self.is_server() && self.int("network.local.port") == Some(p))
+        let local = self
+            .int("network.local.port")
+            .or_else(|| self.int("server.port"));
+        (self.is_server() && local == Some(p))
             || (self.is_client() && self.int("network.peer.port") == Some(p))
     }
 

@@ -86,6 +86,84 @@ fn curl_to_python_http_server_grpc() {
     );
 }
 
+/// The agent's default attribute set, end to end: what the HTTP conventions
+/// require or recommend, and none of what they mark Opt-In
+/// (`http.opt_in_attributes`).
+#[test]
+fn default_attributes_leave_out_opt_in() {
+    require_root("default_attributes_leave_out_opt_in");
+    let _g = serial();
+    let run = SpanRun::start_with(
+        OtlpProtocol::Grpc,
+        AgentOptions::default().default_attributes(),
+    );
+    let server = http11_server();
+    let port = server.port;
+    let c = curl(
+        &[
+            "-A",
+            UA,
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/status/200?q=1"),
+        ],
+        &[],
+    );
+    let t = &c.transfers[0];
+    assert_eq!(t.response_code, 200);
+    let (spans, _) = run.finish(port, 2);
+    let keys = |server: bool| -> Vec<&str> {
+        let s: Vec<&FlatSpan> = spans.iter().filter(|s| s.is_server() == server).collect();
+        assert_eq!(s.len(), 1, "{spans:?}");
+        s[0].attrs.keys().map(String::as_str).collect()
+    };
+    // BTreeMap keys: sorted.
+    assert_eq!(
+        keys(true),
+        [
+            "client.address",
+            "http.request.method",
+            "http.response.status_code",
+            "network.peer.address",
+            "network.peer.port",
+            "network.protocol.version",
+            "server.address",
+            "server.port",
+            "service.peer.name",
+            "url.path",
+            "url.query",
+            "url.scheme",
+            "user_agent.original",
+        ]
+    );
+    assert_eq!(
+        keys(false),
+        [
+            "http.request.method",
+            "http.response.status_code",
+            "network.peer.address",
+            "network.peer.port",
+            "network.protocol.version",
+            "server.address",
+            "server.port",
+            "service.peer.name",
+            "url.full",
+            "url.path",
+            "url.query",
+        ]
+    );
+    let client = spans.iter().find(|s| s.is_client()).expect("client span");
+    assert_eq!(
+        client.str("url.full"),
+        Some(format!("http://127.0.0.1:{port}/status/200?q=1").as_str())
+    );
+    assert_eq!(client.int("network.peer.port"), Some(port as i64));
+    assert_eq!(
+        client.str("service.peer.name"),
+        Some(python_exe_name().as_str())
+    );
+}
+
 /// A short-lived curl with OTEL_SERVICE_NAME=checkout is named checkout;
 /// exported over HTTP/protobuf.
 #[test]

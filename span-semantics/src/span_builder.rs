@@ -300,12 +300,70 @@ pub struct SpanBuilder {
     ids: IdGenerator,
     routes: RouteTable,
     templated_names: bool,
+    opt_in: OptIn,
     redactor: crate::redact::QueryRedactor,
     addresses: HashMap<IpAddr, Arc<str>, foldhash::fast::FixedState>,
     strings: Interner,
     /// Reused to assemble a span name before interning it, and a URL before
     /// it is shared.
     scratch: String,
+}
+
+/// Which attributes the HTTP conventions mark Opt-In the spans carry
+/// (`http.opt_in_attributes`; names in `wirespan_config::OPT_IN_ATTRIBUTES`).
+/// None by default, as the conventions ask: each one is bytes in every span
+/// exported, received and stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OptIn {
+    /// `client.port` on server spans.
+    pub client_port: bool,
+    pub network_local_address: bool,
+    pub network_local_port: bool,
+    pub network_transport: bool,
+    /// `network.protocol.name` (always `http` here).
+    pub network_protocol_name: bool,
+    pub request_body_size: bool,
+    pub response_body_size: bool,
+    /// `url.scheme` on client spans (server spans always have it).
+    pub client_url_scheme: bool,
+    /// `user_agent.original` on client spans (server spans always have it).
+    pub client_user_agent: bool,
+}
+
+impl OptIn {
+    /// Every one of them.
+    pub const ALL: OptIn = OptIn {
+        client_port: true,
+        network_local_address: true,
+        network_local_port: true,
+        network_transport: true,
+        network_protocol_name: true,
+        request_body_size: true,
+        response_body_size: true,
+        client_url_scheme: true,
+        client_user_agent: true,
+    };
+
+    /// From the configured names (already validated; an unknown one is
+    /// ignored). `all` turns every one on.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> OptIn {
+        let on = |name: &str| {
+            names
+                .iter()
+                .any(|n| n.as_ref() == name || n.as_ref() == wirespan_config::OPT_IN_ALL)
+        };
+        OptIn {
+            client_port: on("client.port"),
+            network_local_address: on("network.local.address"),
+            network_local_port: on("network.local.port"),
+            network_transport: on("network.transport"),
+            network_protocol_name: on("network.protocol.name"),
+            request_body_size: on("http.request.body.size"),
+            response_body_size: on("http.response.body.size"),
+            client_url_scheme: on("url.scheme"),
+            client_user_agent: on("user_agent.original"),
+        }
+    }
 }
 
 /// Most address strings kept; the cache is cleared when it fills.
@@ -415,6 +473,7 @@ impl SpanBuilder {
             ids,
             routes,
             templated_names: false,
+            opt_in: OptIn::default(),
             redactor: crate::redact::QueryRedactor::default(),
             addresses: HashMap::default(),
             strings: Interner::default(),
@@ -425,6 +484,12 @@ impl SpanBuilder {
     /// Name spans after the templated path when no route matches.
     pub fn with_templated_names(mut self, on: bool) -> Self {
         self.templated_names = on;
+        self
+    }
+
+    /// The Opt-In attributes to set (see [`OptIn`]).
+    pub fn with_opt_in(mut self, opt_in: OptIn) -> Self {
+        self.opt_in = opt_in;
         self
     }
 
@@ -565,13 +630,20 @@ impl SpanBuilder {
                 attrs.push("url.query", AttrValue::part(text, path_end + 1, text.len()));
             }
         }
-        attrs.push("url.scheme", static_scheme(scheme));
+        let opt_in = self.opt_in;
+        if is_server || opt_in.client_url_scheme {
+            attrs.push("url.scheme", static_scheme(scheme));
+        }
         if let Some(r) = route {
             attrs.push("http.route", r.to_string());
         }
-        attrs.push("network.protocol.name", "http");
+        if opt_in.network_protocol_name {
+            attrs.push("network.protocol.name", "http");
+        }
         attrs.push("network.protocol.version", req.version.as_otel());
-        attrs.push("network.transport", "tcp");
+        if opt_in.network_transport {
+            attrs.push("network.transport", "tcp");
+        }
         attrs.push("server.address", server_address);
         attrs.push("server.port", server_port as i64);
         // One lookup for the peer's address: on a server span it is also
@@ -579,24 +651,32 @@ impl SpanBuilder {
         let peer_address = cached_address(&mut self.addresses, ctx.conn.remote.ip);
         if is_server {
             attrs.push("client.address", peer_address.clone());
-            attrs.push("client.port", ctx.conn.remote.port as i64);
+            if opt_in.client_port {
+                attrs.push("client.port", ctx.conn.remote.port as i64);
+            }
         } else if let (true, Some((text, _))) = (with_full, &url) {
             attrs.push("url.full", AttrValue::Shared(text.clone()));
         }
         attrs.push("network.peer.address", peer_address);
         attrs.push("network.peer.port", ctx.conn.remote.port as i64);
-        attrs.push(
-            "network.local.address",
-            cached_address(&mut self.addresses, ctx.conn.local.ip),
-        );
-        attrs.push("network.local.port", ctx.conn.local.port as i64);
-        if let Some(ua) = &req.user_agent {
+        if opt_in.network_local_address {
+            attrs.push(
+                "network.local.address",
+                cached_address(&mut self.addresses, ctx.conn.local.ip),
+            );
+        }
+        if opt_in.network_local_port {
+            attrs.push("network.local.port", ctx.conn.local.port as i64);
+        }
+        if let (true, Some(ua)) = (is_server || opt_in.client_user_agent, &req.user_agent) {
             attrs.push(
                 "user_agent.original",
                 AttrValue::from(self.strings.value(ua)),
             );
         }
-        attrs.push("http.request.body.size", ex.request_body_size as i64);
+        if opt_in.request_body_size {
+            attrs.push("http.request.body.size", ex.request_body_size as i64);
+        }
         if let Some(peer) = &ctx.peer_service {
             attrs.push("service.peer.name", peer.clone());
         }
@@ -608,7 +688,9 @@ impl SpanBuilder {
                 if !status_unknown {
                     attrs.push("http.response.status_code", resp.status as i64);
                 }
-                attrs.push("http.response.body.size", ex.response_body_size as i64);
+                if opt_in.response_body_size {
+                    attrs.push("http.response.body.size", ex.response_body_size as i64);
+                }
                 let threshold = if is_server { 500 } else { 400 };
                 if !status_unknown && resp.status >= threshold {
                     error_type = Some(resp.status.to_string());
@@ -904,7 +986,12 @@ pub(crate) mod tests {
         s.attr_value(key)
     }
 
+    /// A span with every Opt-In attribute, so the tests can check each one.
     fn build(role: Role, ex: &HttpExchange, routes: &[String]) -> ExportSpan {
+        build_with(role, ex, routes, OptIn::ALL)
+    }
+
+    fn build_with(role: Role, ex: &HttpExchange, routes: &[String], opt_in: OptIn) -> ExportSpan {
         let mut table = ProcessTable::new(Vec::new(), "host".into());
         let process = table.on_exec(ProcessFacts {
             pid: 7,
@@ -912,7 +999,8 @@ pub(crate) mod tests {
             ..Default::default()
         });
         let c = conn(role);
-        let mut b = SpanBuilder::new(IdGenerator::with_seed(1), RouteTable::new(routes));
+        let mut b = SpanBuilder::new(IdGenerator::with_seed(1), RouteTable::new(routes))
+            .with_opt_in(opt_in);
         b.build(
             &SpanContext {
                 conn: &c,
@@ -932,6 +1020,89 @@ pub(crate) mod tests {
     }
     fn i(v: i64) -> Option<Value> {
         Some(Value::IntValue(v))
+    }
+
+    /// The attributes the conventions mark Opt-In, by the span kinds on
+    /// which they are Opt-In.
+    const OPT_IN_ON_SERVER: &[&str] = &[
+        "client.port",
+        "network.local.address",
+        "network.local.port",
+        "network.transport",
+        "network.protocol.name",
+        "http.request.body.size",
+        "http.response.body.size",
+    ];
+    const OPT_IN_ON_CLIENT_ONLY: &[&str] = &["url.scheme", "user_agent.original"];
+
+    #[test]
+    fn opt_in_attributes_only_when_asked_for() {
+        let ex = exchange("GET", "/x?q=1", Some(200));
+        let server = build_with(Role::Server, &ex, &[], OptIn::default());
+        let client = build_with(Role::Client, &ex, &[], OptIn::default());
+        for key in OPT_IN_ON_SERVER {
+            assert_eq!(attr(&server, key), None, "{key} on a default server span");
+            assert_eq!(attr(&client, key), None, "{key} on a default client span");
+        }
+        for key in OPT_IN_ON_CLIENT_ONLY {
+            assert!(
+                attr(&server, key).is_some(),
+                "{key} is not Opt-In on server spans"
+            );
+            assert_eq!(attr(&client, key), None, "{key} on a default client span");
+        }
+        // What the conventions require or recommend stays.
+        for key in [
+            "http.request.method",
+            "url.path",
+            "url.query",
+            "http.response.status_code",
+            "network.protocol.version",
+            "server.address",
+            "server.port",
+            "client.address",
+            "network.peer.address",
+            "network.peer.port",
+        ] {
+            assert!(
+                attr(&server, key).is_some(),
+                "{key} on a default server span"
+            );
+        }
+        assert_eq!(
+            attr(&client, "url.full"),
+            s("http://shop.example:8080/x?q=1")
+        );
+
+        // Each configured name turns on its attribute and no other.
+        let all_server = build_with(Role::Server, &ex, &[], OptIn::ALL);
+        let all_client = build_with(Role::Client, &ex, &[], OptIn::ALL);
+        for name in wirespan_config::OPT_IN_ATTRIBUTES {
+            let opt_in = OptIn::from_names(&[*name]);
+            assert_ne!(opt_in, OptIn::default(), "{name} turns nothing on");
+            let (full, one) = if OPT_IN_ON_CLIENT_ONLY.contains(name) {
+                (&all_client, build_with(Role::Client, &ex, &[], opt_in))
+            } else {
+                (&all_server, build_with(Role::Server, &ex, &[], opt_in))
+            };
+            assert!(attr(full, name).is_some(), "{name} with all");
+            assert_eq!(attr(&one, name), attr(full, name), "{name} alone");
+            let base = if OPT_IN_ON_CLIENT_ONLY.contains(name) {
+                &client
+            } else {
+                &server
+            };
+            assert_eq!(
+                one.attributes().len(),
+                base.attributes().len() + 1,
+                "{name} alone adds one attribute"
+            );
+        }
+        assert_eq!(
+            OptIn::from_names(&[wirespan_config::OPT_IN_ALL]),
+            OptIn::ALL
+        );
+        assert_eq!(OptIn::from_names::<&str>(&[]), OptIn::default());
     }
 
     #[test]

@@ -110,7 +110,9 @@ fn bench(c: &mut Criterion) {
         recs.iter().for_each(|r| p.handle_bytes(r));
         let spans = p.output();
         assert_eq!(spans.len(), CONNS * ROUNDS, "HTTP/1 spans");
-        assert!(spans[0].attrs.get("http.response.body.size").is_some());
+        // The default attribute set (no Opt-In attributes), as the agent runs.
+        assert!(spans[0].attrs.get("http.response.status_code").is_some());
+        assert!(spans[0].attrs.get("http.response.body.size").is_none());
         let (mut p, recs) = http2_setup();
         recs.iter().for_each(|r| p.handle_bytes(r));
         assert_eq!(p.output().len(), CONNS * ROUNDS, "HTTP/2 spans");

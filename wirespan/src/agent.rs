@@ -55,7 +55,10 @@ pub fn pipeline_settings(
     .with_redaction(span_semantics::redact::QueryRedactor::new(
         &config.http.redact_query_params,
     ))
-    .with_templated_names(config.http.templated_span_names);
+    .with_templated_names(config.http.templated_span_names)
+    .with_opt_in(span_semantics::span_builder::OptIn::from_names(
+        &config.http.opt_in_attributes,
+    ));
     PipelineSettings {
         tracker,
         clock_offset_ns,

@@ -14,12 +14,13 @@ use self_metrics::Registry;
 use span_export::ExportSpan;
 use span_semantics::host::HostFacts;
 use span_semantics::routes::RouteTable;
-use span_semantics::span_builder::{IdGenerator, SpanBuilder};
-use support::{describe, records, replay, without_ids, ALL_FIXTURES, S};
+use span_semantics::span_builder::{IdGenerator, OptIn, SpanBuilder};
+use support::{describe, records, replay, replay_config, without_ids, ALL_FIXTURES, S};
 use wirespan::agent::pipeline_settings;
 use wirespan::pipeline::Pipeline;
 
-/// Runs `recs` through a pipeline with seeded ids; returns spans and metrics.
+/// Runs `recs` through a pipeline with seeded ids and every Opt-In attribute
+/// (as `support::replay`); returns spans and metrics.
 fn run(clock: i64, recs: &[&[u8]], seed: u64) -> (Vec<ExportSpan>, Registry) {
     let registry = Registry::new();
     let config = wirespan_config::Config::default();
@@ -27,7 +28,8 @@ fn run(clock: i64, recs: &[&[u8]], seed: u64) -> (Vec<ExportSpan>, Registry) {
     settings.span_builder = SpanBuilder::new(
         IdGenerator::with_seed(seed),
         RouteTable::new(&config.http.routes),
-    );
+    )
+    .with_opt_in(OptIn::ALL);
     let mut p = Pipeline::new(settings, Vec::new(), &registry);
     for r in recs {
         p.handle_bytes(r);
@@ -55,6 +57,58 @@ fn replaying_twice_gives_identical_spans() {
         ids.dedup();
         assert_eq!(ids.len(), x.len(), "{name}");
     }
+}
+
+/// The default configuration leaves out exactly the attributes the HTTP
+/// conventions mark Opt-In (`http.opt_in_attributes`), and nothing else: every
+/// span of every fixture is the `all` span without them.
+#[test]
+fn default_spans_are_the_full_spans_without_opt_in_attributes() {
+    // Opt-In on client spans only; server spans always carry them.
+    const CLIENT_ONLY: &[&str] = &["url.scheme", "user_agent.original"];
+    let mut seen_in_full = std::collections::BTreeSet::new();
+    let (mut full_bytes, mut default_bytes) = (0, 0);
+    for name in ALL_FIXTURES {
+        let (_, full, _) = replay(name);
+        let (_, default, _) = replay_config(name, &wirespan_config::Config::default());
+        assert_eq!(full.len(), default.len(), "{name}: {}", describe(&default));
+        for (f, d) in full.iter().zip(&default) {
+            let is_client = S(f).is_client();
+            let opted = |key: &str| {
+                wirespan_config::OPT_IN_ATTRIBUTES.contains(&key)
+                    && (is_client || !CLIENT_ONLY.contains(&key))
+            };
+            let mut expected = f.clone();
+            for key in wirespan_config::OPT_IN_ATTRIBUTES {
+                if opted(key) {
+                    expected.attrs.remove(key);
+                }
+            }
+            for a in f.attributes() {
+                if opted(&a.key) {
+                    seen_in_full.insert(a.key.clone());
+                }
+            }
+            assert_eq!(
+                without_ids(std::slice::from_ref(d)),
+                without_ids(std::slice::from_ref(&expected)),
+                "{name}"
+            );
+            full_bytes += f.encoded_len();
+            default_bytes += d.encoded_len();
+        }
+    }
+    // Not vacuous: the fixtures have every one of them when asked for.
+    let every: std::collections::BTreeSet<String> = wirespan_config::OPT_IN_ATTRIBUTES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(seen_in_full, every);
+    assert!(
+        default_bytes < full_bytes,
+        "{default_bytes} >= {full_bytes} bytes"
+    );
+    println!("encoded span bytes: all {full_bytes}, default {default_bytes}");
 }
 
 /// Attributes that may legitimately differ between a cut replay and the full one.
