@@ -74,6 +74,14 @@ def loadavg():
         return [float(x) for x in f.read().split()[:3]]
 
 
+def machine_ticks():
+    """(idle + iowait, all) clock ticks of every CPU together (/proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is in user).
+    return v[3] + v[4], sum(v[:8])
+
+
 def cpu_ticks(pid):
     """utime + stime of a process, in clock ticks."""
     with open(f"/proc/{pid}/stat") as f:
@@ -485,6 +493,7 @@ class Bench:
             lines0 = self.access_lines()
             ng0 = cpu_ticks(self.nginx_worker)
             la0 = loadavg()
+            idle0 = machine_ticks()
             perf_proc = None
             if perf and agent is not None:
                 perf_proc = subprocess.Popen(
@@ -492,9 +501,15 @@ class Bench:
                      "-o", f"{self.dir}/perf-{case}.data", "-p", str(agent.pid)],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             w = run_load(self.args, case, self.url(case), duration, log_path)
+            idle1 = machine_ticks()
             la1 = loadavg()
+            # The share of the CPUs left idle while the load ran: with the
+            # agent on, more idle with fewer requests means the run was bound
+            # by waiting (scheduling, wake-ups), not by CPU.
+            idle_share = ((idle1[0] - idle0[0]) / (idle1[1] - idle0[1])
+                          if idle1[1] > idle0[1] else float("nan"))
             r = {"case": case, "mode": mode, "round": i, **w,
-                 "load_before": la0, "load_after": la1}
+                 "load_before": la0, "load_after": la1, "idle_share": idle_share}
             if agent is not None:
                 a_load = cpu_ticks(agent.pid)
                 if bpf_stats:
@@ -733,8 +748,9 @@ def compare_with_baseline(results):
     on a shared machine: BENCHMARKS "End of session 5")."""
     L = ["### A/B: agent (`--agent`) against baseline (`--baseline`), runs alternating\n",
          "| case | agent CPU-s / 10k req: agent runs (median) | baseline runs (median) "
+         "| sink CPU-s / 10k req: agent | baseline | req/s ON: agent | baseline "
          "| BPF ns / req: agent | baseline | captured: agent | baseline |",
-         "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+         "| --- | --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for case, runs in results.items():
         if case == "fileio":
             continue
@@ -742,15 +758,21 @@ def compare_with_baseline(results):
             ons = [r for r in runs if r["mode"] == on_mode]
             stats = [r for r in runs if r["mode"] == stats_mode]
             cpu = [1e4 * r["agent_cpu_s"] / r["nginx_requests"] for r in ons if r["nginx_requests"]]
+            sink = [1e4 * r["sink_cpu_s"] / r["nginx_requests"] for r in ons if r["nginx_requests"]]
+            rps = [r["rps"] for r in ons]
             bpf = [bpf_ns_per_request(r) for r in stats]
             req = sum(r["nginx_requests"] for r in ons + stats)
             spans = sum(r["server_spans"] for r in ons + stats)
             cap = f"{100 * spans / req:.3f} %" if req else "—"
-            cpu_text = (", ".join(f"{x:.4f}" for x in cpu) + f" (**{med(cpu):.4f}**)") if cpu else "—"
+            def runs_text(xs, fmt):
+                return (", ".join(fmt.format(x) for x in xs) + " (**" + fmt.format(med(xs)) + "**)"
+                        if xs else "—")
             bpf_text = ", ".join(f"{x:,.0f}" for x in bpf) if bpf else "—"
-            return cpu_text, bpf_text, cap
+            return (runs_text(cpu, "{:.4f}"), runs_text(sink, "{:.4f}"), runs_text(rps, "{:,.0f}"),
+                    bpf_text, cap)
         a, b = side("on", "stats"), side("base", "base-stats")
-        L.append(f"| {case} | {a[0]} | {b[0]} | {a[1]} | {b[1]} | {a[2]} | {b[2]} |")
+        L.append(f"| {case} | {a[0]} | {b[0]} | {a[1]} | {b[1]} | {a[2]} | {b[2]} "
+                 f"| {a[3]} | {b[3]} | {a[4]} | {b[4]} |")
     L.append("")
     return "\n".join(L)
 
@@ -812,19 +834,22 @@ def report(results, args):
                         for p in r["bpf_progs"][:6]) + "\n")
             continue
         L.append("| run | req/s | p50 | p99 | log lines | client count | SERVER spans | CLIENT spans "
-                 "| exported | agent CPU-s / 10k | VmHWM | nginx CPU-s / 10k | load (1 min) |")
-        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+                 "| exported | agent CPU-s / 10k | sink CPU-s / 10k | VmHWM | nginx CPU-s / 10k "
+                 "| CPUs idle | load (1 min) |")
+        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+                 "| ---: | ---: |")
         for r in runs:
             n = r["nginx_requests"] or 1
             if r["mode"] == "off":
-                agent = "— | — | — | — | —"
+                agent = "— | — | — | — | — | —"
             else:
                 agent = (f"{r['server_spans']:,.0f} | {r['client_spans']:,.0f} | "
                          f"{r['spans_exported']:,.0f} | {1e4 * r['agent_cpu_s'] / n:.4f} | "
+                         f"{1e4 * r['sink_cpu_s'] / n:.4f} | "
                          f"{r['agent_vmhwm_kib'] / 1024:.1f} MiB")
             L.append(f"| {r['mode']} {r['round']} | {r['rps']:,.0f} | {r['p50_us']:.0f} µs | "
                      f"{r['p99_us']:.0f} µs | {r['nginx_requests']:,} | {r['requests']:,} | {agent} | "
-                     f"{1e4 * r['nginx_cpu_s'] / n:.4f} | "
+                     f"{1e4 * r['nginx_cpu_s'] / n:.4f} | {100 * r.get('idle_share', float('nan')):.0f} % | "
                      f"{r['load_before'][0]:.2f}→{r['load_after'][0]:.2f} |")
         L.append("")
         for r in runs:
