@@ -1,8 +1,9 @@
 //! Parsing one complete HTTP/1 head with `httparse` and extracting what spans
 //! and body framing need.
 //!
-//! Input is a whole head (start line through the empty line); the reader in
-//! `reader.rs` finds its end first, so each head is parsed once. Output is the
+//! Input is a whole head (start line through the empty line), or bytes that
+//! start with one (`parse_*_prefix`: httparse finds its end, the reader's fast
+//! path for a head whole in one chunk); each head is parsed once. Output is the
 //! shared [`RequestHead`]/[`ResponseHead`] plus the framing headers
 //! (Content-Length, Transfer-Encoding) and the few flags pairing needs.
 //! This module does not decide body framing for responses (that needs the
@@ -10,10 +11,16 @@
 
 use crate::exchange::{HttpVersion, RequestHead, ResponseHead};
 use httparse::{Header, ParserConfig, Status, EMPTY_HEADER};
+use std::mem::MaybeUninit;
 
 /// Headers parsed on the stack; a head with more is retried with a heap array
 /// sized from its length (rare, once per such message).
 const STACK_HEADERS: usize = 64;
+
+/// httparse fills the slots it uses, so they need no initialising (an
+/// initialised array of 64 was ~210 instructions a head).
+type HeaderSlot<'b> = MaybeUninit<Header<'b>>;
+const UNINIT: MaybeUninit<Header<'static>> = MaybeUninit::uninit();
 
 /// The framing-relevant headers of a message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -78,12 +85,23 @@ pub(crate) fn first_line_ok(request: bool, line: &[u8]) -> bool {
     res.is_ok()
 }
 
-/// Parses a complete request head.
+/// Parses a complete request head: all of `buf`, which ends with its empty line.
 pub(crate) fn parse_request(buf: &[u8]) -> Result<ParsedRequest, Malformed> {
-    let mut stack = [EMPTY_HEADER; STACK_HEADERS];
+    match parse_request_prefix(buf)? {
+        // The caller found the empty line, so anything else means httparse saw
+        // the head differently (e.g. a lone CR): not usable.
+        (parsed, n) if n == buf.len() => Ok(parsed),
+        _ => Err(Malformed),
+    }
+}
+
+/// Parses the request head that `buf` starts with, and says where it ends.
+/// Malformed also when `buf` holds only part of a head.
+pub(crate) fn parse_request_prefix(buf: &[u8]) -> Result<(ParsedRequest, usize), Malformed> {
+    let mut stack = [UNINIT; STACK_HEADERS];
     match parse_request_with(buf, &mut stack) {
         Err(httparse::Error::TooManyHeaders) => {
-            let mut heap = vec![EMPTY_HEADER; buf.len() / 3 + 1];
+            let mut heap = vec![UNINIT; buf.len() / 3 + 1];
             parse_request_with(buf, &mut heap).map_err(|_| Malformed)?
         }
         other => other.map_err(|_| Malformed)?,
@@ -92,15 +110,14 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<ParsedRequest, Malformed> {
 
 fn parse_request_with<'b>(
     buf: &'b [u8],
-    headers: &mut [Header<'b>],
-) -> Result<Result<ParsedRequest, Malformed>, httparse::Error> {
-    let mut req = httparse::Request::new(headers);
-    match config().parse_request(&mut req, buf)? {
-        Status::Complete(n) if n == buf.len() => {}
-        // The caller found the empty line, so anything else means httparse saw
-        // the head differently (e.g. a lone CR): not usable.
-        _ => return Ok(Err(Malformed)),
-    }
+    headers: &mut [HeaderSlot<'b>],
+) -> Result<Result<(ParsedRequest, usize), Malformed>, httparse::Error> {
+    let mut req = httparse::Request::new(&mut []);
+    let Status::Complete(len) =
+        config().parse_request_with_uninit_headers(&mut req, buf, headers)?
+    else {
+        return Ok(Err(Malformed));
+    };
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return Ok(Err(Malformed));
     };
@@ -143,19 +160,33 @@ fn parse_request_with<'b>(
             *slot = Some(text(h.value));
         }
     }
-    Ok(framing.finish().map(|framing| ParsedRequest {
-        head,
-        framing,
-        wants_h2c,
+    Ok(framing.finish().map(|framing| {
+        let parsed = ParsedRequest {
+            head,
+            framing,
+            wants_h2c,
+        };
+        (parsed, len)
     }))
 }
 
-/// Parses a complete response head.
+/// Parses a complete response head: all of `buf`, which ends with its empty line.
 pub(crate) fn parse_response(buf: &[u8]) -> Result<ParsedResponse, Malformed> {
-    let mut stack = [EMPTY_HEADER; STACK_HEADERS];
+    match parse_response_prefix(buf)? {
+        // The caller found the empty line, so anything else means httparse saw
+        // the head differently (e.g. a lone CR): not usable.
+        (parsed, n) if n == buf.len() => Ok(parsed),
+        _ => Err(Malformed),
+    }
+}
+
+/// Parses the response head that `buf` starts with, and says where it ends.
+/// Malformed also when `buf` holds only part of a head.
+pub(crate) fn parse_response_prefix(buf: &[u8]) -> Result<(ParsedResponse, usize), Malformed> {
+    let mut stack = [UNINIT; STACK_HEADERS];
     match parse_response_with(buf, &mut stack) {
         Err(httparse::Error::TooManyHeaders) => {
-            let mut heap = vec![EMPTY_HEADER; buf.len() / 3 + 1];
+            let mut heap = vec![UNINIT; buf.len() / 3 + 1];
             parse_response_with(buf, &mut heap).map_err(|_| Malformed)?
         }
         other => other.map_err(|_| Malformed)?,
@@ -164,13 +195,14 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<ParsedResponse, Malformed> {
 
 fn parse_response_with<'b>(
     buf: &'b [u8],
-    headers: &mut [Header<'b>],
-) -> Result<Result<ParsedResponse, Malformed>, httparse::Error> {
-    let mut resp = httparse::Response::new(headers);
-    match config().parse_response(&mut resp, buf)? {
-        Status::Complete(n) if n == buf.len() => {}
-        _ => return Ok(Err(Malformed)),
-    }
+    headers: &mut [HeaderSlot<'b>],
+) -> Result<Result<(ParsedResponse, usize), Malformed>, httparse::Error> {
+    let mut resp = httparse::Response::new(&mut []);
+    let Status::Complete(len) =
+        config().parse_response_with_uninit_headers(&mut resp, buf, headers)?
+    else {
+        return Ok(Err(Malformed));
+    };
     let Some(status) = resp.code else {
         return Ok(Err(Malformed));
     };
@@ -193,12 +225,18 @@ fn parse_response_with<'b>(
     }
     Ok(framing
         .finish()
-        .map(|framing| ParsedResponse { head, framing }))
+        .map(|framing| (ParsedResponse { head, framing }, len)))
 }
 
 /// A header value as text: trimmed, invalid UTF-8 replaced (never fails).
 fn text(v: &[u8]) -> String {
-    String::from_utf8_lossy(v.trim_ascii()).into_owned()
+    let v = v.trim_ascii();
+    // Valid UTF-8 (nearly always ASCII) is checked once and copied;
+    // `from_utf8_lossy` walks its chunk iterator even then.
+    match std::str::from_utf8(v) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(v).into_owned(),
+    }
 }
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).
