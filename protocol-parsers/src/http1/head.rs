@@ -9,7 +9,8 @@
 //! This module does not decide body framing for responses (that needs the
 //! request method; see `session.rs`) and does not keep any state.
 
-use crate::exchange::{HttpVersion, RequestHead, ResponseHead};
+use crate::exchange::{HttpVersion, RequestField, RequestHead, ResponseHead};
+use crate::request_head::FieldBytes;
 use httparse::{Header, ParserConfig, Status, EMPTY_HEADER};
 use std::mem::MaybeUninit;
 
@@ -121,17 +122,9 @@ fn parse_request_with<'b>(
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return Ok(Err(Malformed));
     };
-    let mut head = RequestHead {
-        method: method.to_owned(),
-        target: target.to_owned(),
-        version: version(req.version),
-        authority: None,
-        scheme: None,
-        user_agent: None,
-        content_type: None,
-        traceparent: None,
-        tracestate: None,
-    };
+    let mut fields: FieldBytes<'_> = [None; RequestField::COUNT];
+    fields[RequestField::Method as usize] = Some(method.as_bytes());
+    fields[RequestField::Target as usize] = Some(target.as_bytes());
     let mut framing = FramingBuilder::default();
     let mut wants_h2c = false;
     for h in req.headers.iter() {
@@ -139,16 +132,16 @@ fn parse_request_with<'b>(
         if framing.take(name, h.value) {
             continue;
         }
-        let slot = if name.eq_ignore_ascii_case(b"host") {
-            &mut head.authority
+        let field = if name.eq_ignore_ascii_case(b"host") {
+            RequestField::Authority
         } else if name.eq_ignore_ascii_case(b"user-agent") {
-            &mut head.user_agent
+            RequestField::UserAgent
         } else if name.eq_ignore_ascii_case(b"content-type") {
-            &mut head.content_type
+            RequestField::ContentType
         } else if name.eq_ignore_ascii_case(b"traceparent") {
-            &mut head.traceparent
+            RequestField::Traceparent
         } else if name.eq_ignore_ascii_case(b"tracestate") {
-            &mut head.tracestate
+            RequestField::Tracestate
         } else {
             if name.eq_ignore_ascii_case(b"upgrade") {
                 wants_h2c |= list_has(h.value, b"h2c");
@@ -156,18 +149,22 @@ fn parse_request_with<'b>(
             continue;
         };
         // First occurrence wins (a repeated Host is malformed anyway).
+        let slot = &mut fields[field as usize];
         if slot.is_none() {
-            *slot = Some(text(h.value));
+            *slot = Some(h.value.trim_ascii());
         }
     }
-    Ok(framing.finish().map(|framing| {
-        let parsed = ParsedRequest {
-            head,
-            framing,
-            wants_h2c,
-        };
-        (parsed, len)
-    }))
+    let framing = match framing.finish() {
+        Ok(f) => f,
+        Err(m) => return Ok(Err(m)),
+    };
+    let parsed = ParsedRequest {
+        // One allocation for all the text the head's spans use.
+        head: RequestHead::from_bytes(&fields, version(req.version)),
+        framing,
+        wants_h2c,
+    };
+    Ok(Ok((parsed, len)))
 }
 
 /// Parses a complete response head: all of `buf`, which ends with its empty line.
@@ -228,7 +225,8 @@ fn parse_response_with<'b>(
         .map(|framing| (ParsedResponse { head, framing }, len)))
 }
 
-/// A header value as text: trimmed, invalid UTF-8 replaced (never fails).
+/// A response header value as text: trimmed, invalid UTF-8 replaced (never
+/// fails). Request values become text in [`RequestHead::from_bytes`].
 fn text(v: &[u8]) -> String {
     let v = v.trim_ascii();
     // Valid UTF-8 (nearly always ASCII) is checked once and copied;
@@ -314,15 +312,15 @@ mod tests {
 content-type:  application/json \r\nTraceParent: 00-aa-bb-01\r\ntracestate: k=v\r\n\
 Content-Length: 12\r\n\r\n";
         let p = parse_request(head).unwrap();
-        assert_eq!(p.head.method, "POST");
-        assert_eq!(p.head.target, "/a?b=1");
+        assert_eq!(p.head.method(), "POST");
+        assert_eq!(p.head.target(), "/a?b=1");
         assert_eq!(p.head.version, HttpVersion::Http10);
-        assert_eq!(p.head.authority.as_deref(), Some("example.com"));
-        assert_eq!(p.head.user_agent.as_deref(), Some("curl/8"));
-        assert_eq!(p.head.content_type.as_deref(), Some("application/json"));
-        assert_eq!(p.head.traceparent.as_deref(), Some("00-aa-bb-01"));
-        assert_eq!(p.head.tracestate.as_deref(), Some("k=v"));
-        assert_eq!(p.head.scheme, None);
+        assert_eq!(p.head.authority(), Some("example.com"));
+        assert_eq!(p.head.user_agent(), Some("curl/8"));
+        assert_eq!(p.head.content_type(), Some("application/json"));
+        assert_eq!(p.head.traceparent(), Some("00-aa-bb-01"));
+        assert_eq!(p.head.tracestate(), Some("k=v"));
+        assert_eq!(p.head.scheme(), None);
         assert_eq!(p.framing.content_length, Some(12));
         assert!(!p.framing.chunked);
         assert!(!p.wants_h2c);
@@ -332,7 +330,7 @@ Content-Length: 12\r\n\r\n";
     fn invalid_utf8_values_are_kept_lossily() {
         let head = b"GET / HTTP/1.1\r\nUser-Agent: a\xff\xfeb\r\n\r\n";
         let p = parse_request(head).unwrap();
-        assert_eq!(p.head.user_agent.as_deref(), Some("a\u{fffd}\u{fffd}b"));
+        assert_eq!(p.head.user_agent(), Some("a\u{fffd}\u{fffd}b"));
     }
 
     #[test]
@@ -377,10 +375,7 @@ Content-Length: 12\r\n\r\n";
             head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
         }
         head.extend_from_slice(b"Host: h\r\n\r\n");
-        assert_eq!(
-            parse_request(&head).unwrap().head.authority.as_deref(),
-            Some("h")
-        );
+        assert_eq!(parse_request(&head).unwrap().head.authority(), Some("h"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Knows nothing about bytes or frames: the session hands it decoded events.
 
 use super::grpc_wire::{self, Framing, GrpcEvidence};
+use crate::request_head::FieldBytes;
 use crate::{
     ExchangeEnd, ExchangeSink, HttpExchange, HttpVersion, ParseIssue, RequestHead, ResponseHead,
     Side, UnknownFields,
@@ -117,17 +118,20 @@ impl Fields {
     }
 
     fn into_request(self) -> RequestHead {
-        RequestHead {
-            method: self.method.unwrap_or_default(),
-            target: self.path.unwrap_or_default(),
-            version: HttpVersion::Http2,
-            authority: self.authority,
-            scheme: self.scheme,
-            user_agent: self.user_agent,
-            content_type: self.content_type,
-            traceparent: self.traceparent,
-            tracestate: self.tracestate,
+        fn bytes(f: &Option<String>) -> Option<&[u8]> {
+            f.as_deref().map(str::as_bytes)
         }
+        let fields: FieldBytes<'_> = [
+            bytes(&self.method),
+            bytes(&self.path),
+            bytes(&self.authority),
+            bytes(&self.scheme),
+            bytes(&self.user_agent),
+            bytes(&self.content_type),
+            bytes(&self.traceparent),
+            bytes(&self.tracestate),
+        ];
+        RequestHead::from_bytes(&fields, HttpVersion::Http2)
     }
 
     fn into_response(self) -> ResponseHead {
@@ -437,9 +441,8 @@ fn new_stream(id: u32, request: RequestHead, start: u64, ts: u64, ended: bool) -
 
 fn into_exchange(s: Stream, end: ExchangeEnd, ts: u64) -> HttpExchange {
     let path_known = !s.unknown.contains(UnknownFields::PATH);
-    let grpc_by_wire = s.content_type_unknown
-        && s.grpc
-            .is_grpc(path_known.then_some(s.request.target.as_str()));
+    let grpc_by_wire =
+        s.content_type_unknown && s.grpc.is_grpc(path_known.then_some(s.request.target()));
     HttpExchange {
         request: s.request,
         response: s.response,
