@@ -128,25 +128,17 @@ fn parse_request_with<'b>(
     let mut framing = FramingBuilder::default();
     let mut wants_h2c = false;
     for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        if framing.take(name, h.value) {
-            continue;
-        }
-        let field = if name.eq_ignore_ascii_case(b"host") {
-            RequestField::Authority
-        } else if name.eq_ignore_ascii_case(b"user-agent") {
-            RequestField::UserAgent
-        } else if name.eq_ignore_ascii_case(b"content-type") {
-            RequestField::ContentType
-        } else if name.eq_ignore_ascii_case(b"traceparent") {
-            RequestField::Traceparent
-        } else if name.eq_ignore_ascii_case(b"tracestate") {
-            RequestField::Tracestate
-        } else {
-            if name.eq_ignore_ascii_case(b"upgrade") {
+        let field = match known(h.name.as_bytes()) {
+            Known::Field(f) => f,
+            Known::Upgrade => {
                 wants_h2c |= list_has(h.value, b"h2c");
+                continue;
             }
-            continue;
+            Known::Other => continue,
+            framing_header => {
+                framing.take(framing_header, h.value);
+                continue;
+            }
         };
         // First occurrence wins (a repeated Host is malformed anyway).
         let slot = &mut fields[field as usize];
@@ -212,12 +204,12 @@ fn parse_response_with<'b>(
     };
     let mut framing = FramingBuilder::default();
     for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        if framing.take(name, h.value) {
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"content-type") && head.content_type.is_none() {
-            head.content_type = Some(text(h.value));
+        match known(h.name.as_bytes()) {
+            Known::Field(RequestField::ContentType) if head.content_type.is_none() => {
+                head.content_type = Some(text(h.value));
+            }
+            k @ (Known::ContentLength | Known::TransferEncoding) => framing.take(k, h.value),
+            _ => {}
         }
     }
     Ok(framing
@@ -250,25 +242,53 @@ struct FramingBuilder {
     bad_length: bool,
 }
 
+/// The header names the parser acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    ContentLength,
+    TransferEncoding,
+    Upgrade,
+    /// A request field spans use (`content-type` on either side).
+    Field(RequestField),
+    Other,
+}
+
+/// Which of the known names `name` is, case-insensitively. Told apart by
+/// length first: one comparison per header instead of up to eight.
+fn known(name: &[u8]) -> Known {
+    let is = |k: &[u8]| name.eq_ignore_ascii_case(k);
+    match name.len() {
+        4 if is(b"host") => Known::Field(RequestField::Authority),
+        7 if is(b"upgrade") => Known::Upgrade,
+        10 if is(b"user-agent") => Known::Field(RequestField::UserAgent),
+        10 if is(b"tracestate") => Known::Field(RequestField::Tracestate),
+        11 if is(b"traceparent") => Known::Field(RequestField::Traceparent),
+        12 if is(b"content-type") => Known::Field(RequestField::ContentType),
+        14 if is(b"content-length") => Known::ContentLength,
+        17 if is(b"transfer-encoding") => Known::TransferEncoding,
+        _ => Known::Other,
+    }
+}
+
 impl FramingBuilder {
-    /// Consumes a framing header; false if `name` is not one.
-    fn take(&mut self, name: &[u8], value: &[u8]) -> bool {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            match (parse_content_length(value), self.framing.content_length) {
-                (Some(n), None) => self.framing.content_length = Some(n),
-                (Some(n), Some(m)) if n == m => {}
-                // Unparsable, or two different lengths: the body end is unknowable.
-                _ => self.bad_length = true,
+    /// Consumes a framing header (`ContentLength` or `TransferEncoding`).
+    fn take(&mut self, name: Known, value: &[u8]) {
+        match name {
+            Known::ContentLength => {
+                match (parse_content_length(value), self.framing.content_length) {
+                    (Some(n), None) => self.framing.content_length = Some(n),
+                    (Some(n), Some(m)) if n == m => {}
+                    // Unparsable, or two different lengths: the body end is unknowable.
+                    _ => self.bad_length = true,
+                }
             }
-            true
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.framing.transfer_encoding = true;
-            // The final coding of the last Transfer-Encoding field decides.
-            let last = value.rsplit(|&b| b == b',').next().unwrap_or(value);
-            self.framing.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
-            true
-        } else {
-            false
+            Known::TransferEncoding => {
+                self.framing.transfer_encoding = true;
+                // The final coding of the last Transfer-Encoding field decides.
+                let last = value.rsplit(|&b| b == b',').next().unwrap_or(value);
+                self.framing.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+            _ => {}
         }
     }
 
@@ -287,19 +307,23 @@ impl FramingBuilder {
 fn parse_content_length(value: &[u8]) -> Option<u64> {
     let mut result: Option<u64> = None;
     for part in value.split(|&b| b == b',') {
-        let digits = part.trim_ascii();
-        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = digits
-            .iter()
-            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        let n = decimal(part.trim_ascii())?;
         match result {
             Some(prev) if prev != n => return None,
             _ => result = Some(n),
         }
     }
     result
+}
+
+/// 1 to 19 ASCII digits (so no overflow) as a number.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &d| {
+        d.is_ascii_digit().then(|| acc * 10 + u64::from(d - b'0'))
+    })
 }
 
 #[cfg(test)]
