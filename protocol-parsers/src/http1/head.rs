@@ -253,10 +253,11 @@ enum Known {
     Other,
 }
 
-/// Which of the known names `name` is, case-insensitively. Told apart by
-/// length first: one comparison per header instead of up to eight.
+/// Which of the known names `name` (a header name from httparse: token
+/// characters only) is, case-insensitively. Told apart by length first: one
+/// comparison per header instead of up to eight.
 fn known(name: &[u8]) -> Known {
-    let is = |k: &[u8]| name.eq_ignore_ascii_case(k);
+    let is = |k: &[u8]| token_is(name, k);
     match name.len() {
         4 if is(b"host") => Known::Field(RequestField::Authority),
         7 if is(b"upgrade") => Known::Upgrade,
@@ -267,6 +268,52 @@ fn known(name: &[u8]) -> Known {
         14 if is(b"content-length") => Known::ContentLength,
         17 if is(b"transfer-encoding") => Known::TransferEncoding,
         _ => Known::Other,
+    }
+}
+
+/// Whether the token `name` is `lower` (lowercase letters and `-`, at least
+/// 4 bytes, as long as `name`) in any case, a word at a time
+/// (`eq_ignore_ascii_case` goes byte by byte). Setting bit 0x20 lowercases
+/// a letter, keeps `-`, and turns no other token character into a letter or
+/// `-`, so this is exact for tokens.
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    fn word(b: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        if let Some(src) = b.get(at..at + 8) {
+            w.copy_from_slice(src);
+        }
+        u64::from_le_bytes(w)
+    }
+    fn half(b: &[u8], at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        if let Some(src) = b.get(at..at + 4) {
+            w.copy_from_slice(src);
+        }
+        u32::from_le_bytes(w)
+    }
+    let n = lower.len();
+    if name.len() != n {
+        return false;
+    }
+    if n < 8 {
+        // Two 4-byte words, overlapping when n < 8 (n >= 4).
+        const CASE: u32 = 0x2020_2020;
+        return n >= 4
+            && half(name, 0) | CASE == half(lower, 0)
+            && half(name, n - 4) | CASE == half(lower, n - 4);
+    }
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    // 8-byte words from the front, the last one ending at the end.
+    let mut at = 0;
+    loop {
+        let at_now = at.min(n - 8);
+        if word(name, at_now) | CASE != word(lower, at_now) {
+            return false;
+        }
+        if at_now == n - 8 {
+            return true;
+        }
+        at += 8;
     }
 }
 
@@ -400,6 +447,35 @@ Content-Length: 12\r\n\r\n";
         }
         head.extend_from_slice(b"Host: h\r\n\r\n");
         assert_eq!(parse_request(&head).unwrap().head.authority(), Some("h"));
+    }
+
+    #[test]
+    fn known_names_in_any_case() {
+        for (name, k) in [
+            (&b"HOST"[..], Known::Field(RequestField::Authority)),
+            (b"Upgrade", Known::Upgrade),
+            (b"uSER-aGENT", Known::Field(RequestField::UserAgent)),
+            (b"TraceState", Known::Field(RequestField::Tracestate)),
+            (b"traceparent", Known::Field(RequestField::Traceparent)),
+            (b"Content-Type", Known::Field(RequestField::ContentType)),
+            (b"CONTENT-LENGTH", Known::ContentLength),
+            (b"Transfer-Encoding", Known::TransferEncoding),
+        ] {
+            assert_eq!(known(name), k, "{}", String::from_utf8_lossy(name));
+        }
+        for other in [
+            &b"hos"[..],
+            b"hosts",
+            b"Hist",
+            b"user_agent",
+            b"content-typf",
+            b"Content~Length",
+            b"transfer-encodinG!",
+            b"x",
+            b"",
+        ] {
+            assert_eq!(known(other), Known::Other);
+        }
     }
 
     #[test]
