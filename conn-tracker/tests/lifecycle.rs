@@ -249,7 +249,7 @@ fn lost_open_and_close_of_a_reused_fd_is_adopted() {
     assert!(sink
         .exchanges
         .iter()
-        .any(|(i, e)| i.conn_id == 2 && e.request.method == "POST"));
+        .any(|(i, e)| i.conn_id == 2 && e.request.method() == "POST"));
 }
 
 #[test]

@@ -66,7 +66,7 @@ fn main() {
             .iter()
             .map(|e| {
                 (
-                    e.request.method.clone(),
+                    e.request.method().to_owned(),
                     e.response.as_ref().map(|r| r.status),
                     e.end,
                 )
@@ -88,17 +88,11 @@ fn main() {
             1 => Http2Session::new_midstream(limits),
             2 => Http2Session::new_after_upgrade(
                 limits,
-                protocol_parsers::RequestHead {
-                    method: "GET".into(),
-                    target: "/".into(),
-                    version: protocol_parsers::HttpVersion::Http11,
-                    authority: None,
-                    scheme: None,
-                    user_agent: None,
-                    content_type: None,
-                    traceparent: None,
-                    tracestate: None,
-                },
+                protocol_parsers::RequestHead::new(
+                    "GET",
+                    "/",
+                    protocol_parsers::HttpVersion::Http11,
+                ),
                 1,
             ),
             _ => Http2Session::new(limits),
@@ -119,8 +113,8 @@ fn main() {
             .map(|e| {
                 (
                     e.stream_id,
-                    e.request.method.clone(),
-                    e.request.target.clone(),
+                    e.request.method().to_owned(),
+                    e.request.target().to_owned(),
                     e.response.as_ref().map(|r| (r.status, r.grpc_status)),
                     e.end,
                 )

@@ -23,7 +23,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use protocol_parsers::http2::{Http2Limits, Http2Session};
-use protocol_parsers::{CollectingSink, HttpVersion, ParseIssue, RequestHead};
+use protocol_parsers::{CollectingSink, HttpVersion, ParseIssue, RequestField, RequestHead};
 use wirespan_fuzz::{conversation, pieces, Input, Seg};
 
 /// `SETTINGS_KEEP` and `HUNT_WINDOW` in protocol-parsers/src/http2 (private).
@@ -35,16 +35,10 @@ fn session(mode: u8, limits: Http2Limits) -> Http2Session {
         1 => Http2Session::new_midstream(limits),
         2 => Http2Session::new_after_upgrade(
             limits,
-            RequestHead {
-                method: "GET".into(),
-                target: "/".into(),
-                version: HttpVersion::Http11,
-                authority: Some("h".into()),
-                scheme: None,
-                user_agent: None,
-                content_type: None,
-                traceparent: None,
-                tracestate: None,
+            {
+                let mut r = RequestHead::new("GET", "/", HttpVersion::Http11);
+                r.set(RequestField::Authority, Some("h"));
+                r
             },
             1,
         ),

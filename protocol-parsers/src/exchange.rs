@@ -1,5 +1,9 @@
 //! What the protocol parsers produce: one request/response pair, and the issues
 //! they count. Shared by HTTP/1 and HTTP/2 so span building does not care which.
+//! A request head's text fields are one shared string ([`RequestHead`], in
+//! `request_head.rs`).
+
+pub use crate::request_head::{RequestField, RequestHead};
 
 /// Which half of a connection a byte stream is: the requests (client to server)
 /// or the responses (server to client). The connection tracker maps egress and
@@ -27,24 +31,6 @@ impl HttpVersion {
             HttpVersion::Http2 => "2",
         }
     }
-}
-
-/// The parts of a request head that spans use. Strings are copied once per
-/// message, never per byte.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestHead {
-    pub method: String,
-    /// The request target as sent (origin-form path and query, or absolute-form).
-    pub target: String,
-    pub version: HttpVersion,
-    /// `Host` (HTTP/1) or `:authority` (HTTP/2).
-    pub authority: Option<String>,
-    /// `:scheme` (HTTP/2 only).
-    pub scheme: Option<String>,
-    pub user_agent: Option<String>,
-    pub content_type: Option<String>,
-    pub traceparent: Option<String>,
-    pub tracestate: Option<String>,
 }
 
 /// The parts of a response head that spans use.
@@ -223,7 +209,7 @@ pub struct CollectingSink {
 
 impl ExchangeSink for CollectingSink {
     fn request_started(&mut self, head: &RequestHead, ordinal: u64) {
-        self.started.push((head.target.clone(), ordinal));
+        self.started.push((head.target().to_owned(), ordinal));
     }
     fn exchange(&mut self, exchange: HttpExchange) {
         self.exchanges.push(exchange);

@@ -17,5 +17,6 @@ pub mod detect;
 pub mod exchange;
 pub mod http1;
 pub mod http2;
+mod request_head;
 
 pub use exchange::*;

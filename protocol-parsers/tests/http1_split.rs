@@ -315,7 +315,7 @@ fn clean_conversation_pairs_everything() {
         .iter()
         .map(|e| {
             (
-                e.request.target.as_str(),
+                e.request.target(),
                 e.response.as_ref().map(|r| r.status),
                 e.request_body_size,
                 e.response_body_size,

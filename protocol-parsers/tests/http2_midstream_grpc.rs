@@ -136,21 +136,21 @@ fn grpc_is_recognised_from_the_wire_and_unknowns_are_named() {
     assert!(add.unknown.contains(UnknownFields::REQUEST_HEADERS));
     assert!(add.unknown.contains(UnknownFields::GRPC_STATUS));
     assert!(!add.unknown.contains(UnknownFields::STATUS));
-    assert_eq!(add.request.method, "POST");
-    assert_eq!(add.request.content_type, None);
+    assert_eq!(add.request.method(), "POST");
+    assert_eq!(add.request.content_type(), None);
     let resp = add.response.as_ref().expect("response");
     assert_eq!(resp.status, 200);
     assert_eq!(resp.grpc_status, None);
 
     let remove = by_stream(&sink, 23);
     assert!(remove.grpc_by_wire, "{remove:?}");
-    assert_eq!(remove.request.target, "/shop.Cart/Remove");
+    assert_eq!(remove.request.target(), "/shop.Cart/Remove");
     assert!(!remove.unknown.contains(UnknownFields::PATH));
     assert!(remove.unknown.contains(UnknownFields::GRPC_STATUS));
 
     let again = by_stream(&sink, 25);
     assert!(again.grpc_by_wire);
-    assert_eq!(again.request.target, "/shop.Cart/Remove");
+    assert_eq!(again.request.target(), "/shop.Cart/Remove");
     assert!(!again.unknown.contains(UnknownFields::PATH));
     // The literal status is known.
     assert!(!again.unknown.contains(UnknownFields::GRPC_STATUS));
@@ -229,8 +229,8 @@ fn the_table_turns_over_and_everything_decodes() {
     let e = by_stream(&sink, 3);
     assert!(!e.headers_incomplete, "{e:?}");
     assert!(e.unknown.is_empty());
-    assert_eq!(e.request.target, "/shop.Cart/Remove");
-    assert_eq!(e.request.content_type.as_deref(), Some("application/grpc"));
+    assert_eq!(e.request.target(), "/shop.Cart/Remove");
+    assert_eq!(e.request.content_type(), Some("application/grpc"));
     // content-type known: not "by wire".
     assert!(!e.grpc_by_wire);
     assert_eq!(
@@ -383,7 +383,7 @@ fn a_lone_request_frame_is_confirmed_by_its_response() {
     assert!(!s.is_failed());
     assert_eq!(sink.exchanges.len(), 1, "{:?}", sink.issues);
     let e = &sink.exchanges[0];
-    assert_eq!(e.request.target, "/a");
+    assert_eq!(e.request.target(), "/a");
     // The request's time is that of its own bytes, not of the response.
     assert_eq!(e.request_start_ns, 10);
     assert_eq!(e.response_body_size, 3);

@@ -10,7 +10,7 @@ use http2_support::*;
 
 use protocol_parsers::http2::hpack::DecoderError;
 use protocol_parsers::http2::{Http2Error, Http2Limits, Http2Session};
-use protocol_parsers::{ExchangeEnd, HttpVersion, ParseIssue, RequestHead, Side};
+use protocol_parsers::{ExchangeEnd, HttpVersion, ParseIssue, RequestField, RequestHead, Side};
 
 use Side::{Request as Q, Response as R};
 
@@ -41,12 +41,12 @@ fn simple_get() {
     assert!(sink.issues.is_empty(), "{:?}", sink.issues);
     assert_eq!(sink.exchanges.len(), 1);
     let e = &sink.exchanges[0];
-    assert_eq!(e.request.method, "GET");
-    assert_eq!(e.request.target, "/a?b=1");
+    assert_eq!(e.request.method(), "GET");
+    assert_eq!(e.request.target(), "/a?b=1");
     assert_eq!(e.request.version, HttpVersion::Http2);
-    assert_eq!(e.request.authority.as_deref(), Some("example.com"));
-    assert_eq!(e.request.scheme.as_deref(), Some("https"));
-    assert_eq!(e.request.user_agent.as_deref(), Some("test-agent/1.0"));
+    assert_eq!(e.request.authority(), Some("example.com"));
+    assert_eq!(e.request.scheme(), Some("https"));
+    assert_eq!(e.request.user_agent(), Some("test-agent/1.0"));
     let r = e.response.as_ref().unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.content_type.as_deref(), Some("text/plain"));
@@ -83,15 +83,10 @@ fn post_with_body_and_trace_headers() {
     ]);
     let (_, sink) = run(session(), &c, false);
     let e = &sink.exchanges[0];
-    assert_eq!(e.request.method, "POST");
-    assert_eq!(e.request.content_type.as_deref(), Some("application/json"));
-    assert!(e
-        .request
-        .traceparent
-        .as_deref()
-        .unwrap()
-        .starts_with("00-0af7"));
-    assert_eq!(e.request.tracestate.as_deref(), Some("a=1,b=2"));
+    assert_eq!(e.request.method(), "POST");
+    assert_eq!(e.request.content_type(), Some("application/json"));
+    assert!(e.request.traceparent().unwrap().starts_with("00-0af7"));
+    assert_eq!(e.request.tracestate(), Some("a=1,b=2"));
     assert_eq!(e.request_body_size, 123);
     assert_eq!((e.request_start_ns, e.request_end_ns), (40, 60));
     assert_eq!(e.response.as_ref().unwrap().status, 204);
@@ -129,8 +124,8 @@ fn dynamic_table_across_requests() {
     let (_, sink) = run(session(), &c, false);
     assert_eq!(sink.exchanges.len(), 2);
     assert_eq!(sink.exchanges[0].stream_id, Some(3));
-    assert_eq!(sink.exchanges[0].request.target, "/x");
-    assert_eq!(sink.exchanges[0].request.authority.as_deref(), Some("h"));
+    assert_eq!(sink.exchanges[0].request.target(), "/x");
+    assert_eq!(sink.exchanges[0].request.authority(), Some("h"));
     assert_eq!(sink.exchanges[1].response.as_ref().unwrap().status, 404);
 }
 
@@ -162,7 +157,7 @@ fn interleaved_streams() {
     assert_eq!(ids, vec![3, 5, 1]);
     for e in &sink.exchanges {
         let sid = e.stream_id.unwrap();
-        assert_eq!(e.request.target, format!("/s{sid}"));
+        assert_eq!(e.request.target(), format!("/s{sid}"));
         assert_eq!(e.request_body_size, u64::from(sid) * 10);
     }
     assert_eq!(sink.exchanges[2].response_body_size, 3);
@@ -197,8 +192,8 @@ fn continuation_and_padding() {
     let (_, sink) = run(session(), &c, false);
     assert!(sink.issues.is_empty(), "{:?}", sink.issues);
     let e = &sink.exchanges[0];
-    assert_eq!(e.request.target, "/cont");
-    assert_eq!(e.request.authority.as_deref(), Some("example.org"));
+    assert_eq!(e.request.target(), "/cont");
+    assert_eq!(e.request.authority(), Some("example.org"));
     assert_eq!((e.request_start_ns, e.request_end_ns), (40, 60));
     assert_eq!(e.response_body_size, 20);
 }
@@ -232,7 +227,7 @@ fn grpc_trailers() {
     let (_, sink) = run(session(), &c, false);
     let e = &sink.exchanges[0];
     let r = e.response.as_ref().unwrap();
-    assert_eq!(e.request.content_type.as_deref(), Some("application/grpc"));
+    assert_eq!(e.request.content_type(), Some("application/grpc"));
     assert_eq!(r.status, 200);
     assert_eq!(r.grpc_status, Some(5));
     assert_eq!(r.grpc_message.as_deref(), Some("not found"));
@@ -353,7 +348,7 @@ fn push_promise() {
     assert_eq!(sink.exchanges.len(), 2);
     let pushed = &sink.exchanges[1];
     assert_eq!(
-        (pushed.stream_id, pushed.request.target.as_str()),
+        (pushed.stream_id, pushed.request.target()),
         (Some(2), "/style.css")
     );
     assert_eq!(pushed.response_body_size, 9);
@@ -384,17 +379,8 @@ fn too_many_streams() {
 
 #[test]
 fn upgrade_h2c() {
-    let req = RequestHead {
-        method: "GET".into(),
-        target: "/up".into(),
-        version: HttpVersion::Http11,
-        authority: Some("h".into()),
-        scheme: None,
-        user_agent: None,
-        content_type: None,
-        traceparent: None,
-        tracestate: None,
-    };
+    let mut req = RequestHead::new("GET", "/up", HttpVersion::Http11);
+    req.set(RequestField::Authority, Some("h"));
     let s = Http2Session::new_after_upgrade(Http2Limits::default(), req, 5);
     let c = conv(vec![(
         R,
@@ -403,11 +389,7 @@ fn upgrade_h2c() {
     let (_, sink) = run(s, &c, false);
     let e = &sink.exchanges[0];
     assert_eq!(
-        (
-            e.request.target.as_str(),
-            e.request_start_ns,
-            e.response_body_size
-        ),
+        (e.request.target(), e.request_start_ns, e.response_body_size),
         ("/up", 5, 4)
     );
 }
@@ -653,8 +635,8 @@ fn midstream_join_and_recovery() {
         .map(|e| {
             (
                 e.stream_id.unwrap(),
-                e.request.target.as_str(),
-                e.request.authority.as_deref(),
+                e.request.target(),
+                e.request.authority(),
                 e.headers_incomplete,
             )
         })
@@ -695,7 +677,7 @@ fn midstream_every_start_offset_never_panics() {
         // Whatever we found, no field is ever guessed: targets are from the fixture.
         for e in &sink.exchanges {
             assert!(
-                ["", "/new"].contains(&e.request.target.as_str()),
+                ["", "/new"].contains(&e.request.target()),
                 "start {start}: {e:?}"
             );
         }

@@ -95,7 +95,7 @@ fn reference_result() {
         sink.exchanges[1].response.as_ref().unwrap().grpc_status,
         Some(0)
     );
-    assert_eq!(sink.exchanges[3].request.target, "/idx");
+    assert_eq!(sink.exchanges[3].request.target(), "/idx");
 }
 
 #[test]

@@ -141,8 +141,8 @@ impl ConnectionLinks {
         let mut ids = LinkIds::derive(
             pair.nonce ^ plane as u64,
             ordinal,
-            &head.method,
-            &head.target,
+            head.method(),
+            head.target(),
             pair.client_seen,
         );
         if let Some((_, _, trace)) = pair

@@ -21,8 +21,7 @@ pub fn keep_span(
     }
     if let Some(tp) = exchange
         .request
-        .traceparent
-        .as_deref()
+        .traceparent()
         .and_then(crate::span_builder::parse_traceparent)
     {
         return tp.flags & 1 == 1;
@@ -45,6 +44,7 @@ pub fn keep_span(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol_parsers::RequestField;
     use span_model::{ProcessResource, SpanData};
     use std::sync::Arc;
 
@@ -83,14 +83,18 @@ mod tests {
     fn a_callers_sampled_flag_decides() {
         let mut exchange = crate::span_builder::tests::exchange("GET", "/", Some(200));
         let high = span_with_trace(0xf0);
-        exchange.request.traceparent =
-            Some("00-f0000000000000000000000000000000-00f067aa0ba902b7-01".into());
+        exchange.request.set(
+            RequestField::Traceparent,
+            Some("00-f0000000000000000000000000000000-00f067aa0ba902b7-01"),
+        );
         assert!(
             keep_span(&high, &exchange, None, 0.0),
             "sampled by the caller"
         );
-        exchange.request.traceparent =
-            Some("00-f0000000000000000000000000000000-00f067aa0ba902b7-00".into());
+        exchange.request.set(
+            RequestField::Traceparent,
+            Some("00-f0000000000000000000000000000000-00f067aa0ba902b7-00"),
+        );
         assert!(
             !keep_span(&high, &exchange, None, 1.0),
             "not sampled by the caller"

@@ -5,7 +5,7 @@
 //! does not export (span-export does).
 
 use conn_tracker::{ConnInfo, Endpoint, Role};
-use protocol_parsers::{ExchangeEnd, HttpExchange, UnknownFields};
+use protocol_parsers::{ExchangeEnd, HttpExchange, RequestField, RequestHead, UnknownFields};
 use span_model::{span, status, AttrValue, Attrs, ExportSpan, SpanData, Status, Text};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -293,6 +293,19 @@ fn static_scheme(scheme: &str) -> AttrValue {
     }
 }
 
+/// `sub`, a slice of `value` (the request's `field`), as a part of the
+/// request's text: shared, not copied.
+fn head_part(req: &RequestHead, field: RequestField, value: &str, sub: &str) -> AttrValue {
+    // `sub` points into `value`, so this is its offset there.
+    let off = (sub.as_ptr() as usize).wrapping_sub(value.as_ptr() as usize);
+    match req.range(field) {
+        Some(r) if off <= value.len() => {
+            AttrValue::part(req.text(), r.start + off, r.start + off + sub.len())
+        }
+        _ => AttrValue::Owned(sub.into()),
+    }
+}
+
 /// Builds spans; holds the id generator, the route table, and the text of
 /// recently seen addresses (formatting an address on every span was 15% of
 /// span building) and of other repeated values (see [`Interner`]).
@@ -369,8 +382,9 @@ impl OptIn {
 /// Most address strings kept; the cache is cleared when it fills.
 const ADDRESS_CACHE_MAX: usize = 4096;
 
-/// Shared copies of values that repeat from span to span (the request's host,
-/// user agent, span names): a lookup instead of an allocation and a free per
+/// Shared copies of values that repeat from span to span (span names; the
+/// request's host and user agent are parts of its head's text, see
+/// [`RequestHead::text`]): a lookup instead of an allocation and a free per
 /// span. Bounded: values longer than [`Interner::MAX_LEN`] are not kept, and
 /// the set is cleared when it holds [`Interner::MAX_ENTRIES`] (at most ~1 MiB
 /// of text).
@@ -517,10 +531,8 @@ impl SpanBuilder {
     pub fn build(&mut self, ctx: &SpanContext<'_>, ex: &HttpExchange) -> ExportSpan {
         let is_server = ctx.conn.role == Role::Server;
         let req = &ex.request;
-        let known_method: Option<&'static str> = KNOWN_METHODS
-            .iter()
-            .copied()
-            .find(|m| *m == req.method.as_str());
+        let known_method: Option<&'static str> =
+            KNOWN_METHODS.iter().copied().find(|m| *m == req.method());
         let method_known = known_method.is_some();
         let method: &'static str = known_method.unwrap_or("_OTHER");
         // Joined an HTTP/2 connection midway: what could not be decoded is
@@ -533,19 +545,18 @@ impl SpanBuilder {
         // (RFC 9112 3.2): only a target that does not start with '/' can
         // have a scheme, and it ends at the first ':' (so "/p?u=http://x/y"
         // keeps its path "/p"). A char search, not a substring searcher.
-        let target = req.target.as_str();
+        let target = req.target();
         let scheme_end = if target.starts_with('/') {
             None
         } else {
             target.find(':').filter(|&i| target[i..].starts_with("://"))
         };
-        let path_and_query = match scheme_end {
-            Some(i) => target[i + 3..]
-                .find('/')
-                .map(|j| &target[i + 3 + j..])
-                .unwrap_or("/"),
-            None => target,
+        // Where the path starts in the target (None: "/" supplied here).
+        let path_at = match scheme_end {
+            Some(i) => target[i + 3..].find('/').map(|j| i + 3 + j),
+            None => Some(0),
         };
+        let path_and_query = path_at.map_or("/", |at| &target[at..]);
         let (path, query) = match path_and_query.split_once('?') {
             Some((p, q)) => (p, Some(self.redactor.redact(q))),
             None => (path_and_query, None),
@@ -562,17 +573,17 @@ impl SpanBuilder {
             self.routes.match_path(path)
         };
 
-        let scheme = req.scheme.as_deref().unwrap_or(ctx.scheme);
+        let scheme = req.scheme().unwrap_or(ctx.scheme);
         let server_end: &Endpoint = if is_server {
             &ctx.conn.local
         } else {
             &ctx.conn.remote
         };
-        let (server_address, server_port): (AttrValue, u16) = match req.authority.as_deref() {
+        let (server_address, server_port): (AttrValue, u16) = match req.authority() {
             Some(a) if !a.is_empty() => {
                 let (h, p) = split_authority(a);
                 (
-                    AttrValue::from(self.strings.value(h)),
+                    head_part(req, RequestField::Authority, a, h),
                     p.unwrap_or(server_end.port),
                 )
             }
@@ -585,10 +596,20 @@ impl SpanBuilder {
 
         // `url.full` (client spans), `url.path` and `url.query` share one
         // allocation: the full URL's text, or the path and query alone; the
-        // path and query are parts of it.
+        // path and query are parts of it (start, end). Without `url.full`
+        // and redaction, that text is the request's own.
         let with_path = !path_unknown && !path.is_empty();
         let with_full = !is_server && !path_unknown;
-        let url: Option<(Arc<str>, usize)> = (with_path || with_full).then(|| {
+        let in_head = match (&path_and_query, path_at, req.range(RequestField::Target)) {
+            (std::borrow::Cow::Borrowed(pq), Some(at), Some(t)) if with_path && !with_full => {
+                Some((req.text().clone(), t.start + at, t.start + at + pq.len()))
+            }
+            _ => None,
+        };
+        let url: Option<(Arc<str>, usize, usize)> = in_head.or_else(|| {
+            if !(with_path || with_full) {
+                return None;
+            }
             let full = &mut self.scratch;
             full.clear();
             if with_full {
@@ -612,22 +633,25 @@ impl SpanBuilder {
             }
             let path_start = full.len();
             full.push_str(&path_and_query);
-            (Arc::from(full.as_str()), path_start)
+            Some((Arc::from(full.as_str()), path_start, full.len()))
         });
 
         let mut attrs = Attrs::with_capacity(24);
         if !method_unknown {
             attrs.push("http.request.method", method);
-            if !method_known && !req.method.is_empty() {
-                attrs.push("http.request.method_original", req.method.clone());
+            if !method_known && !req.method().is_empty() {
+                attrs.push(
+                    "http.request.method_original",
+                    head_part(req, RequestField::Method, req.method(), req.method()),
+                );
             }
         }
-        if let (true, Some((text, start))) = (with_path, &url) {
+        if let (true, Some((text, start, end))) = (with_path, &url) {
             let path_end = start + path.len();
             attrs.push("url.path", AttrValue::part(text, *start, path_end));
             if query.is_some() {
                 // After the '?'.
-                attrs.push("url.query", AttrValue::part(text, path_end + 1, text.len()));
+                attrs.push("url.query", AttrValue::part(text, path_end + 1, *end));
             }
         }
         let opt_in = self.opt_in;
@@ -654,7 +678,7 @@ impl SpanBuilder {
             if opt_in.client_port {
                 attrs.push("client.port", ctx.conn.remote.port as i64);
             }
-        } else if let (true, Some((text, _))) = (with_full, &url) {
+        } else if let (true, Some((text, _, _))) = (with_full, &url) {
             attrs.push("url.full", AttrValue::Shared(text.clone()));
         }
         attrs.push("network.peer.address", peer_address);
@@ -668,10 +692,10 @@ impl SpanBuilder {
         if opt_in.network_local_port {
             attrs.push("network.local.port", ctx.conn.local.port as i64);
         }
-        if let (true, Some(ua)) = (is_server || opt_in.client_user_agent, &req.user_agent) {
+        if let (true, Some(ua)) = (is_server || opt_in.client_user_agent, req.user_agent()) {
             attrs.push(
                 "user_agent.original",
-                AttrValue::from(self.strings.value(ua)),
+                head_part(req, RequestField::UserAgent, ua, ua),
             );
         }
         if opt_in.request_body_size {
@@ -722,8 +746,7 @@ impl SpanBuilder {
         // midway) the wire does: message framing and trailers.
         let grpc = ex.grpc_by_wire
             || req
-                .content_type
-                .as_deref()
+                .content_type()
                 .is_some_and(|ct| ct.starts_with("application/grpc"));
         let mut rpc_method: Option<&str> = None;
         if let Some(v) = unknown_fields_value(ex.unknown, grpc, is_server) {
@@ -782,7 +805,7 @@ impl SpanBuilder {
             }
         }
 
-        let parent = req.traceparent.as_deref().and_then(parse_traceparent);
+        let parent = req.traceparent().and_then(parse_traceparent);
         let ids = match ctx.fixed {
             Some(f) => f,
             None => decide_ids(&mut self.ids, is_server, parent.as_ref(), ctx.link),
@@ -793,8 +816,8 @@ impl SpanBuilder {
             None => self.ids.span_id(),
         };
         let parent_span_id = ids.parent_span_id;
-        let trace_state = match (&parent, &req.tracestate) {
-            (Some(_), Some(ts)) => ts.clone(),
+        let trace_state = match (&parent, req.tracestate()) {
+            (Some(_), Some(ts)) => ts.to_owned(),
             _ => String::new(),
         };
 
@@ -903,10 +926,11 @@ pub(crate) mod tests {
     #[test]
     fn url_full_brackets_an_ipv6_host_with_a_port() {
         let mut ex = exchange("GET", "/x?a=1", Some(200));
-        ex.request.authority = Some("[::1]:8080".into());
+        ex.request.set(RequestField::Authority, Some("[::1]:8080"));
         let span = build(Role::Client, &ex, &[]);
         assert_eq!(attr(&span, "url.full"), s("http://[::1]:8080/x?a=1"));
-        ex.request.authority = Some("h.example:80".into());
+        ex.request
+            .set(RequestField::Authority, Some("h.example:80"));
         let span = build(Role::Client, &ex, &[]);
         assert_eq!(attr(&span, "url.full"), s("http://h.example/x?a=1"));
     }
@@ -925,7 +949,7 @@ pub(crate) mod tests {
 
     use crate::process_table::{ProcessFacts, ProcessTable};
     use conn_tracker::{ConnKey, Protocol};
-    use protocol_parsers::{HttpVersion, RequestHead, ResponseHead};
+    use protocol_parsers::{HttpVersion, RequestField, RequestHead, ResponseHead};
     use span_model::any_value::Value;
 
     fn conn(role: Role) -> ConnInfo {
@@ -948,16 +972,11 @@ pub(crate) mod tests {
 
     pub(crate) fn exchange(method: &str, target: &str, status: Option<u16>) -> HttpExchange {
         HttpExchange {
-            request: RequestHead {
-                method: method.into(),
-                target: target.into(),
-                version: HttpVersion::Http11,
-                authority: Some("shop.example:8080".into()),
-                scheme: None,
-                user_agent: Some("curl/7.88.1".into()),
-                content_type: None,
-                traceparent: None,
-                tracestate: None,
+            request: {
+                let mut r = RequestHead::new(method, target, HttpVersion::Http11);
+                r.set(RequestField::Authority, Some("shop.example:8080"));
+                r.set(RequestField::UserAgent, Some("curl/7.88.1"));
+                r
             },
             response: status.map(|s| ResponseHead {
                 status: s,
@@ -1152,7 +1171,8 @@ pub(crate) mod tests {
     #[test]
     fn grpc_spans_use_rpc_conventions() {
         let mut ex = exchange("POST", "/shop.Cart/AddItem", Some(200));
-        ex.request.content_type = Some("application/grpc".into());
+        ex.request
+            .set(RequestField::ContentType, Some("application/grpc"));
         ex.request.version = HttpVersion::Http2;
         if let Some(r) = ex.response.as_mut() {
             r.grpc_status = Some(5);
@@ -1182,7 +1202,7 @@ pub(crate) mod tests {
     fn joined_midway_unknowns_are_omitted_and_named_once() {
         let mut add = exchange("POST", "", Some(200));
         add.request.version = HttpVersion::Http2;
-        add.request.authority = None;
+        add.request.set(RequestField::Authority, None);
         add.headers_incomplete = true;
         add.grpc_by_wire = true;
         for u in [
@@ -1221,7 +1241,9 @@ pub(crate) mod tests {
         }
 
         let mut remove = add.clone();
-        remove.request.target = "/shop.Cart/Remove".into();
+        remove
+            .request
+            .set(RequestField::Target, Some("/shop.Cart/Remove"));
         remove.unknown = UnknownFields::default();
         remove.unknown.insert(UnknownFields::GRPC_STATUS);
         let span = build(Role::Client, &remove, &[]);
@@ -1319,9 +1341,11 @@ pub(crate) mod tests {
     #[test]
     fn traceparent_joins_the_callers_trace() {
         let mut ex = exchange("GET", "/", Some(200));
-        ex.request.traceparent =
-            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
-        ex.request.tracestate = Some("vendor=1".into());
+        ex.request.set(
+            RequestField::Traceparent,
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        ex.request.set(RequestField::Tracestate, Some("vendor=1"));
         let span = build(Role::Server, &ex, &[]);
         assert_eq!(span.span.trace_id[0], 0x4b);
         assert_eq!(

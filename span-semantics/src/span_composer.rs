@@ -153,7 +153,7 @@ impl SpanComposer {
         };
         match conn.role {
             Role::Server => {
-                let parent = head.traceparent.as_deref().and_then(parse_traceparent);
+                let parent = head.traceparent().and_then(parse_traceparent);
                 let link = self.links.ids_for_request(conn, head, ordinal);
                 let conn_id = ConnId(conn.conn_id);
                 causality.server_request(tid, conn.key.tgid, conn_id, ordinal, parent, link);

@@ -49,8 +49,8 @@ impl Rec {
             .iter()
             .map(|(_, e)| {
                 (
-                    e.request.method.clone(),
-                    e.request.target.clone(),
+                    e.request.method().to_owned(),
+                    e.request.target().to_owned(),
                     e.response.as_ref().map(|r| r.status),
                 )
             })

@@ -1,19 +1,27 @@
 //! Parsing one complete HTTP/1 head with `httparse` and extracting what spans
 //! and body framing need.
 //!
-//! Input is a whole head (start line through the empty line); the reader in
-//! `reader.rs` finds its end first, so each head is parsed once. Output is the
+//! Input is a whole head (start line through the empty line), or bytes that
+//! start with one (`parse_*_prefix`: httparse finds its end, the reader's fast
+//! path for a head whole in one chunk); each head is parsed once. Output is the
 //! shared [`RequestHead`]/[`ResponseHead`] plus the framing headers
 //! (Content-Length, Transfer-Encoding) and the few flags pairing needs.
 //! This module does not decide body framing for responses (that needs the
 //! request method; see `session.rs`) and does not keep any state.
 
-use crate::exchange::{HttpVersion, RequestHead, ResponseHead};
+use crate::exchange::{HttpVersion, RequestField, RequestHead, ResponseHead};
+use crate::request_head::FieldBytes;
 use httparse::{Header, ParserConfig, Status, EMPTY_HEADER};
+use std::mem::MaybeUninit;
 
 /// Headers parsed on the stack; a head with more is retried with a heap array
 /// sized from its length (rare, once per such message).
 const STACK_HEADERS: usize = 64;
+
+/// httparse fills the slots it uses, so they need no initialising (an
+/// initialised array of 64 was ~210 instructions a head).
+type HeaderSlot<'b> = MaybeUninit<Header<'b>>;
+const UNINIT: MaybeUninit<Header<'static>> = MaybeUninit::uninit();
 
 /// The framing-relevant headers of a message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -78,12 +86,23 @@ pub(crate) fn first_line_ok(request: bool, line: &[u8]) -> bool {
     res.is_ok()
 }
 
-/// Parses a complete request head.
+/// Parses a complete request head: all of `buf`, which ends with its empty line.
 pub(crate) fn parse_request(buf: &[u8]) -> Result<ParsedRequest, Malformed> {
-    let mut stack = [EMPTY_HEADER; STACK_HEADERS];
+    match parse_request_prefix(buf)? {
+        // The caller found the empty line, so anything else means httparse saw
+        // the head differently (e.g. a lone CR): not usable.
+        (parsed, n) if n == buf.len() => Ok(parsed),
+        _ => Err(Malformed),
+    }
+}
+
+/// Parses the request head that `buf` starts with, and says where it ends.
+/// Malformed also when `buf` holds only part of a head.
+pub(crate) fn parse_request_prefix(buf: &[u8]) -> Result<(ParsedRequest, usize), Malformed> {
+    let mut stack = [UNINIT; STACK_HEADERS];
     match parse_request_with(buf, &mut stack) {
         Err(httparse::Error::TooManyHeaders) => {
-            let mut heap = vec![EMPTY_HEADER; buf.len() / 3 + 1];
+            let mut heap = vec![UNINIT; buf.len() / 3 + 1];
             parse_request_with(buf, &mut heap).map_err(|_| Malformed)?
         }
         other => other.map_err(|_| Malformed)?,
@@ -92,70 +111,71 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<ParsedRequest, Malformed> {
 
 fn parse_request_with<'b>(
     buf: &'b [u8],
-    headers: &mut [Header<'b>],
-) -> Result<Result<ParsedRequest, Malformed>, httparse::Error> {
-    let mut req = httparse::Request::new(headers);
-    match config().parse_request(&mut req, buf)? {
-        Status::Complete(n) if n == buf.len() => {}
-        // The caller found the empty line, so anything else means httparse saw
-        // the head differently (e.g. a lone CR): not usable.
-        _ => return Ok(Err(Malformed)),
-    }
+    headers: &mut [HeaderSlot<'b>],
+) -> Result<Result<(ParsedRequest, usize), Malformed>, httparse::Error> {
+    let mut req = httparse::Request::new(&mut []);
+    let Status::Complete(len) =
+        config().parse_request_with_uninit_headers(&mut req, buf, headers)?
+    else {
+        return Ok(Err(Malformed));
+    };
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return Ok(Err(Malformed));
     };
-    let mut head = RequestHead {
-        method: method.to_owned(),
-        target: target.to_owned(),
-        version: version(req.version),
-        authority: None,
-        scheme: None,
-        user_agent: None,
-        content_type: None,
-        traceparent: None,
-        tracestate: None,
-    };
+    let mut fields: FieldBytes<'_> = [None; RequestField::COUNT];
+    fields[RequestField::Method as usize] = Some(method.as_bytes());
+    fields[RequestField::Target as usize] = Some(target.as_bytes());
     let mut framing = FramingBuilder::default();
     let mut wants_h2c = false;
     for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        if framing.take(name, h.value) {
-            continue;
-        }
-        let slot = if name.eq_ignore_ascii_case(b"host") {
-            &mut head.authority
-        } else if name.eq_ignore_ascii_case(b"user-agent") {
-            &mut head.user_agent
-        } else if name.eq_ignore_ascii_case(b"content-type") {
-            &mut head.content_type
-        } else if name.eq_ignore_ascii_case(b"traceparent") {
-            &mut head.traceparent
-        } else if name.eq_ignore_ascii_case(b"tracestate") {
-            &mut head.tracestate
-        } else {
-            if name.eq_ignore_ascii_case(b"upgrade") {
+        let field = match known(h.name.as_bytes()) {
+            Known::Field(f) => f,
+            Known::Upgrade => {
                 wants_h2c |= list_has(h.value, b"h2c");
+                continue;
             }
-            continue;
+            Known::Other => continue,
+            framing_header => {
+                framing.take(framing_header, h.value);
+                continue;
+            }
         };
         // First occurrence wins (a repeated Host is malformed anyway).
+        let slot = &mut fields[field as usize];
         if slot.is_none() {
-            *slot = Some(text(h.value));
+            *slot = Some(h.value.trim_ascii());
         }
     }
-    Ok(framing.finish().map(|framing| ParsedRequest {
-        head,
+    let framing = match framing.finish() {
+        Ok(f) => f,
+        Err(m) => return Ok(Err(m)),
+    };
+    let parsed = ParsedRequest {
+        // One allocation for all the text the head's spans use.
+        head: RequestHead::from_bytes(&fields, version(req.version)),
         framing,
         wants_h2c,
-    }))
+    };
+    Ok(Ok((parsed, len)))
 }
 
-/// Parses a complete response head.
+/// Parses a complete response head: all of `buf`, which ends with its empty line.
 pub(crate) fn parse_response(buf: &[u8]) -> Result<ParsedResponse, Malformed> {
-    let mut stack = [EMPTY_HEADER; STACK_HEADERS];
+    match parse_response_prefix(buf)? {
+        // The caller found the empty line, so anything else means httparse saw
+        // the head differently (e.g. a lone CR): not usable.
+        (parsed, n) if n == buf.len() => Ok(parsed),
+        _ => Err(Malformed),
+    }
+}
+
+/// Parses the response head that `buf` starts with, and says where it ends.
+/// Malformed also when `buf` holds only part of a head.
+pub(crate) fn parse_response_prefix(buf: &[u8]) -> Result<(ParsedResponse, usize), Malformed> {
+    let mut stack = [UNINIT; STACK_HEADERS];
     match parse_response_with(buf, &mut stack) {
         Err(httparse::Error::TooManyHeaders) => {
-            let mut heap = vec![EMPTY_HEADER; buf.len() / 3 + 1];
+            let mut heap = vec![UNINIT; buf.len() / 3 + 1];
             parse_response_with(buf, &mut heap).map_err(|_| Malformed)?
         }
         other => other.map_err(|_| Malformed)?,
@@ -164,13 +184,14 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<ParsedResponse, Malformed> {
 
 fn parse_response_with<'b>(
     buf: &'b [u8],
-    headers: &mut [Header<'b>],
-) -> Result<Result<ParsedResponse, Malformed>, httparse::Error> {
-    let mut resp = httparse::Response::new(headers);
-    match config().parse_response(&mut resp, buf)? {
-        Status::Complete(n) if n == buf.len() => {}
-        _ => return Ok(Err(Malformed)),
-    }
+    headers: &mut [HeaderSlot<'b>],
+) -> Result<Result<(ParsedResponse, usize), Malformed>, httparse::Error> {
+    let mut resp = httparse::Response::new(&mut []);
+    let Status::Complete(len) =
+        config().parse_response_with_uninit_headers(&mut resp, buf, headers)?
+    else {
+        return Ok(Err(Malformed));
+    };
     let Some(status) = resp.code else {
         return Ok(Err(Malformed));
     };
@@ -183,22 +204,29 @@ fn parse_response_with<'b>(
     };
     let mut framing = FramingBuilder::default();
     for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        if framing.take(name, h.value) {
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"content-type") && head.content_type.is_none() {
-            head.content_type = Some(text(h.value));
+        match known(h.name.as_bytes()) {
+            Known::Field(RequestField::ContentType) if head.content_type.is_none() => {
+                head.content_type = Some(text(h.value));
+            }
+            k @ (Known::ContentLength | Known::TransferEncoding) => framing.take(k, h.value),
+            _ => {}
         }
     }
     Ok(framing
         .finish()
-        .map(|framing| ParsedResponse { head, framing }))
+        .map(|framing| (ParsedResponse { head, framing }, len)))
 }
 
-/// A header value as text: trimmed, invalid UTF-8 replaced (never fails).
+/// A response header value as text: trimmed, invalid UTF-8 replaced (never
+/// fails). Request values become text in [`RequestHead::from_bytes`].
 fn text(v: &[u8]) -> String {
-    String::from_utf8_lossy(v.trim_ascii()).into_owned()
+    let v = v.trim_ascii();
+    // Valid UTF-8 (nearly always ASCII) is checked once and copied;
+    // `from_utf8_lossy` walks its chunk iterator even then.
+    match std::str::from_utf8(v) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(v).into_owned(),
+    }
 }
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).
@@ -214,25 +242,100 @@ struct FramingBuilder {
     bad_length: bool,
 }
 
+/// The header names the parser acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    ContentLength,
+    TransferEncoding,
+    Upgrade,
+    /// A request field spans use (`content-type` on either side).
+    Field(RequestField),
+    Other,
+}
+
+/// Which of the known names `name` (a header name from httparse: token
+/// characters only) is, case-insensitively. Told apart by length first: one
+/// comparison per header instead of up to eight.
+fn known(name: &[u8]) -> Known {
+    let is = |k: &[u8]| token_is(name, k);
+    match name.len() {
+        4 if is(b"host") => Known::Field(RequestField::Authority),
+        7 if is(b"upgrade") => Known::Upgrade,
+        10 if is(b"user-agent") => Known::Field(RequestField::UserAgent),
+        10 if is(b"tracestate") => Known::Field(RequestField::Tracestate),
+        11 if is(b"traceparent") => Known::Field(RequestField::Traceparent),
+        12 if is(b"content-type") => Known::Field(RequestField::ContentType),
+        14 if is(b"content-length") => Known::ContentLength,
+        17 if is(b"transfer-encoding") => Known::TransferEncoding,
+        _ => Known::Other,
+    }
+}
+
+/// Whether the token `name` is `lower` (lowercase letters and `-`, at least
+/// 4 bytes, as long as `name`) in any case, a word at a time
+/// (`eq_ignore_ascii_case` goes byte by byte). Setting bit 0x20 lowercases
+/// a letter, keeps `-`, and turns no other token character into a letter or
+/// `-`, so this is exact for tokens.
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    fn word(b: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        if let Some(src) = b.get(at..at + 8) {
+            w.copy_from_slice(src);
+        }
+        u64::from_le_bytes(w)
+    }
+    fn half(b: &[u8], at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        if let Some(src) = b.get(at..at + 4) {
+            w.copy_from_slice(src);
+        }
+        u32::from_le_bytes(w)
+    }
+    let n = lower.len();
+    if name.len() != n {
+        return false;
+    }
+    if n < 8 {
+        // Two 4-byte words, overlapping when n < 8 (n >= 4).
+        const CASE: u32 = 0x2020_2020;
+        return n >= 4
+            && half(name, 0) | CASE == half(lower, 0)
+            && half(name, n - 4) | CASE == half(lower, n - 4);
+    }
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    // 8-byte words from the front, the last one ending at the end.
+    let mut at = 0;
+    loop {
+        let at_now = at.min(n - 8);
+        if word(name, at_now) | CASE != word(lower, at_now) {
+            return false;
+        }
+        if at_now == n - 8 {
+            return true;
+        }
+        at += 8;
+    }
+}
+
 impl FramingBuilder {
-    /// Consumes a framing header; false if `name` is not one.
-    fn take(&mut self, name: &[u8], value: &[u8]) -> bool {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            match (parse_content_length(value), self.framing.content_length) {
-                (Some(n), None) => self.framing.content_length = Some(n),
-                (Some(n), Some(m)) if n == m => {}
-                // Unparsable, or two different lengths: the body end is unknowable.
-                _ => self.bad_length = true,
+    /// Consumes a framing header (`ContentLength` or `TransferEncoding`).
+    fn take(&mut self, name: Known, value: &[u8]) {
+        match name {
+            Known::ContentLength => {
+                match (parse_content_length(value), self.framing.content_length) {
+                    (Some(n), None) => self.framing.content_length = Some(n),
+                    (Some(n), Some(m)) if n == m => {}
+                    // Unparsable, or two different lengths: the body end is unknowable.
+                    _ => self.bad_length = true,
+                }
             }
-            true
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.framing.transfer_encoding = true;
-            // The final coding of the last Transfer-Encoding field decides.
-            let last = value.rsplit(|&b| b == b',').next().unwrap_or(value);
-            self.framing.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
-            true
-        } else {
-            false
+            Known::TransferEncoding => {
+                self.framing.transfer_encoding = true;
+                // The final coding of the last Transfer-Encoding field decides.
+                let last = value.rsplit(|&b| b == b',').next().unwrap_or(value);
+                self.framing.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+            _ => {}
         }
     }
 
@@ -251,19 +354,23 @@ impl FramingBuilder {
 fn parse_content_length(value: &[u8]) -> Option<u64> {
     let mut result: Option<u64> = None;
     for part in value.split(|&b| b == b',') {
-        let digits = part.trim_ascii();
-        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = digits
-            .iter()
-            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        let n = decimal(part.trim_ascii())?;
         match result {
             Some(prev) if prev != n => return None,
             _ => result = Some(n),
         }
     }
     result
+}
+
+/// 1 to 19 ASCII digits (so no overflow) as a number.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &d| {
+        d.is_ascii_digit().then(|| acc * 10 + u64::from(d - b'0'))
+    })
 }
 
 #[cfg(test)]
@@ -276,15 +383,15 @@ mod tests {
 content-type:  application/json \r\nTraceParent: 00-aa-bb-01\r\ntracestate: k=v\r\n\
 Content-Length: 12\r\n\r\n";
         let p = parse_request(head).unwrap();
-        assert_eq!(p.head.method, "POST");
-        assert_eq!(p.head.target, "/a?b=1");
+        assert_eq!(p.head.method(), "POST");
+        assert_eq!(p.head.target(), "/a?b=1");
         assert_eq!(p.head.version, HttpVersion::Http10);
-        assert_eq!(p.head.authority.as_deref(), Some("example.com"));
-        assert_eq!(p.head.user_agent.as_deref(), Some("curl/8"));
-        assert_eq!(p.head.content_type.as_deref(), Some("application/json"));
-        assert_eq!(p.head.traceparent.as_deref(), Some("00-aa-bb-01"));
-        assert_eq!(p.head.tracestate.as_deref(), Some("k=v"));
-        assert_eq!(p.head.scheme, None);
+        assert_eq!(p.head.authority(), Some("example.com"));
+        assert_eq!(p.head.user_agent(), Some("curl/8"));
+        assert_eq!(p.head.content_type(), Some("application/json"));
+        assert_eq!(p.head.traceparent(), Some("00-aa-bb-01"));
+        assert_eq!(p.head.tracestate(), Some("k=v"));
+        assert_eq!(p.head.scheme(), None);
         assert_eq!(p.framing.content_length, Some(12));
         assert!(!p.framing.chunked);
         assert!(!p.wants_h2c);
@@ -294,7 +401,7 @@ Content-Length: 12\r\n\r\n";
     fn invalid_utf8_values_are_kept_lossily() {
         let head = b"GET / HTTP/1.1\r\nUser-Agent: a\xff\xfeb\r\n\r\n";
         let p = parse_request(head).unwrap();
-        assert_eq!(p.head.user_agent.as_deref(), Some("a\u{fffd}\u{fffd}b"));
+        assert_eq!(p.head.user_agent(), Some("a\u{fffd}\u{fffd}b"));
     }
 
     #[test]
@@ -339,10 +446,36 @@ Content-Length: 12\r\n\r\n";
             head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
         }
         head.extend_from_slice(b"Host: h\r\n\r\n");
-        assert_eq!(
-            parse_request(&head).unwrap().head.authority.as_deref(),
-            Some("h")
-        );
+        assert_eq!(parse_request(&head).unwrap().head.authority(), Some("h"));
+    }
+
+    #[test]
+    fn known_names_in_any_case() {
+        for (name, k) in [
+            (&b"HOST"[..], Known::Field(RequestField::Authority)),
+            (b"Upgrade", Known::Upgrade),
+            (b"uSER-aGENT", Known::Field(RequestField::UserAgent)),
+            (b"TraceState", Known::Field(RequestField::Tracestate)),
+            (b"traceparent", Known::Field(RequestField::Traceparent)),
+            (b"Content-Type", Known::Field(RequestField::ContentType)),
+            (b"CONTENT-LENGTH", Known::ContentLength),
+            (b"Transfer-Encoding", Known::TransferEncoding),
+        ] {
+            assert_eq!(known(name), k, "{}", String::from_utf8_lossy(name));
+        }
+        for other in [
+            &b"hos"[..],
+            b"hosts",
+            b"Hist",
+            b"user_agent",
+            b"content-typf",
+            b"Content~Length",
+            b"transfer-encodinG!",
+            b"x",
+            b"",
+        ] {
+            assert_eq!(known(other), Known::Other);
+        }
     }
 
     #[test]

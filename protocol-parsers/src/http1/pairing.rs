@@ -299,17 +299,7 @@ mod tests {
     fn req(target: &str, start_ns: u64) -> PendingRequest {
         PendingRequest {
             id: 0,
-            head: RequestHead {
-                method: "GET".into(),
-                target: target.into(),
-                version: HttpVersion::Http11,
-                authority: None,
-                scheme: None,
-                user_agent: None,
-                content_type: None,
-                traceparent: None,
-                tracestate: None,
-            },
+            head: RequestHead::new("GET", target, HttpVersion::Http11),
             start_ns,
             end_ns: start_ns,
             body_size: 0,
@@ -321,7 +311,7 @@ mod tests {
 
     fn target(a: Assigned) -> String {
         match a {
-            Assigned::Request(r) => r.head.target,
+            Assigned::Request(r) => r.head.target().to_owned(),
             other => format!("{other:?}"),
         }
     }
@@ -351,7 +341,7 @@ mod tests {
         // A response starting at 25 cannot answer /c (started at 30).
         assert_eq!(target(p.assign(25, &mut s)), "/b");
         assert_eq!(s.exchanges.len(), 1);
-        assert_eq!(s.exchanges[0].request.target, "/a");
+        assert_eq!(s.exchanges[0].request.target(), "/a");
         assert_eq!(s.exchanges[0].response, None);
         assert_eq!(s.exchanges[0].end, ExchangeEnd::Gap);
         assert_eq!(s.exchanges[0].response_end_ns, 25);

@@ -338,6 +338,9 @@ impl Reader {
             }
             self.head_start_ns = ts;
             self.checks = HeadChecks::default();
+            if let Some(step) = self.whole_head(data, pos, ts, sink) {
+                return step;
+            }
         }
         let rest = &data[*pos..];
         let tail = &self.buf[old.saturating_sub(2)..];
@@ -385,19 +388,7 @@ impl Reader {
                 match parsed {
                     Ok(ev) => {
                         *pos += take;
-                        self.last_ns = ts;
-                        self.buf.clear();
-                        if self.buf.capacity() > 4 * 1024 {
-                            // Do not keep a rare huge head's buffer per connection.
-                            self.buf.shrink_to(1024);
-                        }
-                        if !self.synced {
-                            self.report_skipped(sink);
-                            self.synced = true;
-                        }
-                        self.tentative = false;
-                        self.state = State::Framing;
-                        Step::Event(ev)
+                        self.parsed(ev, ts, sink)
                     }
                     Err(()) => {
                         // Drop the start line if it is the culprit, else the head.
@@ -453,6 +444,63 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// A head that starts at `data[*pos]` (no bytes buffered) and ends
+    /// within this chunk, the usual case: httparse finds its end while
+    /// parsing, so its bytes are scanned once (searching for the empty line
+    /// first, then parsing, was ~450 instructions a head). httparse ends a
+    /// head at its first empty line, as `find_head_end` does, and a start that
+    /// parses passes the lenient start check, so the outcome is the one the
+    /// checks below would reach. None (a partial, malformed or oversized
+    /// head): nothing consumed; the checks below decide.
+    fn whole_head(
+        &mut self,
+        data: &[u8],
+        pos: &mut usize,
+        ts: u64,
+        sink: &mut impl ExchangeSink,
+    ) -> Option<Step> {
+        let rest = &data[*pos..];
+        // Bounded by the limit, so a long partial head is not parsed twice in full.
+        let window = &rest[..rest.len().min(self.max_head)];
+        let (ev, n) = if self.request {
+            let (parsed, n) = head::parse_request_prefix(window).ok()?;
+            let ev = Event::Request {
+                parsed,
+                start_ns: self.head_start_ns,
+                end_ns: ts,
+            };
+            (ev, n)
+        } else {
+            let (parsed, n) = head::parse_response_prefix(window).ok()?;
+            let ev = Event::Response {
+                parsed,
+                start_ns: self.head_start_ns,
+                end_ns: ts,
+            };
+            (ev, n)
+        };
+        debug_assert_eq!(find_head_end(&[], &window[..n]), Some(n));
+        *pos += n;
+        Some(self.parsed(ev, ts, sink))
+    }
+
+    /// A head parsed: back in sync, waiting for its body framing.
+    fn parsed(&mut self, ev: Event, ts: u64, sink: &mut impl ExchangeSink) -> Step {
+        self.last_ns = ts;
+        self.buf.clear();
+        if self.buf.capacity() > 4 * 1024 {
+            // Do not keep a rare huge head's buffer per connection.
+            self.buf.shrink_to(1024);
+        }
+        if !self.synced {
+            self.report_skipped(sink);
+            self.synced = true;
+        }
+        self.tentative = false;
+        self.state = State::Framing;
+        Step::Event(ev)
     }
 
     /// Drops the first `n` bytes of the head (`old` of them were buffered

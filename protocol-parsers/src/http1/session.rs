@@ -197,7 +197,7 @@ impl Http1Session {
                 start_ns,
                 end_ns,
             } => {
-                let is_connect = parsed.head.method == "CONNECT";
+                let is_connect = parsed.head.method() == "CONNECT";
                 let kind = if is_connect {
                     BodyKind::None
                 } else {
@@ -211,7 +211,7 @@ impl Http1Session {
                 }
                 let pending = PendingRequest {
                     id: 0,
-                    is_head: parsed.head.method == "HEAD",
+                    is_head: parsed.head.method() == "HEAD",
                     is_connect,
                     wants_h2c: parsed.wants_h2c,
                     head: parsed.head,

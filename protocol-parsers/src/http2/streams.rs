@@ -5,38 +5,36 @@
 //! Knows nothing about bytes or frames: the session hands it decoded events.
 
 use super::grpc_wire::{self, Framing, GrpcEvidence};
+use crate::request_head::FieldBytes;
+use crate::RequestField;
+
+/// A (start, end) in a block's buffer, bounded by the 64 KiB header block.
+fn span_of((start, end): (usize, usize)) -> (u32, u32) {
+    (
+        u32::try_from(start).unwrap_or(u32::MAX),
+        u32::try_from(end).unwrap_or(u32::MAX),
+    )
+}
 use crate::{
     ExchangeEnd, ExchangeSink, HttpExchange, HttpVersion, ParseIssue, RequestHead, ResponseHead,
     Side, UnknownFields,
 };
 
-/// The header fields spans use, collected while a block is decoded. Only the
-/// fields kept here allocate; everything else is dropped unseen.
+/// The header fields spans use, collected while a block is decoded. The
+/// request's text fields are kept as raw bytes end to end in one buffer and
+/// become text once, in [`RequestHead::from_bytes`]; everything else is
+/// dropped unseen.
 #[derive(Debug, Default)]
 pub(super) struct Fields {
-    method: Option<String>,
-    path: Option<String>,
-    authority: Option<String>,
-    scheme: Option<String>,
-    user_agent: Option<String>,
-    content_type: Option<String>,
-    traceparent: Option<String>,
-    tracestate: Option<String>,
+    /// Raw values of the request fields kept, where `spans` says.
+    raw: Vec<u8>,
+    /// Where each [`RequestField`] is in `raw`, if seen.
+    spans: [Option<(u32, u32)>; RequestField::COUNT],
     status: Option<u16>,
     grpc_status: Option<u32>,
     grpc_message: Option<String>,
     /// Fields that referenced unknown dynamic entries (joined midway).
     pub unknown_refs: u32,
-}
-
-fn text(v: &[u8]) -> String {
-    String::from_utf8_lossy(v).into_owned()
-}
-
-fn first(slot: &mut Option<String>, v: &[u8]) {
-    if slot.is_none() {
-        *slot = Some(text(v));
-    }
 }
 
 fn number<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
@@ -45,27 +43,74 @@ fn number<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
 
 impl Fields {
     pub fn on_field(&mut self, name: &[u8], value: &[u8]) {
-        match name {
-            b":method" => first(&mut self.method, value),
-            b":path" => first(&mut self.path, value),
-            b":authority" => first(&mut self.authority, value),
-            b":scheme" => first(&mut self.scheme, value),
-            b"user-agent" => first(&mut self.user_agent, value),
-            b"content-type" => first(&mut self.content_type, value),
-            b"traceparent" => first(&mut self.traceparent, value),
-            // W3C trace context: several tracestate fields join with commas.
-            b"tracestate" => match &mut self.tracestate {
-                Some(s) => {
-                    s.push(',');
-                    s.push_str(&String::from_utf8_lossy(value));
-                }
-                None => self.tracestate = Some(text(value)),
-            },
-            b":status" if self.status.is_none() => self.status = number(value),
-            b"grpc-status" => self.grpc_status = number(value),
-            b"grpc-message" => self.grpc_message = Some(text(value)),
-            _ => {}
+        let field = match name {
+            b":method" => RequestField::Method,
+            b":path" => RequestField::Target,
+            b":authority" => RequestField::Authority,
+            b":scheme" => RequestField::Scheme,
+            b"user-agent" => RequestField::UserAgent,
+            b"content-type" => RequestField::ContentType,
+            b"traceparent" => RequestField::Traceparent,
+            b"tracestate" => RequestField::Tracestate,
+            b":status" if self.status.is_none() => {
+                self.status = number(value);
+                return;
+            }
+            b"grpc-status" => {
+                self.grpc_status = number(value);
+                return;
+            }
+            b"grpc-message" => {
+                self.grpc_message = Some(String::from_utf8_lossy(value).into_owned());
+                return;
+            }
+            _ => return,
+        };
+        if self.raw.is_empty() {
+            // Room for a usual request's fields, so they are not regrown.
+            self.raw.reserve(192);
         }
+        let slot = self.spans[field as usize];
+        match slot {
+            None => self.spans[field as usize] = Some(self.push(value)),
+            // W3C trace context: several tracestate fields join with commas
+            // (a comma ends any invalid sequence, so converting the joined
+            // bytes replaces what converting each one would). Moved to the
+            // end first unless it is there: at most once per other field.
+            Some((start, end)) if field == RequestField::Tracestate => {
+                let (start, end) = (start as usize, end as usize);
+                let joined = if end == self.raw.len() {
+                    self.raw.extend_from_slice(b",");
+                    self.raw.extend_from_slice(value);
+                    (start, self.raw.len())
+                } else {
+                    let at = self.raw.len();
+                    self.raw.extend_from_within(start..end);
+                    self.raw.extend_from_slice(b",");
+                    self.raw.extend_from_slice(value);
+                    (at, self.raw.len())
+                };
+                self.spans[field as usize] = Some(span_of(joined));
+            }
+            // First occurrence wins.
+            Some(_) => {}
+        }
+    }
+
+    /// Appends `value` to `raw`; where it is.
+    fn push(&mut self, value: &[u8]) -> (u32, u32) {
+        let start = self.raw.len();
+        self.raw.extend_from_slice(value);
+        span_of((start, self.raw.len()))
+    }
+
+    fn get(&self, field: RequestField) -> Option<&[u8]> {
+        let (s, e) = self.spans[field as usize]?;
+        self.raw.get(s as usize..e as usize)
+    }
+
+    fn has(&self, field: RequestField) -> bool {
+        self.spans[field as usize].is_some()
     }
 
     fn incomplete(&self) -> bool {
@@ -81,11 +126,11 @@ impl Fields {
             return u;
         }
         let mut left = self.unknown_refs;
-        if self.method.is_none() {
+        if !self.has(RequestField::Method) {
             u.insert(UnknownFields::METHOD);
             left = left.saturating_sub(1);
         }
-        if self.path.is_none() && self.method.as_deref() != Some("CONNECT") {
+        if !self.has(RequestField::Target) && self.get(RequestField::Method) != Some(b"CONNECT") {
             u.insert(UnknownFields::PATH);
             left = left.saturating_sub(1);
         }
@@ -117,17 +162,11 @@ impl Fields {
     }
 
     fn into_request(self) -> RequestHead {
-        RequestHead {
-            method: self.method.unwrap_or_default(),
-            target: self.path.unwrap_or_default(),
-            version: HttpVersion::Http2,
-            authority: self.authority,
-            scheme: self.scheme,
-            user_agent: self.user_agent,
-            content_type: self.content_type,
-            traceparent: self.traceparent,
-            tracestate: self.tracestate,
+        let mut fields: FieldBytes<'_> = [None; RequestField::COUNT];
+        for (slot, span) in fields.iter_mut().zip(self.spans) {
+            *slot = span.and_then(|(s, e)| self.raw.get(s as usize..e as usize));
         }
+        RequestHead::from_bytes(&fields, HttpVersion::Http2)
     }
 
     fn into_response(self) -> ResponseHead {
@@ -135,7 +174,9 @@ impl Fields {
             // 0 when :status could not be decoded (or was absent).
             status: self.status.unwrap_or(0),
             version: HttpVersion::Http2,
-            content_type: self.content_type,
+            content_type: self
+                .get(RequestField::ContentType)
+                .map(|v| String::from_utf8_lossy(v).into_owned()),
             grpc_status: self.grpc_status,
             grpc_message: self.grpc_message,
         }
@@ -239,8 +280,8 @@ impl Streams {
                 if id <= self.max_client_id {
                     return; // trailers of a stream that already finished
                 }
-                if fields.method.is_none()
-                    && fields.path.is_none()
+                if !fields.has(RequestField::Method)
+                    && !fields.has(RequestField::Target)
                     && (end_stream || !fields.incomplete())
                 {
                     // Trailers of a stream opened before we joined midway
@@ -251,7 +292,7 @@ impl Streams {
                 self.max_client_id = id;
                 let incomplete = fields.incomplete();
                 let unknown = fields.request_unknown();
-                let content_type_unknown = incomplete && fields.content_type.is_none();
+                let content_type_unknown = incomplete && !fields.has(RequestField::ContentType);
                 let mut s = new_stream(id, fields.into_request(), start_ts, ts, end_stream);
                 s.incomplete = incomplete;
                 s.unknown = unknown;
@@ -437,9 +478,8 @@ fn new_stream(id: u32, request: RequestHead, start: u64, ts: u64, ended: bool) -
 
 fn into_exchange(s: Stream, end: ExchangeEnd, ts: u64) -> HttpExchange {
     let path_known = !s.unknown.contains(UnknownFields::PATH);
-    let grpc_by_wire = s.content_type_unknown
-        && s.grpc
-            .is_grpc(path_known.then_some(s.request.target.as_str()));
+    let grpc_by_wire =
+        s.content_type_unknown && s.grpc.is_grpc(path_known.then_some(s.request.target()));
     HttpExchange {
         request: s.request,
         response: s.response,
@@ -464,5 +504,27 @@ fn into_exchange(s: Stream, end: ExchangeEnd, ts: u64) -> HttpExchange {
         headers_incomplete: s.incomplete,
         unknown: s.unknown,
         grpc_by_wire,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_become_one_request_head() {
+        let mut f = Fields::default();
+        f.on_field(b"tracestate", b"a=1");
+        f.on_field(b":method", b"GET");
+        f.on_field(b":method", b"POST");
+        f.on_field(b"tracestate", b"b=\xff");
+        f.on_field(b":path", b"/p");
+        f.on_field(b"tracestate", b"c=3");
+        f.on_field(b"user-agent", b"ua\xc3");
+        let h = f.into_request();
+        assert_eq!((h.method(), h.target()), ("GET", "/p"));
+        assert_eq!(h.tracestate(), Some("a=1,b=\u{fffd},c=3"));
+        assert_eq!(h.user_agent(), Some("ua\u{fffd}"));
+        assert_eq!(h.authority(), None);
     }
 }
