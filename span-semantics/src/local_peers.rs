@@ -9,6 +9,7 @@
 //! not name anyone (see `peer_naming`) or read anything from the host.
 
 use conn_tracker::{ConnKey, Endpoint, MonotonicNs};
+use self_metrics::{Counter, Registry};
 use std::collections::{HashMap, VecDeque};
 
 use crate::process_table::ProcessTable;
@@ -16,6 +17,13 @@ use crate::process_table::ProcessTable;
 /// How long a closed connection and an exited process still name the peer of
 /// spans built after them (ns, on the records' monotonic clock).
 pub const PEER_GRACE_NS: u64 = 5_000_000_000;
+
+/// Most closed sockets kept for their grace period (~150 bytes each with
+/// their index entry). A host closing connections faster than this in
+/// [`PEER_GRACE_NS`] (3,300 a second) shortens the grace of the oldest, counted.
+pub const MAX_ENDED_SOCKETS: usize = 16_384;
+/// Most exited processes kept for their grace period; beyond it, as above.
+pub const MAX_ENDED_PROCESSES: usize = 4_096;
 
 /// A connection's (local, remote) addresses, from the observed process's side.
 pub type AddressPair = (Endpoint, Endpoint);
@@ -38,11 +46,51 @@ pub struct LocalPeers {
     /// Processes that exited, kept for [`PEER_GRACE_NS`]: (exit ts, pid,
     /// resource id, which tells a reused pid apart).
     ended_processes: VecDeque<(u64, u32, u64)>,
+    /// Ended sockets and processes forgotten early, the grace lists full.
+    evicted_sockets: Counter,
+    evicted_processes: Counter,
 }
 
 impl LocalPeers {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// With its counters registered in `registry`.
+    pub fn registered(registry: &Registry) -> Self {
+        let c = |kind: &str| {
+            registry.counter(
+                "wirespan_peer_grace_evictions_total",
+                "Closed sockets and exited processes forgotten before the end of \
+                 their 5 s grace period because the grace list was full: spans \
+                 built after that no longer name them as peers.",
+                &[("kind", kind)],
+            )
+        };
+        Self {
+            evicted_sockets: c("socket"),
+            evicted_processes: c("process"),
+            ..Self::default()
+        }
+    }
+
+    /// Keeps `pair` naming `key` for the grace period, the oldest ended
+    /// socket forgotten first if the list is full.
+    fn push_ended_socket(&mut self, ts: u64, pair: AddressPair, key: ConnKey) {
+        if self.ended_pairs.len() >= MAX_ENDED_SOCKETS {
+            if let Some((_, old_pair, old_key)) = self.ended_pairs.pop_front() {
+                self.forget_pair(old_pair, old_key);
+                self.evicted_sockets.inc();
+            }
+        }
+        self.ended_pairs.push_back((ts, pair, key));
+    }
+
+    /// `pair` no longer names `key` (unless it names a newer socket).
+    fn forget_pair(&mut self, pair: AddressPair, key: ConnKey) {
+        if self.by_pair.get(&pair) == Some(&key) {
+            self.by_pair.remove(&pair);
+        }
     }
 
     /// Socket `key` was opened from `local` to `remote`.
@@ -73,22 +121,24 @@ impl LocalPeers {
     /// the connection table still held this generation of it; then it keeps
     /// naming its peer for the grace period.
     pub fn closed(&mut self, key: ConnKey, tracked_pair: Option<AddressPair>, ts: MonotonicNs) {
-        if let Some(pair) = tracked_pair {
-            self.ended_pairs.push_back((ts.0, pair, key));
+        let open_pair = self.pair_of.remove(&key);
+        match (tracked_pair, open_pair) {
+            (Some(pair), _) => self.push_ended_socket(ts.0, pair, key),
+            // Not this generation: its pair names no one from now on (it
+            // would otherwise stay in the index until the pair is reused).
+            (None, Some(pair)) => self.forget_pair(pair, key),
+            (None, None) => {}
         }
         if let Some(fds) = self.fds_by_tgid.get_mut(&key.tgid) {
             fds.retain(|fd| *fd != key.fd);
         }
-        self.pair_of.remove(&key);
     }
 
     /// Socket `key` is forgotten at once, with no grace period (the agent's
     /// own traffic).
     pub fn discarded(&mut self, key: ConnKey) {
         if let Some(pair) = self.pair_of.remove(&key) {
-            if self.by_pair.get(&pair) == Some(&key) {
-                self.by_pair.remove(&pair);
-            }
+            self.forget_pair(pair, key);
         }
         if let Some(fds) = self.fds_by_tgid.get_mut(&key.tgid) {
             fds.retain(|fd| *fd != key.fd);
@@ -105,7 +155,7 @@ impl LocalPeers {
             let key = ConnKey { tgid, fd };
             if let Some(pair) = self.pair_of.remove(&key) {
                 if self.by_pair.get(&pair) == Some(&key) {
-                    self.ended_pairs.push_back((ts.0, pair, key));
+                    self.push_ended_socket(ts.0, pair, key);
                 }
             }
         }
@@ -113,8 +163,21 @@ impl LocalPeers {
     }
 
     /// Process `pid` (identity `resource_id`) exited at `ts`: its identity
-    /// is dropped from the process table when the grace period ends.
-    pub fn process_ended(&mut self, ts: MonotonicNs, pid: u32, resource_id: u64) {
+    /// is dropped from `processes` when the grace period ends (or when
+    /// [`MAX_ENDED_PROCESSES`] newer ones have ended since).
+    pub fn process_ended(
+        &mut self,
+        ts: MonotonicNs,
+        pid: u32,
+        resource_id: u64,
+        processes: &mut ProcessTable,
+    ) {
+        if self.ended_processes.len() >= MAX_ENDED_PROCESSES {
+            if let Some((_, old_pid, old_id)) = self.ended_processes.pop_front() {
+                forget_process(processes, old_pid, old_id);
+                self.evicted_processes.inc();
+            }
+        }
         self.ended_processes.push_back((ts.0, pid, resource_id));
     }
 
@@ -127,20 +190,26 @@ impl LocalPeers {
                 break;
             }
             self.ended_pairs.pop_front();
-            if self.by_pair.get(&pair) == Some(&key) {
-                self.by_pair.remove(&pair);
-            }
+            self.forget_pair(pair, key);
         }
         while let Some((ts, pid, id)) = self.ended_processes.front().copied() {
             if ts.saturating_add(PEER_GRACE_NS) > now_ns {
                 break;
             }
             self.ended_processes.pop_front();
-            // Unless the pid was reused by a new process meanwhile.
-            if processes.get(pid).is_some_and(|p| p.resource.id == id) {
-                processes.on_exit(pid);
-            }
+            forget_process(processes, pid, id);
         }
+    }
+}
+
+/// Drops process `pid`'s identity, unless the pid was reused by a new
+/// process (another `resource_id`) meanwhile.
+fn forget_process(processes: &mut ProcessTable, pid: u32, resource_id: u64) {
+    if processes
+        .get(pid)
+        .is_some_and(|p| p.resource.id == resource_id)
+    {
+        processes.on_exit(pid);
     }
 }
 
@@ -179,6 +248,78 @@ mod tests {
         assert!(peers.process_exited(9, MonotonicNs(3)).is_empty());
         // Still named during the grace period.
         assert!(peers.socket_at(ep(1, 1), ep(2, 2)).is_some());
+    }
+
+    #[test]
+    fn the_grace_lists_are_bounded_and_count_what_they_cut_short() {
+        let registry = Registry::new();
+        let mut peers = LocalPeers::registered(&registry);
+        let mut processes = ProcessTable::new(Vec::new(), "host".into()).without_proc();
+        let extra = 10;
+        let n = MAX_ENDED_SOCKETS + extra;
+        let key = |i: usize| ConnKey {
+            tgid: 1 + (i / 1000) as u32,
+            fd: (i % 1000) as i32,
+        };
+        let pair = |i: usize| {
+            (
+                ep(1, 1 + (i % 60_000) as u16),
+                ep(2, 1 + (i / 60_000) as u16),
+            )
+        };
+        for i in 0..n {
+            peers.opened(key(i), pair(i).0, pair(i).1);
+            peers.closed(key(i), Some(pair(i)), MonotonicNs(i as u64));
+        }
+        assert_eq!(peers.ended_pairs.len(), MAX_ENDED_SOCKETS);
+        assert_eq!(peers.by_pair.len(), MAX_ENDED_SOCKETS);
+        assert_eq!(peers.evicted_sockets.get(), extra as u64);
+        // The oldest were forgotten early; the rest still name their peer.
+        assert_eq!(peers.socket_at(pair(extra - 1).0, pair(extra - 1).1), None);
+        assert_eq!(
+            peers.socket_at(pair(extra).0, pair(extra).1),
+            Some(key(extra))
+        );
+        assert_eq!(
+            peers.socket_at(pair(n - 1).0, pair(n - 1).1),
+            Some(key(n - 1))
+        );
+
+        for pid in 0..(MAX_ENDED_PROCESSES + extra) as u32 {
+            let id = processes
+                .on_exec(crate::process_table::ProcessFacts {
+                    pid: 10_000 + pid,
+                    exe_path: "/usr/bin/x".into(),
+                    ..Default::default()
+                })
+                .resource
+                .id;
+            peers.process_ended(MonotonicNs(1), 10_000 + pid, id, &mut processes);
+        }
+        assert_eq!(peers.ended_processes.len(), MAX_ENDED_PROCESSES);
+        assert_eq!(peers.evicted_processes.get(), extra as u64);
+        assert!(
+            processes.get(10_000).is_none(),
+            "the oldest exited process is forgotten"
+        );
+        assert!(processes.get(10_000 + extra as u32).is_some());
+        let text = registry.render();
+        assert!(
+            text.contains(&format!(
+                "wirespan_peer_grace_evictions_total{{kind=\"socket\"}} {extra}"
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_socket_closed_in_another_generation_names_no_peer() {
+        let mut peers = LocalPeers::new();
+        let key = ConnKey { tgid: 3, fd: 4 };
+        peers.opened(key, ep(1, 1), ep(2, 2));
+        peers.closed(key, None, MonotonicNs(1));
+        assert_eq!(peers.socket_at(ep(1, 1), ep(2, 2)), None);
+        assert!(peers.ended_pairs.is_empty());
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl SpanComposer {
             processes,
             spans: settings.span_builder,
             clock_offset_ns: settings.clock_offset_ns,
-            local_peers: LocalPeers::new(),
+            local_peers: LocalPeers::registered(registry),
             naming: PeerNaming::new(settings.peer_rules, settings.kube, None),
             links,
             sample_ratio: settings.sample_ratio,
@@ -265,7 +265,8 @@ impl SpanComposer {
         }
         if let Some(p) = self.processes.get(tgid) {
             let id = p.resource.id;
-            self.local_peers.process_ended(ts, tgid, id);
+            self.local_peers
+                .process_ended(ts, tgid, id, &mut self.processes);
         }
         fds
     }
