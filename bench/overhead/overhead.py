@@ -45,6 +45,7 @@ LOSS_COUNTERS = [
     "wirespan_kernel_bytes_not_copied_total",
     "wirespan_stream_bytes_not_parsed_total",
     "wirespan_spans_dropped_total",
+    "wirespan_peer_grace_evictions_total",
 ]
 
 
