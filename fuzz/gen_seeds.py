@@ -6,7 +6,6 @@ rewrites the same files. Input formats are documented in each target and in
 fuzz/src/lib.rs (the conversation format of the session targets).
 """
 import os
-import shutil
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -234,15 +233,27 @@ def config_seeds():
     write(t, "bad.yaml", b"capture:\n  ports: [99999]\nunknown_key: 1\nconnections:\n  idle_timeout: 5x\n")
 
 
+def found_seeds():
+    """The reproducers of findings (fuzz/artifacts-found/<target>/), so every
+    smoke run replays them first: a fixed finding that comes back fails CI."""
+    found = os.path.join(HERE, "artifacts-found")
+    for t in sorted(os.listdir(found)):
+        d = os.path.join(found, t)
+        if os.path.isdir(d):
+            for f in sorted(os.listdir(d)):
+                write(t, f, open(os.path.join(d, f), "rb").read())
+
+
 if __name__ == "__main__":
-    if os.path.isdir(SEEDS):
-        shutil.rmtree(SEEDS)
+    # Written over, never wiped: some seeds are committed by hand or come
+    # from elsewhere (the ELF and pclntab targets, the recording fixtures).
     http1_seeds()
     http2_seeds()
     hpack_seeds()
     conn_tracker_seeds()
     recording_seeds()
     config_seeds()
+    found_seeds()
     for d in sorted(os.listdir(SEEDS)):
         files = os.listdir(os.path.join(SEEDS, d))
         size = sum(os.path.getsize(os.path.join(SEEDS, d, f)) for f in files)

@@ -16,9 +16,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use probes_common::records::{decode, Record};
 use wirespan::pipeline::Pipeline;
 use wirespan::recording::{RecordingReader, MAX_RECORD_LEN};
-use probes_common::records::{decode, Record};
 
 const MAX_CONNECTIONS: usize = 8;
 const MEMORY_LIMIT: usize = 48 * 1024;

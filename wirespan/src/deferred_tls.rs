@@ -9,7 +9,8 @@
 //!
 //! It does not guess: a run is only ever placed where the kernel said. A
 //! run that is replaced, evicted, cut by the bounds or never bound is
-//! counted; a bound run whose bytes were cut becomes an exact gap.
+//! counted (a run still held when its process exits or the agent stops is
+//! `unbound`); a bound run whose bytes were cut becomes an exact gap.
 
 use std::collections::HashMap;
 
@@ -34,13 +35,14 @@ pub struct DeferredTlsWrites {
     runs: HashMap<(u32, u32), Run>,
     seq: u64,
     held_bytes: usize,
-    outcomes: [Counter; 4],
+    outcomes: [Counter; 5],
 }
 
 const BOUND: usize = 0;
 const REPLACED: usize = 1;
 const EVICTED: usize = 2;
 const CUT: usize = 3;
+const UNBOUND: usize = 4;
 
 impl DeferredTlsWrites {
     pub fn new(registry: &Registry) -> Self {
@@ -50,7 +52,9 @@ impl DeferredTlsWrites {
                 "Runs of TLS plaintext written before their socket was known, by what became \
                  of them: bound (placed on their socket), replaced (the thread began another \
                  run, on another SSL*, first: dropped), evicted (too many threads waiting: \
-                 dropped), cut (longer than a run may hold: the rest is an exact gap).",
+                 dropped), cut (longer than a run may hold: the rest is an exact gap), \
+                 unbound (its process exited, or the agent stopped, before it was bound: \
+                 dropped).",
                 &[("result", result)],
             )
         };
@@ -58,7 +62,13 @@ impl DeferredTlsWrites {
             runs: HashMap::new(),
             seq: 0,
             held_bytes: 0,
-            outcomes: [c("bound"), c("replaced"), c("evicted"), c("cut")],
+            outcomes: [
+                c("bound"),
+                c("replaced"),
+                c("evicted"),
+                c("cut"),
+                c("unbound"),
+            ],
         }
     }
 
@@ -109,6 +119,33 @@ impl DeferredTlsWrites {
         } else if !payload.is_empty() {
             run.contiguous = false;
         }
+    }
+
+    /// Process `tgid` exited: its threads' runs will never be bound.
+    pub fn process_exited(&mut self, tgid: u32) {
+        if self.runs.is_empty() {
+            return;
+        }
+        self.drop_runs(|(t, _)| t == tgid);
+    }
+
+    /// The agent stops: every run still held is dropped, counted.
+    pub fn drop_all(&mut self) {
+        self.drop_runs(|_| true);
+    }
+
+    fn drop_runs(&mut self, mut matches: impl FnMut((u32, u32)) -> bool) {
+        let (mut dropped, mut bytes) = (0, 0);
+        self.runs.retain(|key, run| {
+            let keep = !matches(*key);
+            if !keep {
+                dropped += 1;
+                bytes += run.bytes.len();
+            }
+            keep
+        });
+        self.held_bytes -= bytes;
+        self.outcomes[UNBOUND].add(dropped);
     }
 
     fn evict_oldest(&mut self) {
@@ -281,5 +318,28 @@ mod tests {
         assert_eq!(value("replaced"), Some(1));
         assert_eq!(value("evicted"), Some(1));
         assert_eq!(d.held_bytes(), MAX_THREADS);
+    }
+
+    /// Found by fuzzing (`recording_reader`): runs held when their process
+    /// exited, or when the agent flushed at its end, stayed held, uncounted.
+    #[test]
+    fn runs_of_an_exited_process_and_at_the_end_are_dropped_and_counted() {
+        let registry = Registry::new();
+        let mut d = DeferredTlsWrites::new(&registry);
+        d.hold(&unbound(1, 0, b"abc"), b"abc");
+        d.hold(&unbound(2, 0, b"de"), b"de");
+        let mut other = unbound(3, 0, b"f");
+        other.header.tgid = 8;
+        d.hold(&other, b"f");
+        let value = |r| registry.value("wirespan_tls_deferred_runs_total", &[("result", r)]);
+        d.process_exited(7);
+        assert_eq!(d.held_bytes(), 1);
+        assert_eq!(value("unbound"), Some(2));
+        d.drop_all();
+        assert_eq!(d.held_bytes(), 0);
+        assert_eq!(value("unbound"), Some(3));
+        // The exited process's threads have nothing left to bind.
+        let out = d.bind(&bind(1, 0, 3));
+        assert!(out[0].1.is_empty(), "an exact gap, not the dropped bytes");
     }
 }

@@ -462,6 +462,7 @@ impl<O: SpanOutput> Pipeline<O> {
                 let ts = MonotonicNs(r.header.ts_ns);
                 self.last_ts_ns = self.last_ts_ns.max(ts.0);
                 self.tracker.close_process(tgid, ts.0, sink);
+                self.deferred_tls.process_exited(tgid);
                 for fd in sink.composer.process_exited(tgid, ts) {
                     sink.actions
                         .push(KernelAction::Forget(ConnKey { tgid, fd }));
@@ -492,6 +493,7 @@ impl<O: SpanOutput> Pipeline<O> {
     pub fn flush(&mut self) {
         let ts = self.last_ts_ns;
         self.tracker.flush_all(ts, &mut self.emitter);
+        self.deferred_tls.drop_all();
     }
 
     /// Kernel-side actions requested since the last call.
