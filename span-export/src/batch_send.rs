@@ -8,9 +8,9 @@ use crate::http::HttpTransport;
 use crate::metrics::{DropReason, Metrics, RequestResult};
 use crate::retry::{Backoff, Outcome};
 use crate::settings::{ExportSettings, OtlpSettings};
-use crate::ExportSpan;
+use crate::PendingSpan;
 use bytes::Bytes;
-use span_model::encode_request_bytes;
+use span_model::encode_pending_request_bytes;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -43,10 +43,10 @@ impl Transport {
 
     /// What goes on the wire for this batch, reused by every attempt: the
     /// protobuf bytes (gRPC compresses them per call), or the HTTP body.
-    fn payload(&self, batch: &[ExportSpan]) -> Bytes {
+    fn payload(&self, batch: &[PendingSpan]) -> Bytes {
         match self {
-            Transport::Grpc(_) => encode_request_bytes(batch).into(),
-            Transport::Http(h) => h.body(encode_request_bytes(batch)),
+            Transport::Grpc(_) => encode_pending_request_bytes(batch).into(),
+            Transport::Http(h) => h.body(encode_pending_request_bytes(batch)),
             Transport::Broken(_) => Bytes::new(),
         }
     }
@@ -96,7 +96,7 @@ impl BatchSender {
     /// of the batch ends up counted as exported or dropped.
     pub(crate) async fn send(
         &self,
-        batch: Vec<ExportSpan>,
+        batch: Vec<PendingSpan>,
         mut shutdown: watch::Receiver<Option<Instant>>,
     ) {
         let n = batch.len() as u64;

@@ -5,7 +5,7 @@
 use crate::batch_send::BatchSender;
 use crate::metrics::{DropReason, Metrics};
 use crate::settings::ExportSettings;
-use crate::ExportSpan;
+use crate::PendingSpan;
 use span_model::format_span_line;
 use std::io::Write;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use tokio::time::{sleep_until, Instant};
 /// The exporter task's state. It is created and spawned by [`crate::start`];
 /// callers hold the [`crate::SpanQueue`] and [`crate::ExporterHandle`].
 pub struct Exporter {
-    rx: mpsc::Receiver<ExportSpan>,
+    rx: mpsc::Receiver<PendingSpan>,
     settings: ExportSettings,
     /// `None` without OTLP (stdout only).
     sender: Option<Arc<BatchSender>>,
@@ -33,7 +33,7 @@ pub struct Exporter {
 
 impl Exporter {
     pub(crate) fn new(
-        rx: mpsc::Receiver<ExportSpan>,
+        rx: mpsc::Receiver<PendingSpan>,
         settings: ExportSettings,
         lines: Option<Box<dyn Write + Send>>,
         metrics: Arc<Metrics>,
@@ -60,7 +60,7 @@ impl Exporter {
 
     pub(crate) async fn run(mut self) {
         let max = self.settings.max_batch_size.max(1);
-        let mut batch: Vec<ExportSpan> = Vec::with_capacity(max);
+        let mut batch: Vec<PendingSpan> = Vec::with_capacity(max);
         let mut flush_at: Option<Instant> = None;
         loop {
             let shutdown_at = *self.shutdown.borrow_and_update();
@@ -106,6 +106,12 @@ impl Exporter {
         }
     }
 
+    /// Whether spans are printed as lines (and so must reach this task as
+    /// built, not encoded).
+    pub(crate) fn prints_lines(&self) -> bool {
+        self.lines.is_some()
+    }
+
     fn slot_free(&self) -> bool {
         self.in_flight.len() < self.settings.max_concurrent_exports.max(1)
     }
@@ -116,7 +122,7 @@ impl Exporter {
     }
 
     /// The producers are gone: send the last batch and wait for every request.
-    async fn finish(&mut self, batch: Vec<ExportSpan>) {
+    async fn finish(&mut self, batch: Vec<PendingSpan>) {
         if !batch.is_empty() {
             while !self.slot_free() {
                 self.wait_for_slot().await;
@@ -132,7 +138,7 @@ impl Exporter {
     /// Shutdown: refuse new spans, then send everything queued until `deadline`
     /// (requests in flight honor it too); what cannot be sent by then is
     /// dropped as `shutdown`.
-    async fn drain(&mut self, mut batch: Vec<ExportSpan>, deadline: Instant) {
+    async fn drain(&mut self, mut batch: Vec<PendingSpan>, deadline: Instant) {
         self.rx.close();
         let max = self.settings.max_batch_size.max(1);
         loop {
@@ -171,7 +177,7 @@ impl Exporter {
     /// Print one batch and/or start exporting it in its own task; the caller
     /// checked that a slot is free. Every span of the batch ends up counted as
     /// exported or dropped (by the task, for OTLP).
-    fn dispatch(&mut self, batch: Vec<ExportSpan>) {
+    fn dispatch(&mut self, batch: Vec<PendingSpan>) {
         let n = batch.len() as u64;
         if n == 0 {
             return;
@@ -179,8 +185,12 @@ impl Exporter {
         if let Some(w) = self.lines.as_mut() {
             let mut text = String::with_capacity(batch.len() * 160);
             for span in &batch {
-                text.push_str(&format_span_line(span));
-                text.push('\n');
+                // The queue encodes ahead only when nothing prints lines
+                // (`Exporter::prints_lines`), so every span here is as built.
+                if let PendingSpan::Built(span) = span {
+                    text.push_str(&format_span_line(span));
+                    text.push('\n');
+                }
             }
             // A closed stdout must not stop the exporter.
             w.write_all(text.as_bytes()).and_then(|()| w.flush()).ok();

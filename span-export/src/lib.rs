@@ -14,13 +14,15 @@
 //! - resolves `export` from the YAML plus the standard `OTEL_EXPORTER_OTLP_*`
 //!   variables ([`ExportSettings::resolve`]);
 //! - queues spans without ever blocking the producer ([`SpanQueue::try_send`]):
-//!   a full queue drops the span and counts it;
+//!   a full queue drops the span and counts it. Unless spans are also printed,
+//!   each is encoded as it is queued, on the producer's thread, and only its
+//!   bytes wait ([`PendingSpan`]);
 //! - sends batches of at most `max_batch_size`, when full or after
 //!   `batch_timeout`, with up to `max_concurrent_exports` requests in flight
 //!   (each batch in its own task; gRPC calls share one HTTP/2 connection,
 //!   HTTP/1.1 requests use one pooled connection each; the order in which
 //!   batches arrive is not kept). Each batch is encoded to protobuf once
-//!   ([`encode_request_bytes`]) and retried on its own, with exponential
+//!   ([`encode_pending_request_bytes`]) and retried on its own, with exponential
 //!   backoff and jitter (honoring RetryInfo and Retry-After), for at most
 //!   `max_retry_time`. While every slot is busy and a batch is full, spans
 //!   wait in the queue;
@@ -68,9 +70,10 @@ pub use settings::{Compression, ExportSettings, OtlpSettings};
 // The span model, re-exported so that `span_export::ExportSpan` and friends
 // keep working for the crates that export.
 pub use span_model::{
-    any_value, encode_request, encode_request_bytes, format_span_line, scope, span, span_count,
-    status, AnyValue, AttrValue, Attrs, ExportSpan, ExportTraceServiceRequest, KeyValue,
-    ProcessResource, Span, SpanData, Status, Text,
+    any_value, encode_pending_request_bytes, encode_request, encode_request_bytes,
+    format_span_line, scope, span, span_count, status, AnyValue, AttrValue, Attrs, EncodedSpan,
+    ExportSpan, ExportTraceServiceRequest, KeyValue, PendingSpan, ProcessResource, Span, SpanData,
+    Status, Text,
 };
 
 use std::sync::Arc;
@@ -184,9 +187,10 @@ fn start_inner(
     let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
     let (shutdown_tx, shutdown_rx) = watch::channel(None);
     let exporter = Exporter::new(rx, settings, lines, metrics.clone(), shutdown_rx);
+    let encode_ahead = !exporter.prints_lines();
     let task = tokio::spawn(exporter.run());
     (
-        SpanQueue::new(tx, metrics.clone()),
+        SpanQueue::new(tx, metrics.clone(), encode_ahead),
         ExporterHandle {
             shutdown: shutdown_tx,
             task,

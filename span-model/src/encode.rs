@@ -4,7 +4,7 @@
 //! sends).
 
 use crate::wire::{varint_len, Out};
-use crate::ExportSpan;
+use crate::{ExportSpan, PendingSpan, ProcessResource};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -91,19 +91,70 @@ fn put_delimited_header(out: &mut Out<'_>, field: u8, len: usize) {
 /// the shared [`ProcessResource`](crate::ProcessResource), and the output is
 /// allocated once, at its exact size, and filled without growing.
 pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
-    struct Group<'a> {
+    encode_batch(batch)
+}
+
+/// [`encode_request_bytes`] for spans on their way to export, some of them
+/// already encoded ([`PendingSpan`]): the same bytes as encoding each span
+/// as built.
+pub fn encode_pending_request_bytes(batch: &[PendingSpan]) -> Vec<u8> {
+    encode_batch(batch)
+}
+
+/// What [`encode_batch`] needs of one span.
+trait SpanFields {
+    fn resource(&self) -> &ProcessResource;
+    fn encoded_len(&self) -> usize;
+    fn encode_to(&self, out: &mut Out<'_>);
+}
+
+impl SpanFields for ExportSpan {
+    fn resource(&self) -> &ProcessResource {
+        &self.resource
+    }
+    fn encoded_len(&self) -> usize {
+        ExportSpan::encoded_len(self)
+    }
+    fn encode_to(&self, out: &mut Out<'_>) {
+        ExportSpan::encode_to(self, out)
+    }
+}
+
+impl SpanFields for PendingSpan {
+    fn resource(&self) -> &ProcessResource {
+        match self {
+            PendingSpan::Built(s) => &s.resource,
+            PendingSpan::Encoded(e) => &e.resource,
+        }
+    }
+    fn encoded_len(&self) -> usize {
+        match self {
+            PendingSpan::Built(s) => s.encoded_len(),
+            PendingSpan::Encoded(e) => e.fields.len(),
+        }
+    }
+    fn encode_to(&self, out: &mut Out<'_>) {
+        match self {
+            PendingSpan::Built(s) => s.encode_to(out),
+            PendingSpan::Encoded(e) => out.bytes(&e.fields),
+        }
+    }
+}
+
+fn encode_batch<S: SpanFields>(batch: &[S]) -> Vec<u8> {
+    struct Group<'a, S> {
         attributes: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
         resource_len: usize,
-        spans: Vec<(&'a ExportSpan, usize)>,
+        spans: Vec<(&'a S, usize)>,
         scope_spans_len: usize,
         resource_spans_len: usize,
     }
     let scope = scope();
     let scope_len = scope.encoded_len();
-    let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut groups: Vec<Group<'_, S>> = Vec::new();
     let mut index: HashMap<u64, usize> = HashMap::new();
     for s in batch {
-        let resource = &s.resource;
+        let resource = s.resource();
         let i = *index.entry(resource.id).or_insert_with(|| {
             let resource_len = resource
                 .attributes
@@ -131,27 +182,27 @@ pub fn encode_request_bytes(batch: &[ExportSpan]) -> Vec<u8> {
         g.resource_spans_len = delimited_len(g.resource_len) + delimited_len(g.scope_spans_len);
         total += delimited_len(g.resource_spans_len);
     }
-    let mut buf = vec![0u8; total];
-    let mut out = Out::new(&mut buf);
-    for g in &groups {
-        put_delimited_header(&mut out, FIELD_1, g.resource_spans_len);
-        put_delimited_header(&mut out, FIELD_1, g.resource_len);
-        for kv in g.attributes {
-            let len = kv.encoded_len();
-            put_delimited_header(&mut out, FIELD_1, len);
-            out.message(kv, len);
+    let mut buf = Vec::new();
+    crate::wire::append(&mut buf, total, |out| {
+        for g in &groups {
+            put_delimited_header(out, FIELD_1, g.resource_spans_len);
+            put_delimited_header(out, FIELD_1, g.resource_len);
+            for kv in g.attributes {
+                let len = kv.encoded_len();
+                put_delimited_header(out, FIELD_1, len);
+                out.message(kv, len);
+            }
+            put_delimited_header(out, FIELD_2, g.scope_spans_len);
+            put_delimited_header(out, FIELD_1, scope_len);
+            out.message(&scope, scope_len);
+            // `encode_length_delimited` would compute each span's length again.
+            // (`encode_to` writes the fields only; the key and length are ours.)
+            for &(s, len) in &g.spans {
+                put_delimited_header(out, FIELD_2, len);
+                s.encode_to(out);
+            }
         }
-        put_delimited_header(&mut out, FIELD_2, g.scope_spans_len);
-        put_delimited_header(&mut out, FIELD_1, scope_len);
-        out.message(&scope, scope_len);
-        // `encode_length_delimited` would compute each span's length again.
-        // (`encode_to` writes the fields only; the key and length are ours.)
-        for &(s, len) in &g.spans {
-            put_delimited_header(&mut out, FIELD_2, len);
-            s.encode_to(&mut out);
-        }
-    }
-    debug_assert_eq!(out.written(), total);
+    });
     buf
 }
 
@@ -271,5 +322,32 @@ mod tests {
             let proto: Span = s.to_proto();
             assert_eq!(ours, proto.encode_to_vec(), "{s:?}");
         }
+    }
+
+    /// Spans encoded ahead give the request the same bytes as spans encoded
+    /// with it, whatever the mix, and an encoded span keeps its resource.
+    #[test]
+    fn pending_spans_encode_as_built_ones() {
+        let batch = spans();
+        let expected = encode_request_bytes(&batch);
+        let mixes: [fn(usize) -> bool; 3] = [|_| true, |_| false, |i| i % 3 == 1];
+        for encode_this in mixes {
+            let pending: Vec<PendingSpan> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    if encode_this(i) {
+                        let e = s.encode();
+                        assert_eq!(e.resource, s.resource);
+                        assert_eq!(e.fields().len(), s.encoded_len());
+                        PendingSpan::Encoded(e)
+                    } else {
+                        PendingSpan::Built(s.clone())
+                    }
+                })
+                .collect();
+            assert_eq!(encode_pending_request_bytes(&pending), expected);
+        }
+        assert!(encode_pending_request_bytes(&[]).is_empty());
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! Data and encoding only: no I/O, no async runtime. Building spans is
 //! `span-semantics`' job; queuing and sending them is `span-export`'s.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod attrs;
 mod encode;
@@ -16,7 +16,9 @@ mod stdout;
 mod wire;
 
 pub use attrs::{AttrValue, Attrs};
-pub use encode::{encode_request, encode_request_bytes, scope, span_count};
+pub use encode::{
+    encode_pending_request_bytes, encode_request, encode_request_bytes, scope, span_count,
+};
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 pub use opentelemetry_proto::tonic::{
     common::v1::{any_value, AnyValue, KeyValue},
@@ -82,10 +84,48 @@ impl ExportSpan {
         wire::append(buf, self.encoded_len(), |out| self.encode_to(out));
     }
 
+    /// The span encoded now, for export later: its own fields become bytes
+    /// and its attributes' shared text is let go (see [`EncodedSpan`]).
+    pub fn encode(&self) -> EncodedSpan {
+        let mut fields = Vec::new();
+        self.encode_raw(&mut fields);
+        EncodedSpan {
+            resource: self.resource.clone(),
+            fields: fields.into_boxed_slice(),
+        }
+    }
+
     /// [`encode_raw`](Self::encode_raw) into bytes sized beforehand.
     pub(crate) fn encode_to(&self, out: &mut wire::Out<'_>) {
         self.span.encode_head(out);
         self.attrs.encode_to(out);
         self.span.encode_tail(out);
     }
+}
+
+/// A span already encoded: the fields of its OTLP `Span` message (no key or
+/// length of its own), and its process's resource, by which the request
+/// groups it. Encoding when the span is built, while everything it points to
+/// is still in cache, and sending these bytes later costs less than keeping
+/// the built span (and the request heads its attributes share) queued and
+/// encoding it cold (BENCHMARKS.md, session 8).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedSpan {
+    pub resource: Arc<ProcessResource>,
+    fields: Box<[u8]>,
+}
+
+impl EncodedSpan {
+    /// The `Span` message's fields, as [`ExportSpan::encode_raw`] wrote them.
+    pub fn fields(&self) -> &[u8] {
+        &self.fields
+    }
+}
+
+/// A span on its way to export: as built (when something still needs its
+/// fields, such as the stdout lines), or already encoded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PendingSpan {
+    Built(ExportSpan),
+    Encoded(EncodedSpan),
 }
