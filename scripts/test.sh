@@ -13,9 +13,12 @@ scripts/setup.sh --deps-only
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+# fuzz/ is a workspace of its own (cargo-fuzz's layout): checked here too.
+cargo fmt --all --manifest-path fuzz/Cargo.toml -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --manifest-path fuzz/Cargo.toml --all-targets --locked -- -D warnings
 
 step "build the agent for the end-to-end tests"
 cargo build -p wirespan --locked
