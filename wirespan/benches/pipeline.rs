@@ -5,9 +5,9 @@
 //!   through `Pipeline::handle_bytes` (decode, connection table, HTTP/1 parser,
 //!   span building) into a `Vec<ExportSpan>`. Throughput = data records
 //!   (events); spans = events / 2.
-//! - `pipeline/http1_spans_encoded`: the same, plus `span_export::encode_request`
-//!   in batches of 512 and the protobuf encoding of each request. Throughput =
-//!   spans built and encoded.
+//! - `pipeline/http1_spans_encoded`: the same, plus what export does with
+//!   them: each span encoded as the queue does it, then one request per batch
+//!   of 512 written from those bytes. Throughput = spans built and encoded.
 //! - `pipeline/http2_streams`: HTTP/2 (h2c) streams, HEADERS in, HEADERS +
 //!   DATA out, 100 concurrent-ish streams per connection over 1,000
 //!   connections. Throughput = streams (one span each).
@@ -23,7 +23,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use self_metrics::Registry;
-use span_export::ExportSpan;
+use span_export::{ExportSpan, PendingSpan};
 use span_semantics::host::HostFacts;
 use span_semantics::routes::RouteTable;
 use span_semantics::span_builder::{IdGenerator, SpanBuilder};
@@ -90,15 +90,21 @@ fn feed(p: &mut Pipeline<Vec<ExportSpan>>, recs: &[Vec<u8>]) {
     }
 }
 
-/// As the exporter does: each batch encoded once, borrowed, then the spans
-/// dropped. Not inlined, for callgrind (`--toggle-collect='*encode_and_drop*'`).
+/// What export does with the spans. Not inlined, for callgrind
+/// (`--toggle-collect='*encode_and_drop*'`).
 #[inline(never)]
 fn encode_and_drop(spans: Vec<ExportSpan>) -> usize {
+    // As the agent's queue does (`SpanQueue::try_send`): each span encoded
+    // and let go as it is queued, then each batch's request from the bytes.
+    let pending: Vec<PendingSpan> = spans
+        .into_iter()
+        .map(|s| PendingSpan::Encoded(s.encode()))
+        .collect();
     let mut bytes = 0usize;
-    for batch in spans.chunks(BATCH) {
-        bytes += span_export::encode_request_bytes(batch).len();
+    for batch in pending.chunks(BATCH) {
+        bytes += span_export::encode_pending_request_bytes(batch).len();
     }
-    drop(spans);
+    drop(pending);
     bytes
 }
 
