@@ -827,6 +827,17 @@ def report(results, args):
                 L.append(f"\nBPF ns per dd call, median {med(on):.0f} (target ≤ "
                          f"{TARGET_FILEIO_BPF_NS_PER_CALL}: "
                          f"**{'met' if med(on) <= TARGET_FILEIO_BPF_NS_PER_CALL else 'missed'}**)")
+            # What dd itself pays per call, program and tracepoint machinery
+            # together: bpf_stats sees only the program's run time.
+            cpu = {m: [1e9 * r["cpu_s"] / r["calls"] for r in runs if r["mode"] == m]
+                   for m in ("off", "on")}
+            if cpu["off"] and cpu["on"] and on:
+                whole = med(cpu["on"]) - med(cpu["off"])
+                L.append(f"\ndd's CPU per call (medians), off → on: {med(cpu['off']):.0f} → "
+                         f"{med(cpu['on']):.0f} ns, so {whole:.0f} ns in all per call, of which "
+                         f"the programs' run time is {med(on):.0f}; the rest is the syscall "
+                         "tracepoint path around them (bpf_stats does not see it; the ON runs "
+                         "also pay bpf_stats' own clock reads)")
             L.append("")
             for r in runs:
                 if r.get("bpf_progs"):
