@@ -1,6 +1,6 @@
 //! OTLP/gRPC: `TraceService/Export` calls over a lazily connected plain-text
 //! (h2c) tonic channel. Requests are sent as protobuf bytes encoded once per
-//! batch (see [`crate::encode_request_bytes`]), so a retry or a call in flight
+//! batch (see [`crate::encode_pending_request_bytes`]), so a retry or a call in flight
 //! beside others needs no copy of the request message; the channel multiplexes
 //! concurrent calls over one HTTP/2 connection.
 
