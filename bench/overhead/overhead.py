@@ -961,9 +961,11 @@ def main():
     if os.geteuid() != 0:
         sys.exit("run as root (the agent loads eBPF programs)")
     tools = {"nginx", "openssl", "bpftool"} | {CASES[c]["tool"] for c in cases}
+    # The Debian package of each tool (scripts/setup.sh installs most, not bpftool).
+    packages = {"nginx": "nginx-light", "h2load": "nghttp2-client", "dd": "coreutils"}
     for tool in sorted(tools):
         if not shutil.which(tool):
-            sys.exit(f"{tool} is not installed")
+            sys.exit(f"{tool} is not installed: apt-get install {packages.get(tool, tool)}")
     perf = not args.no_perf and shutil.which("perf") and subprocess.run(
         ["perf", "stat", "-e", "task-clock", "true"], capture_output=True).returncode == 0
 
