@@ -221,8 +221,11 @@ CASES = {
     "h2": {"tool": "h2load", "listener": "h2", "headers": [],
            "what": "HTTP/2 without TLS (h2load -m1 against nginx http2)"},
     "fileio": {"tool": "dd", "what": "non-socket file I/O (dd, 512-byte blocks)"},
+    "idle": {"tool": "nginx", "what": "the agent with nothing to trace (no load)"},
 }
-DEFAULT_CASES = "keepalive,close,c400,tls,h2,fileio"
+DEFAULT_CASES = "keepalive,close,c400,tls,h2,fileio,idle"
+# Cases without a load generator: reported in sections of their own.
+NO_LOAD = ("fileio", "idle")
 
 
 # ---------------------------------------------------------------- load generators
@@ -564,6 +567,27 @@ class Bench:
             os.unlink(log_path)
         return r
 
+    # idle case --------------------------------------------------------------
+    def idle(self, mode, i):
+        """The agent (or, for mode "base", the --baseline binary) with no
+        load: --duration seconds, 3 s after it is ready so that start-up work
+        is done. Every port is traced, as deployed. CPU from schedstat and
+        wake-ups from voluntary context switches, over every thread."""
+        binary = self.args.baseline if mode == "base" else None
+        agent, _ = self.start_agent(f"idle-{mode}-{i}", None, binary)
+        try:
+            time.sleep(3.0)
+            rt0, cs0, t0 = thread_runtime_ns(agent.pid), context_switches(agent.pid), time.time()
+            time.sleep(self.args.duration)
+            rt1, cs1, wall = thread_runtime_ns(agent.pid), context_switches(agent.pid), time.time() - t0
+            return {"case": "idle", "mode": mode, "round": i, "wall_s": wall,
+                    "agent_cpu_s": runtime_delta_s(rt0, rt1),
+                    "wakeups": cs1[0] - cs0[0],
+                    "agent_vmrss_kib": status_kib(agent.pid, "VmRSS"),
+                    "load_after": loadavg()}
+        finally:
+            self.stop(agent)
+
     # non-socket case ------------------------------------------------------
     def file_io(self, mode, i):
         """Non-socket I/O: `dd` of --file-io-calls 512-byte blocks from
@@ -753,7 +777,7 @@ def compare_with_baseline(results):
          "| BPF ns / req: agent | baseline | captured: agent | baseline |",
          "| --- | --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for case, runs in results.items():
-        if case == "fileio":
+        if case in NO_LOAD:
             continue
         def side(on_mode, stats_mode):
             ons = [r for r in runs if r["mode"] == on_mode]
@@ -781,7 +805,7 @@ def compare_with_baseline(results):
 def report(results, args):
     L = []
     summaries = {case: summarize_case(case, runs) for case, runs in results.items()
-                 if case != "fileio"}
+                 if case not in NO_LOAD}
     if args.baseline:
         L.append(compare_with_baseline(results))
     if summaries:
@@ -813,6 +837,22 @@ def report(results, args):
         L.append("Cases: " + "; ".join(f"`{c}` = {CASES[c]['what']}" for c in summaries) + ".\n")
     for case, runs in results.items():
         L.append(f"### {case}: {CASES[case]['what']}\n")
+        if case == "idle":
+            L.append("| run | seconds | agent CPU (% of one CPU) | wake-ups / s | VmRSS | load (1 min) |")
+            L.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+            for r in runs:
+                L.append(f"| {r['mode']} {r['round']} | {r['wall_s']:.1f} "
+                         f"| {100 * r['agent_cpu_s'] / r['wall_s']:.3f} % "
+                         f"| {r['wakeups'] / r['wall_s']:.1f} | {r['agent_vmrss_kib'] / 1024:.1f} MiB "
+                         f"| {r['load_after'][0]:.2f} |")
+            for mode, who in (("on", "agent"), ("base", "baseline")):
+                xs = [r for r in runs if r["mode"] == mode]
+                if xs:
+                    L.append(f"\nMedians, {who}: "
+                             f"{med([100 * r['agent_cpu_s'] / r['wall_s'] for r in xs]):.3f} % of a CPU, "
+                             f"{med([r['wakeups'] / r['wall_s'] for r in xs]):.1f} wake-ups a second")
+            L.append("")
+            continue
         if case == "fileio":
             L.append("| run | dd calls | wall s | CPU-s | BPF ns per call | load (1 min) |")
             L.append("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -987,6 +1027,14 @@ def main():
         b.start_rotel()
         for case in cases:
             runs = results.setdefault(case, [])
+            if case == "idle":
+                for i in range(1, args.rounds + 1):
+                    for mode in ab_order(("on",), ("base",), i, args.baseline):
+                        r = b.idle(mode, i)
+                        runs.append(r)
+                        log(f"idle {mode} {i}: {100 * r['agent_cpu_s'] / r['wall_s']:.3f} % CPU, "
+                            f"{r['wakeups'] / r['wall_s']:.1f} wake-ups/s")
+                continue
             if case == "fileio":
                 for i in range(1, args.rounds + 1):
                     for mode in ("off", "on"):

@@ -17,6 +17,7 @@
 )]
 
 pub mod clock;
+pub mod drain_pace;
 pub mod kernel_counters;
 pub mod kernel_maps;
 pub mod probes;

@@ -60,11 +60,10 @@ impl From<&wirespan_config::CaptureConfig> for ProbeOptions {
     }
 }
 
-/// How long user space lets records wait before draining them anyway.
-pub const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
-
 /// Bytes waiting in the ring buffer that wake user space at once: a sixteenth
-/// of the ring, at most 256 KiB. Below it, records wait for the drain timer.
+/// of the ring, at most 256 KiB. Below it, records wait for the drain timer
+/// (`crate::drain_pace`), except while user space sleeps long: then every
+/// record wakes it ([`WakeControl`]).
 /// The probes wake user space when a record crosses this, and again at each
 /// multiple of four times it while user space lags, not at every record
 /// above it (each wake-up is a self-IPI: BENCHMARKS "Probe cost, session 5").
@@ -84,6 +83,8 @@ pub struct Probes {
     /// The SSL_* probes of each file whose functions were located without a
     /// symbol, so that a file failing its integrity check can be detached.
     located_links: std::collections::HashMap<std::path::PathBuf, Vec<(&'static str, UProbeLinkId)>>,
+    /// The settings written at load, for [`Probes::take_wake_control`].
+    settings: ProbeSettings,
 }
 
 /// The uprobe program `name`, loaded on first use (TLS programs are only
@@ -297,6 +298,19 @@ impl Probes {
             attached,
             go_links: std::collections::HashMap::new(),
             located_links: std::collections::HashMap::new(),
+            settings,
+        })
+    }
+
+    /// A handle on the probes' wake-up threshold; can be taken once.
+    pub fn take_wake_control(&mut self) -> Result<WakeControl> {
+        let map = self
+            .ebpf
+            .take_map("SETTINGS")
+            .context("settings map already taken")?;
+        Ok(WakeControl {
+            map: Array::try_from(map)?,
+            settings: self.settings,
         })
     }
 
@@ -611,6 +625,29 @@ impl TrackedSockets {
     /// lookup.
     pub fn remove(&mut self, key: &SocketKey) -> Result<(), aya::maps::MapError> {
         self.sockets.remove(key)
+    }
+}
+
+/// Whether the probes wake user space at every record or only once
+/// `wakeup_bytes` wait. The agent asks for every record while it drains on
+/// a long timer (`crate::drain_pace`). The whole settings entry is written
+/// again with only that field changed; the probes read each field with one
+/// load, so they see the old or the new threshold, and the other fields
+/// unchanged either way.
+pub struct WakeControl {
+    map: Array<MapData, ProbeSettings>,
+    settings: ProbeSettings,
+}
+
+impl WakeControl {
+    pub fn wake_at_every_record(&mut self, every: bool) -> Result<()> {
+        let mut settings = self.settings;
+        if every {
+            settings.wakeup_bytes = 0;
+        }
+        self.map
+            .set(0, settings, 0)
+            .context("writing the probes' wake-up setting")
     }
 }
 

@@ -101,6 +101,9 @@ pub struct TlsLocator {
     run_in: LocateIn,
     jobs: Option<SyncSender<LocateJob>>,
     answers: Option<Receiver<LocateAnswer>>,
+    /// Jobs queued or running whose answer has not been taken: while any
+    /// are, the agent polls for answers (see [`TlsLocator::in_flight`]).
+    in_flight: usize,
 }
 
 /// The options every analysis runs with.
@@ -122,6 +125,7 @@ impl TlsLocator {
             run_in,
             jobs: None,
             answers: None,
+            in_flight: 0,
         }
     }
 
@@ -132,7 +136,10 @@ impl TlsLocator {
             return false;
         }
         match self.jobs.as_ref().map(|tx| tx.try_send(job)) {
-            Some(Ok(())) => true,
+            Some(Ok(())) => {
+                self.in_flight += 1;
+                true
+            }
             Some(Err(TrySendError::Full(_))) => false,
             Some(Err(TrySendError::Disconnected(_))) | None => {
                 self.jobs = None;
@@ -190,15 +197,37 @@ impl TlsLocator {
 
     /// The answers ready now.
     pub fn take_answers(&mut self) -> Vec<LocateAnswer> {
-        match &self.answers {
-            Some(rx) => rx.try_iter().collect(),
-            None => Vec::new(),
+        let mut ready = Vec::new();
+        let Some(rx) = &self.answers else {
+            return ready;
+        };
+        loop {
+            match rx.try_recv() {
+                Ok(answer) => ready.push(answer),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    // The thread is gone: no answer will come for the rest.
+                    self.in_flight = 0;
+                    self.jobs = None;
+                    self.answers = None;
+                    return ready;
+                }
+            }
         }
+        self.in_flight = self.in_flight.saturating_sub(ready.len());
+        ready
+    }
+
+    /// Jobs submitted whose answers have not been taken yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
     }
 
     /// Waits up to `timeout` for the next answer (tests).
     pub fn wait_answer(&mut self, timeout: Duration) -> Option<LocateAnswer> {
-        self.answers.as_ref()?.recv_timeout(timeout).ok()
+        let answer = self.answers.as_ref()?.recv_timeout(timeout).ok()?;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Some(answer)
     }
 }
 
@@ -426,10 +455,13 @@ mod tests {
     fn answers_come_back_from_the_thread() {
         let mut locator = TlsLocator::new(Vec::new(), LocateIn::Thread);
         // Debian's libssl names its functions in .dynsym.
+        assert_eq!(locator.in_flight(), 0);
         assert!(locator.submit(job("/usr/lib/x86_64-linux-gnu/libssl.so.3")));
+        assert_eq!(locator.in_flight(), 1, "the agent polls while a job is out");
         let answer = locator
             .wait_answer(Duration::from_secs(30))
             .expect("an answer");
+        assert_eq!(locator.in_flight(), 0);
         let found = answer.result.expect("libssl located");
         let names: Vec<&str> = found.functions.iter().map(|f| f.name).collect();
         assert!(names.contains(&"SSL_read") && names.contains(&"SSL_write"));
@@ -438,9 +470,15 @@ mod tests {
 
         // curl has no TLS library of its own: a typed refusal, no address.
         assert!(locator.submit(job("/usr/bin/curl")));
-        let answer = locator
-            .wait_answer(Duration::from_secs(30))
-            .expect("an answer");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let answer = loop {
+            if let Some(a) = locator.take_answers().pop() {
+                break a;
+            }
+            assert!(Instant::now() < deadline, "no answer for curl");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(locator.in_flight(), 0, "answers taken by polling count too");
         assert_eq!(
             answer.result.expect_err("curl defines no SSL_*").reason,
             "no_tls"

@@ -245,7 +245,14 @@ pub struct TlsAttacher {
     attach_failures: Counter,
     dwarf: DwarfChecker,
     located: LocatedFiles,
+    /// When `poll` last ran (see `next_poll`).
+    last_poll: Instant,
 }
+
+/// How often the background jobs (DWARF checks, the TLS locator) are polled
+/// for results while any is out. Their answers arrive on channels that do not
+/// wake the agent's loop.
+pub const JOB_POLL: Duration = Duration::from_millis(25);
 
 /// A process to check later.
 struct PendingCheck {
@@ -310,6 +317,8 @@ struct DwarfChecker {
     requests: Option<std::sync::mpsc::SyncSender<DwarfCheck>>,
     results: Option<std::sync::mpsc::Receiver<DwarfResult>>,
     outcomes: HashMap<&'static str, Counter>,
+    /// Checks submitted whose results have not been taken.
+    in_flight: usize,
 }
 
 /// How many executables may wait for their DWARF check.
@@ -334,6 +343,7 @@ impl DwarfChecker {
             requests: None,
             results: None,
             outcomes,
+            in_flight: 0,
         }
     }
 
@@ -373,15 +383,32 @@ impl DwarfChecker {
         if let Some(tx) = &self.requests {
             if tx.try_send(check).is_err() {
                 self.count("dropped");
+            } else {
+                self.in_flight += 1;
             }
         }
     }
 
     fn take_results(&mut self) -> Vec<DwarfResult> {
-        match &self.results {
-            Some(rx) => rx.try_iter().collect(),
-            None => Vec::new(),
+        let mut ready = Vec::new();
+        let Some(rx) = &self.results else {
+            return ready;
+        };
+        loop {
+            match rx.try_recv() {
+                Ok(result) => ready.push(result),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    // The thread is gone: the next submit starts another.
+                    self.in_flight = 0;
+                    self.requests = None;
+                    self.results = None;
+                    return ready;
+                }
+            }
         }
+        self.in_flight = self.in_flight.saturating_sub(ready.len());
+        ready
     }
 }
 
@@ -477,6 +504,7 @@ impl TlsAttacher {
                 &[],
             ),
             dwarf: DwarfChecker::new(registry),
+            last_poll: Instant::now(),
         }
     }
 
@@ -898,9 +926,24 @@ impl TlsAttacher {
         }
     }
 
+    /// When [`TlsAttacher::poll`] has work next: the first queued process
+    /// check's due time, or [`JOB_POLL`] after the last poll while a DWARF
+    /// check or a locator job is out. `None` when there is nothing to do, so
+    /// an idle agent does not wake up for TLS discovery at all.
+    pub fn next_poll(&self) -> Option<Instant> {
+        let due = self.pending.front().map(|c| c.due);
+        let jobs_out = self.dwarf.in_flight > 0 || self.located.locator.in_flight() > 0;
+        let for_jobs = jobs_out.then(|| self.last_poll + JOB_POLL);
+        match (due, for_jobs) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Checks the processes whose delay has passed, and applies the DWARF
     /// checks that have finished.
     pub fn poll(&mut self, hook: &mut impl TlsHook) {
+        self.last_poll = Instant::now();
         for result in self.dwarf.take_results() {
             self.apply_dwarf(hook, result);
         }
@@ -1339,6 +1382,43 @@ mod tests {
         let answered = wait_verdict(&mut a, &mut r, curl);
         assert_eq!(answered, Some(TlsPath::None));
         assert_eq!(r.0.len(), 1);
+    }
+
+    /// An idle agent is not woken for TLS discovery: `next_poll` is `None`
+    /// until there is a process to check or a job out, and then names when.
+    #[test]
+    fn discovery_asks_for_a_poll_only_with_work() {
+        let registry = Registry::new();
+        let mut a = TlsAttacher::new(&registry);
+        let mut r = Recorder(Vec::new());
+        assert_eq!(a.next_poll(), None, "nothing queued, nothing out");
+
+        // A pid no process has: its check finds no maps and submits nothing.
+        let gone = 0x7fff_fff0;
+        let before = Instant::now();
+        a.on_map(gone);
+        let due = a.next_poll().expect("an mmap check is queued");
+        assert!(due > before && due <= Instant::now() + Duration::from_millis(2));
+        a.on_map(gone);
+        assert_eq!(a.next_poll(), Some(due), "one check per process");
+
+        // Once due, the check runs and nothing is left to poll for.
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        a.poll(&mut r);
+        assert_eq!(a.next_poll(), None);
+
+        // A locator job out: polled every JOB_POLL until its answer is taken.
+        let curl = Path::new("/usr/bin/curl");
+        assert_eq!(
+            a.hook(&mut r, curl, FileKind::Executable),
+            TlsPath::Locating
+        );
+        a.poll(&mut r);
+        let polled = Instant::now();
+        let next = a.next_poll().expect("polled while the job is out");
+        assert!(next <= polled + JOB_POLL && next + JOB_POLL >= polled);
+        assert_eq!(wait_verdict(&mut a, &mut r, curl), Some(TlsPath::None));
+        assert_eq!(a.next_poll(), None, "the answer was taken");
     }
 
     fn wait_verdict(a: &mut TlsAttacher, r: &mut Recorder, path: &Path) -> Option<TlsPath> {

@@ -19,6 +19,7 @@ use common_h2::*;
 use integration::agent::AgentExit;
 use integration::prelude::*;
 use integration::spans::{assert_spans, show, ExpectedSpan, KIND_CLIENT};
+use std::path::Path;
 use std::process::Command;
 
 /// A Python 3 HTTPS server (`http.server` behind `ssl` → libssl.so.3),
@@ -281,6 +282,83 @@ data = r.read(); print(r.status, len(data))\n";
         "tls calls attributed by nested_syscall",
         source(&exit.metrics, "nested_syscall"),
     );
+}
+
+/// A process that has sat idle (the agent's drain timer has backed off)
+/// loads its own copy of libssl with `import ssl`: a `dlopen` of a file
+/// nobody hooked at start, then a request ~100 ms later (a 50 ms pause,
+/// then urllib's import and the connection). The executable
+/// `mmap` must wake the agent at once (every record does while it backs
+/// off), and discovery must hook the new file before the first `SSL_write`:
+/// the client's https span can only come from the probes on that copy.
+#[test]
+fn late_dlopen_of_a_private_libssl_after_idle() {
+    let body = b"loaded late\n".repeat(7);
+    let server = nginx_tls(&[("late.txt", &body)]);
+    let port = server.port;
+    let libs = tempdir("wirespan-private-libssl-");
+    for lib in ["libssl.so.3", "libcrypto.so.3"] {
+        std::fs::copy(
+            Path::new("/usr/lib/x86_64-linux-gnu").join(lib),
+            libs.path().join(lib),
+        )
+        .expect("copy libssl/libcrypto");
+    }
+    let mut env = Env::start("late_dlopen_of_a_private_libssl_after_idle");
+    // Idle first, then `import ssl` (urllib.request imports it too, so it
+    // comes after). The idle spell is 2 s plus up to 0.5 s at random: the
+    // agent's timer backs off to 0.5 s, so the `dlopen` lands anywhere in its
+    // period, and a record left to wait for the timer would miss the request
+    // most runs.
+    let client = "import random, sys, time\n\
+time.sleep(float(sys.argv[2]) + random.uniform(0, 0.5))\n\
+import ssl\n\
+maps = open('/proc/self/maps').read().splitlines()\n\
+libssl = sorted({l.split()[-1] for l in maps if 'libssl.so' in l})\n\
+time.sleep(0.05)\n\
+import urllib.request\n\
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+r = urllib.request.urlopen(sys.argv[1], context=ctx, timeout=60)\n\
+data = r.read(); print(r.status, len(data), ','.join(libssl))\n";
+    let (out, _) = run_ok(
+        Command::new(python())
+            .env("LD_LIBRARY_PATH", libs.path())
+            .args(["-c", client])
+            .arg(format!("https://127.0.0.1:{port}/late.txt"))
+            .arg("2"),
+        &env.diagnostics(),
+    );
+    let copy = libs.path().join("libssl.so.3");
+    assert_eq!(
+        out.trim(),
+        format!("200 {} {}", body.len(), copy.display()),
+        "the client must have loaded the private copy, and only it"
+    );
+    env.wait_spans(
+        port,
+        2,
+        "python (private libssl, loaded late) → nginx over TLS",
+    );
+    let (spans, exit) = env.stop(port);
+    let cport = single_client_port(&spans, &exit.diagnostics());
+    let exe = integration::python::python_exe_name();
+    let expected = with_ua(
+        http_pair(
+            (exe.as_str(), "nginx"),
+            "https",
+            "1.1",
+            "GET",
+            "/late.txt",
+            port,
+            cport,
+            200,
+            0,
+            body.len() as u64,
+        ),
+        &format!("Python-urllib/{}", python_minor_version()),
+    );
+    assert_no_plaintext_spans(&spans, port, &exit);
+    assert_spans(&expected, &spans, &exit.diagnostics());
 }
 
 fn python_minor_version() -> String {

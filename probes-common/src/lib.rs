@@ -611,7 +611,8 @@ pub struct ProbeSettings {
     pub port_filter_enabled: u32,
     /// Records are written without waking user space until this many bytes
     /// wait in the ring buffer (user space also drains on a short timer): one
-    /// wake-up per batch instead of per record.
+    /// wake-up per batch instead of per record. 0 while user space drains on
+    /// a long timer because it found nothing: then every record wakes it.
     pub wakeup_bytes: u32,
     pub _pad: u32,
     pub offsets: KernelOffsets,

@@ -5,9 +5,10 @@
 
 use anyhow::{Context as _, Result};
 use capture::clock::{clock_offset_ns, monotonic_ns};
+use capture::drain_pace::{DrainPace, WakeChange};
 use capture::kernel_counters::KernelCounterMetrics;
 use capture::kernel_maps::KernelMaps;
-use capture::probes::{self, EventRing, ProbeOptions, Probes};
+use capture::probes::{self, EventRing, ProbeOptions, Probes, WakeControl};
 use capture::tls_targets::TlsAttacher;
 use self_metrics::Registry;
 use span_semantics::host::HostFacts;
@@ -150,17 +151,43 @@ impl ShutdownSignals {
 }
 
 /// Hands every waiting record to the handler; exec, executable-mmap and
-/// TLS integrity records also go to TLS discovery.
+/// TLS integrity records also go to TLS discovery. Returns how many.
 fn drain(
     rb: &mut EventRing,
     handler: &mut dyn RecordHandler,
     tls: &mut TlsAttacher,
     probes: &mut Probes,
-) {
+) -> usize {
+    let mut records = 0;
     while let Some(item) = rb.next() {
         tls.on_record(probes, &item);
         handler.handle(&item);
+        records += 1;
     }
+    records
+}
+
+/// Moves the drain pace on after a drain, and tells the probes when to wake
+/// us. If they cannot be told, the pace stays short.
+fn pace_after_drain(
+    pace: &mut DrainPace,
+    wake: &mut WakeControl,
+    records: usize,
+    timed: bool,
+) -> WakeChange {
+    let change = pace.after_drain(records, timed);
+    let written = match change {
+        WakeChange::Keep => return change,
+        WakeChange::EveryRecord => wake.wake_at_every_record(true),
+        WakeChange::AtThreshold => wake.wake_at_every_record(false),
+    };
+    if let Err(e) = written {
+        // Once: the pace never asks again.
+        tracing::warn!("the drain timer stays at its short interval for good: {e:#}");
+        pace.wake_change_failed();
+        return WakeChange::Keep;
+    }
+    change
 }
 
 /// Runs the agent until SIGINT/SIGTERM.
@@ -238,26 +265,47 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     ready.set_ready(true);
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    // The probes wake us only when much is waiting; drain on a timer too.
-    let mut drain_tick = tokio::time::interval(probes::DRAIN_INTERVAL);
-    drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // New processes are checked for TLS libraries soon after exec.
-    let mut tls_tick = tokio::time::interval(Duration::from_millis(25));
-    tls_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The probes wake us only when much is waiting, or at every record while
+    // we back off; drain on a timer too (capture::drain_pace).
+    let mut wake = probes.take_wake_control()?;
+    let mut pace = DrainPace::new();
+    let drain_timer = tokio::time::sleep(pace.interval());
+    tokio::pin!(drain_timer);
+    // TLS discovery wakes us only while it has work (TlsAttacher::next_poll).
+    let tls_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(tls_timer);
 
     loop {
+        let tls_due = tls.next_poll();
+        if let Some(due) = tls_due {
+            let due = tokio::time::Instant::from_std(due);
+            if tls_timer.deadline() != due {
+                tls_timer.as_mut().reset(due);
+            }
+        }
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
-                drain(guard.get_inner_mut(), handler.as_mut(), &mut tls, &mut probes);
+                let records = drain(guard.get_inner_mut(), handler.as_mut(), &mut tls, &mut probes);
                 guard.clear_ready();
                 apply_actions(handler.take_actions(), &mut maps);
+                if records > 0 {
+                    pace_after_drain(&mut pace, &mut wake, records, false);
+                    drain_timer.as_mut().reset(tokio::time::Instant::now() + pace.interval());
+                }
             }
-            _ = drain_tick.tick() => {
-                drain(ring.get_mut(), handler.as_mut(), &mut tls, &mut probes);
+            _ = &mut drain_timer => {
+                let mut records = drain(ring.get_mut(), handler.as_mut(), &mut tls, &mut probes);
+                if pace_after_drain(&mut pace, &mut wake, records, true) == WakeChange::EveryRecord {
+                    // Records written before the probes saw the change
+                    // would not wake us: take them now.
+                    records = drain(ring.get_mut(), handler.as_mut(), &mut tls, &mut probes);
+                    pace_after_drain(&mut pace, &mut wake, records, false);
+                }
                 apply_actions(handler.take_actions(), &mut maps);
+                drain_timer.as_mut().reset(tokio::time::Instant::now() + pace.interval());
             }
-            _ = tls_tick.tick() => {
+            _ = &mut tls_timer, if tls_due.is_some() => {
                 tls.poll(&mut probes);
             }
             _ = tick.tick() => {
