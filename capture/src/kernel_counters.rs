@@ -113,11 +113,13 @@ impl KernelCounterMetrics {
                 counter::TRUNCATED_BYTES
                 | counter::MUTED_BYTES
                 | counter::RINGBUF_FULL_BYTES
-                | counter::TLS_CIPHERTEXT_BYTES => {
+                | counter::TLS_CIPHERTEXT_BYTES
+                | counter::BODY_SKIPPED_BYTES => {
                     let reason = match i as u32 {
                         counter::TRUNCATED_BYTES => "per_call_cap",
                         counter::MUTED_BYTES => "muted_connection",
                         counter::TLS_CIPHERTEXT_BYTES => "tls_ciphertext",
+                        counter::BODY_SKIPPED_BYTES => "body_skipped",
                         _ => "ringbuf_full",
                     };
                     registry.counter(

@@ -2,7 +2,8 @@
 //! seeding the connections that were open before the probes attached.
 
 use anyhow::Result;
-use probes_common::{SocketKey, SocketState};
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use probes_common::{BodySkip, SocketKey, SocketState};
 
 use crate::probes::{ProbeOptions, Probes};
 
@@ -10,6 +11,7 @@ use crate::probes::{ProbeOptions, Probes};
 pub struct KernelMaps {
     sockets: crate::probes::TrackedSockets,
     muted: crate::probes::MutedSockets,
+    body_skip: BpfHashMap<MapData, SocketKey, BodySkip>,
 }
 
 impl KernelMaps {
@@ -17,7 +19,29 @@ impl KernelMaps {
         Ok(Self {
             sockets: probes.take_sockets()?,
             muted: probes.take_muted()?,
+            body_skip: probes.take_body_skip()?,
         })
+    }
+
+    /// Tells the probes that the bytes of direction `dir`
+    /// (`probes_common::direction`) of connection `conn_id` before stream
+    /// offset `until` are body the parser only counts: calls wholly below it
+    /// are not copied. The other direction's point is kept if the entry is
+    /// this connection's. A failed write only means the bytes are copied.
+    pub fn skip_body(&mut self, tgid: u32, fd: i32, conn_id: u64, dir: u32, until: u64) -> bool {
+        let key = SocketKey { tgid, fd };
+        let mut skip = match self.body_skip.get(&key, 0) {
+            Ok(s) if s.conn_id == conn_id => s,
+            _ => BodySkip {
+                conn_id,
+                until: [0, 0],
+            },
+        };
+        let Some(slot) = skip.until.get_mut(dir as usize) else {
+            return false;
+        };
+        *slot = until;
+        self.body_skip.insert(key, skip, 0).is_ok()
     }
 
     /// Stops copying a tracked socket's bytes (still counted). Only sockets
@@ -35,6 +59,7 @@ impl KernelMaps {
         let k = SocketKey { tgid, fd };
         self.sockets.remove(&k).ok();
         self.muted.remove(&k).ok();
+        self.body_skip.remove(&k).ok();
     }
 
     /// Seeds connections open before start into the kernel map, and hands

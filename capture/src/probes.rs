@@ -339,6 +339,17 @@ impl Probes {
         })
     }
 
+    /// A handle on the map of bodies the probes need not copy.
+    pub fn take_body_skip(
+        &mut self,
+    ) -> Result<BpfHashMap<MapData, SocketKey, probes_common::BodySkip>> {
+        let map = self
+            .ebpf
+            .take_map("BODY_SKIP")
+            .context("map BODY_SKIP missing or already taken")?;
+        Ok(BpfHashMap::try_from(map)?)
+    }
+
     /// A handle on the muted-socket map.
     pub fn take_muted(&mut self) -> Result<MutedSockets> {
         let map = self

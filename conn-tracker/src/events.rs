@@ -3,6 +3,7 @@
 
 use protocol_parsers::{HttpExchange, ParseIssue, RequestHead};
 
+use crate::ids::StreamOffset;
 use crate::types::{ConnInfo, Direction};
 
 /// Where the table puts everything it produces.
@@ -20,6 +21,12 @@ pub trait TrackerSink {
     /// [`ExchangeSink::request_started`](protocol_parsers::ExchangeSink::request_started)):
     /// called while the data event that completed it is being fed.
     fn request_started(&mut self, _conn: &ConnInfo, _head: &RequestHead, _ordinal: u64) {}
+    /// The bytes of `dir` of `conn` before stream offset `until` are body
+    /// the parser only counts (see
+    /// [`ExchangeSink::body_ahead`](protocol_parsers::ExchangeSink::body_ahead)):
+    /// the caller may tell the kernel not to copy them. They then come as
+    /// header-only records, given to [`crate::ConnectionTable::skipped_body`].
+    fn body_ahead(&mut self, _conn: &ConnInfo, _dir: Direction, _until: StreamOffset) {}
 }
 
 /// A counted tracker event. `label()` is the `reason` label; byte-carrying
@@ -29,6 +36,9 @@ pub enum TrackerEvent {
     /// Bytes never delivered in one direction (lost records, header-only
     /// records, sendfile, a missing tail at close).
     GapBytes { dir: Direction, bytes: u64 },
+    /// Body bytes not copied because the parser said it only counts them
+    /// (`body_ahead`): a gap by design, not a loss.
+    SkippedBodyBytes { dir: Direction, bytes: u64 },
     /// Bytes delivered twice (at an offset already passed); skipped.
     OverlapBytes(u64),
     /// Data for a key with no tracked connection: one was created lazily.
@@ -65,6 +75,7 @@ impl TrackerEvent {
     pub fn label(&self) -> &'static str {
         match self {
             TrackerEvent::GapBytes { .. } => "gap_bytes",
+            TrackerEvent::SkippedBodyBytes { .. } => "skipped_body_bytes",
             TrackerEvent::OverlapBytes(_) => "overlap_bytes",
             TrackerEvent::DataForUnknownConnection => "data_for_unknown_connection",
             TrackerEvent::StaleGeneration => "stale_generation",
@@ -85,6 +96,7 @@ impl TrackerEvent {
     pub fn amount(&self) -> u64 {
         match self {
             TrackerEvent::GapBytes { bytes, .. }
+            | TrackerEvent::SkippedBodyBytes { bytes, .. }
             | TrackerEvent::ClosedWithMissingTail { bytes } => *bytes,
             TrackerEvent::OverlapBytes(b) | TrackerEvent::UndetectedBytes(b) => *b,
             _ => 1,
@@ -94,6 +106,7 @@ impl TrackerEvent {
     /// Every label, for pre-registering metrics.
     pub const LABELS: &'static [&'static str] = &[
         "gap_bytes",
+        "skipped_body_bytes",
         "overlap_bytes",
         "data_for_unknown_connection",
         "stale_generation",
@@ -119,6 +132,10 @@ mod tests {
         let all = [
             TrackerEvent::GapBytes {
                 dir: Direction::Egress,
+                bytes: 1,
+            },
+            TrackerEvent::SkippedBodyBytes {
+                dir: Direction::Ingress,
                 bytes: 1,
             },
             TrackerEvent::OverlapBytes(1),

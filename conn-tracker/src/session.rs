@@ -7,6 +7,7 @@ use protocol_parsers::{ExchangeSink, HttpExchange, ParseIssue, RequestHead, Side
 use crate::backend::{Http1Session, Http2Session, Upgrade};
 use crate::detect_state::{Detecting, Verdict};
 use crate::events::{TrackerEvent, TrackerSink};
+use crate::ids::StreamOffset;
 use crate::types::{ConnInfo, Direction, Protocol, Role, TrackerLimits};
 
 /// Which parser a connection has.
@@ -29,6 +30,20 @@ pub(crate) struct Session {
 struct Fwd<'a, S> {
     info: &'a ConnInfo,
     sink: &'a mut S,
+    /// While data is fed: its direction and the stream offset just after it,
+    /// from which `body_ahead` counts. None when that offset is not this
+    /// data's end (detection replaying an earlier prefix), and off data.
+    end: Option<(Direction, u64)>,
+}
+
+impl<'a, S> Fwd<'a, S> {
+    fn new(info: &'a ConnInfo, sink: &'a mut S) -> Self {
+        Fwd {
+            info,
+            sink,
+            end: None,
+        }
+    }
 }
 
 impl<S: TrackerSink> ExchangeSink for Fwd<'_, S> {
@@ -40,6 +55,14 @@ impl<S: TrackerSink> ExchangeSink for Fwd<'_, S> {
     }
     fn request_started(&mut self, head: &RequestHead, ordinal: u64) {
         self.sink.request_started(self.info, head, ordinal);
+    }
+    fn body_ahead(&mut self, side: Side, bytes: u64) {
+        if let Some((dir, end)) = self.end {
+            if self.info.role.side(dir) == Some(side) {
+                let until = StreamOffset(end.saturating_add(bytes));
+                self.sink.body_ahead(self.info, dir, until);
+            }
+        }
     }
 }
 
@@ -66,12 +89,14 @@ impl Session {
         }
     }
 
-    /// Feeds bytes that continue the stream of `dir`.
+    /// Feeds bytes that continue the stream of `dir`, ending at stream
+    /// offset `end`.
     pub(crate) fn data(
         &mut self,
         dir: Direction,
         ts_ns: u64,
         bytes: &[u8],
+        end: u64,
         limits: &TrackerLimits,
         sink: &mut impl TrackerSink,
     ) {
@@ -79,7 +104,7 @@ impl Session {
             return;
         }
         let Parser::Detecting(d) = &mut self.parser else {
-            return self.feed(dir, ts_ns, bytes, limits, sink);
+            return self.feed(dir, ts_ns, bytes, Some(end), limits, sink);
         };
         let offer = d.offer(
             dir,
@@ -123,15 +148,16 @@ impl Session {
         };
         // Replay what detection held, request side first, each direction's
         // buffered prefix followed (for this chunk's direction) by the rest.
+        let rest = bytes.get(offer.copied..).unwrap_or(&[]);
         for replay in d.take_replays(self.info.role).into_iter().flatten() {
+            // Only what ends this chunk ends at `end`.
+            let last = replay.dir == dir && rest.is_empty();
             if !replay.bytes.is_empty() {
-                self.feed(replay.dir, replay.ts_ns, &replay.bytes, limits, sink);
+                let at = last.then_some(end);
+                self.feed(replay.dir, replay.ts_ns, &replay.bytes, at, limits, sink);
             }
-            if replay.dir == dir {
-                let rest = bytes.get(offer.copied..).unwrap_or(&[]);
-                if !rest.is_empty() {
-                    self.feed(dir, ts_ns, rest, limits, sink);
-                }
+            if replay.dir == dir && !rest.is_empty() {
+                self.feed(dir, ts_ns, rest, Some(end), limits, sink);
             }
         }
     }
@@ -142,6 +168,7 @@ impl Session {
         dir: Direction,
         ts_ns: u64,
         bytes: &[u8],
+        end: Option<u64>,
         limits: &TrackerLimits,
         sink: &mut impl TrackerSink,
     ) {
@@ -156,13 +183,18 @@ impl Session {
                 sink.tracker_event(TrackerEvent::UndetectedBytes(bytes.len() as u64));
             }
             Parser::Http1(h) => {
-                h.on_data(side, ts_ns, bytes, &mut Fwd { info, sink });
+                let mut fwd = Fwd {
+                    info,
+                    sink,
+                    end: end.map(|e| (dir, e)),
+                };
+                h.on_data(side, ts_ns, bytes, &mut fwd);
                 if h.upgrade().is_some() {
                     self.after_upgrade(ts_ns, limits, sink);
                 }
             }
             Parser::Http2(h) => {
-                h.on_data(side, ts_ns, bytes, &mut Fwd { info, sink });
+                h.on_data(side, ts_ns, bytes, &mut Fwd::new(info, sink));
                 if h.is_failed() {
                     self.give_up(ts_ns, sink);
                 }
@@ -191,7 +223,7 @@ impl Session {
                 self.info.protocol = Protocol::Http2;
                 if !rest.is_empty() {
                     if let Some(dir) = self.dir_of(Side::Response) {
-                        self.feed(dir, ts_ns, &rest, limits, sink);
+                        self.feed(dir, ts_ns, &rest, None, limits, sink);
                     }
                 }
             }
@@ -252,9 +284,9 @@ impl Session {
                     sink.tracker_event(TrackerEvent::UndetectedBytes(dropped));
                 }
             }
-            (Parser::Http1(h), Some(side)) => h.on_gap(side, len, ts_ns, &mut Fwd { info, sink }),
+            (Parser::Http1(h), Some(side)) => h.on_gap(side, len, ts_ns, &mut Fwd::new(info, sink)),
             (Parser::Http2(h), Some(side)) => {
-                h.on_gap(side, len, ts_ns, &mut Fwd { info, sink });
+                h.on_gap(side, len, ts_ns, &mut Fwd::new(info, sink));
                 if h.is_failed() {
                     self.give_up(ts_ns, sink);
                 }
@@ -279,8 +311,8 @@ impl Session {
                     sink.tracker_event(TrackerEvent::UndetectedBytes(held));
                 }
             }
-            Parser::Http1(h) => h.on_close(ts_ns, &mut Fwd { info, sink }),
-            Parser::Http2(h) => h.on_close(ts_ns, &mut Fwd { info, sink }),
+            Parser::Http1(h) => h.on_close(ts_ns, &mut Fwd::new(info, sink)),
+            Parser::Http2(h) => h.on_close(ts_ns, &mut Fwd::new(info, sink)),
             Parser::Muted => {}
         }
     }

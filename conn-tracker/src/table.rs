@@ -275,7 +275,8 @@ impl ConnectionTable {
         if a.overlap > 0 {
             sink.tracker_event(TrackerEvent::OverlapBytes(a.overlap));
         }
-        c.session.data(dir, ts_ns, a.fresh, limits, sink);
+        let end = c.streams[dir.index()].expected;
+        c.session.data(dir, ts_ns, a.fresh, end, limits, sink);
         self.account(slot, sink);
     }
 
@@ -294,6 +295,44 @@ impl ConnectionTable {
         ts_ns: MonotonicNs,
         sink: &mut impl TrackerSink,
     ) {
+        self.not_delivered(key, conn_id, dir, stream_offset, len, ts_ns, false, sink);
+    }
+
+    /// `len` bytes of `dir` at `stream_offset` were not copied because they
+    /// were body the parser only counts ([`TrackerSink::body_ahead`]): a gap
+    /// to the parser like any other, counted as skipped, not lost.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one field of the probe record, named at the call"
+    )]
+    pub fn skipped_body(
+        &mut self,
+        key: ConnKey,
+        conn_id: ConnId,
+        dir: Direction,
+        stream_offset: StreamOffset,
+        len: u64,
+        ts_ns: MonotonicNs,
+        sink: &mut impl TrackerSink,
+    ) {
+        self.not_delivered(key, conn_id, dir, stream_offset, len, ts_ns, true, sink);
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the fields of `missing` and `skipped_body`, and which of the two"
+    )]
+    fn not_delivered(
+        &mut self,
+        key: ConnKey,
+        conn_id: ConnId,
+        dir: Direction,
+        stream_offset: StreamOffset,
+        len: u64,
+        ts_ns: MonotonicNs,
+        skipped: bool,
+        sink: &mut impl TrackerSink,
+    ) {
         let (conn_id, stream_offset, ts_ns) = (conn_id.0, stream_offset.0, ts_ns.0);
         self.tick(ts_ns);
         let Some(slot) = self.slot_for_data(key, conn_id, ts_ns, sink) else {
@@ -302,9 +341,26 @@ impl ConnectionTable {
         let Some(Some(c)) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        let lost = c.streams[dir.index()].skip(stream_offset, len);
+        let stream = &mut c.streams[dir.index()];
+        // Bytes missing before a skipped call were lost, not skipped.
+        let hole = if stream.started {
+            stream_offset.saturating_sub(stream.expected)
+        } else {
+            0
+        };
+        let lost = stream.skip(stream_offset, len);
         if lost > 0 {
-            sink.tracker_event(TrackerEvent::GapBytes { dir, bytes: lost });
+            let (gap, skip) = if skipped {
+                (hole.min(lost), lost - hole.min(lost))
+            } else {
+                (lost, 0)
+            };
+            if gap > 0 {
+                sink.tracker_event(TrackerEvent::GapBytes { dir, bytes: gap });
+            }
+            if skip > 0 {
+                sink.tracker_event(TrackerEvent::SkippedBodyBytes { dir, bytes: skip });
+            }
             c.session.gap(dir, lost, ts_ns, sink);
         }
         self.account(slot, sink);

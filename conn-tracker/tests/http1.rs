@@ -211,6 +211,51 @@ fn header_only_record_is_a_gap() {
     assert_eq!(sink.count("gap_bytes"), 1000);
 }
 
+/// A large response body is announced with the stream offset where it ends;
+/// header-only records for it (the probes skipping it) complete the exchange
+/// and count as skipped, while a record lost before one counts as a gap.
+#[test]
+fn announced_body_arrives_skipped_and_counts_as_skipped() {
+    let mut t = ConnectionTable::new(limits());
+    let mut sink = Rec::default();
+    let k = key(1, 4);
+    t.open(info(k, 1, Role::Client, 1), &mut sink);
+    let mut f = Feeder::new(k, 1);
+    f.send(&mut t, &mut sink, Egress, REQ1);
+    let mut first = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    let head_len = first.len() as u64;
+    first.extend_from_slice(&[b'z'; 4_000]);
+    f.send(&mut t, &mut sink, Ingress, &first);
+    assert_eq!(sink.body_ahead, vec![(Ingress, head_len + 100_000)]);
+    // 50,000 skipped, then 6,000 lost (a record the ring had no room for),
+    // then the last 40,000 skipped.
+    let at = head_len + 4_000;
+    t.skipped_body(
+        k,
+        ConnId(1),
+        Ingress,
+        StreamOffset(at),
+        50_000,
+        MonotonicNs(60_000),
+        &mut sink,
+    );
+    t.skipped_body(
+        k,
+        ConnId(1),
+        Ingress,
+        StreamOffset(at + 56_000),
+        40_000,
+        MonotonicNs(70_000),
+        &mut sink,
+    );
+    assert_eq!(sink.summary(), vec![s("GET", "/a", Some(200))]);
+    assert_eq!(sink.exchanges[0].1.response_body_size, 100_000);
+    assert_eq!(sink.exchanges[0].1.end, ExchangeEnd::Complete);
+    assert_eq!(sink.count("skipped_body_bytes"), 90_000);
+    assert_eq!(sink.count("gap_bytes"), 6_000);
+    assert_eq!(sink.body_ahead.len(), 1);
+}
+
 #[test]
 fn gap_in_a_head_resyncs_and_is_counted() {
     let mut t = ConnectionTable::new(limits());

@@ -26,6 +26,22 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// The server's one child process (nginx's worker: a fork of the
+    /// master, never exec'd, which serves the requests), waited for
+    /// (bounded); panics with the log if there is not exactly one.
+    pub fn only_child(&self) -> u32 {
+        let mut kids = Vec::new();
+        assert!(
+            crate::wait::wait_until(Duration::from_secs(10), || {
+                kids = children(self.pid());
+                kids.len() == 1
+            }),
+            "the server should have exactly one child process: {kids:?}\n{}",
+            self.log()
+        );
+        kids[0]
+    }
+
     /// Spawns `cmd` (output to `<dir>/server.log`) and waits (bounded) for
     /// 127.0.0.1:`port` to accept connections; panics with the log if not.
     pub fn spawn(name: &str, mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Server {

@@ -1,6 +1,8 @@
 //! nginx (Debian nginx-light) as the server: a static file sent with
-//! sendfile (the probes count sendfile bytes as a gap, never copied), `return
-//! 204;` and `return 500;` locations, all on one keep-alive connection.
+//! sendfile (the probes count sendfile bytes as a gap, never copied, or as
+//! skipped body once the agent knows the body's length), `return 204;` and
+//! `return 500;` locations, all on one keep-alive connection; and a large
+//! download whose body the probes stop copying.
 #![allow(
     unused_crate_dependencies,
     reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
@@ -8,8 +10,7 @@
 
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;
-use integration::servers::{children, nginx};
-use std::time::Duration;
+use integration::servers::nginx;
 
 const UA: &str = "wirespan-e2e-nginx/1.0";
 
@@ -26,17 +27,7 @@ fn nginx_static_204_500_keep_alive() {
 ",
     );
     let port = server.port;
-    // The worker (a fork of the master, never exec'd) serves the requests.
-    let mut workers = Vec::new();
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            workers = children(server.pid());
-            workers.len() == 1
-        }),
-        "nginx should have exactly one worker: {workers:?}\n{}",
-        server.log()
-    );
-    let worker = workers[0];
+    let worker = server.only_child();
     let urls: Vec<String> = ["/big.bin", "/small.txt?v=1", "/empty", "/fail"]
         .iter()
         .map(|p| format!("http://127.0.0.1:{port}{p}"))
@@ -75,4 +66,61 @@ fn nginx_static_204_500_keep_alive() {
         expected.extend(e.spans(&curl_p, &nginx_p));
     }
     run.assert(port, &expected);
+}
+
+/// A large download: once the agent has parsed the response head it tells
+/// the probes that the rest of the body (which it only counts) need not be
+/// copied, so most of the 8 MiB never enters the ring buffer. The spans stay
+/// exact, and the bytes not copied are counted as skipped, not lost. curl is
+/// rate-limited so that the transfer outlasts the agent's first drain of the
+/// head (on loopback an unthrottled 8 MiB takes a few milliseconds).
+#[test]
+fn large_body_is_skipped_by_the_probes_and_counted() {
+    require_root("large_body_is_skipped_by_the_probes_and_counted");
+    let _g = serial();
+    let run = SpanRun::start(OtlpProtocol::Grpc);
+    let file: Vec<u8> = (0..8u32 << 20).map(|i| (i * 13 % 251) as u8).collect();
+    let server = nginx(&[("large.bin", &file)], "");
+    let port = server.port;
+    let worker = server.only_child();
+    let url = format!("http://127.0.0.1:{port}/large.bin");
+    let c = curl(
+        &["-A", UA, "--limit-rate", "32M", "-o", "/dev/null", &url],
+        &[],
+    );
+    assert_eq!(c.transfers.len(), 1, "{c:?}");
+    let t = &c.transfers[0];
+    assert_eq!((t.response_code, t.size_download), (200, file.len() as u64));
+    let curl_p = Proc {
+        service: "curl".into(),
+        pid: c.pid,
+        exe: "curl".into(),
+    };
+    let nginx_p = Proc {
+        service: "nginx".into(),
+        pid: worker,
+        exe: "nginx".into(),
+    };
+    let expected = Exchange::get("/large.bin", port, t.local_port, 200, t.size_download)
+        .ua(UA)
+        .spans(&curl_p, &nginx_p);
+    let (spans, exit) = run.finish(port, expected.len());
+    integration::spans::assert_spans(&expected, &spans, &exit.diagnostics());
+    let m = &exit.metrics;
+    let kernel = m.get(
+        "wirespan_kernel_bytes_not_copied_total",
+        &[("reason", "body_skipped")],
+    );
+    let stream = m.get(
+        "wirespan_stream_bytes_not_parsed_total",
+        &[("reason", "skipped_body_bytes")],
+    );
+    let half = (file.len() / 2) as f64;
+    assert!(
+        kernel >= half && stream >= half,
+        "expected most of the body skipped by the probes and counted as skipped: \
+         kernel {kernel}, stream {stream} of {} bytes\n{}",
+        file.len(),
+        exit.diagnostics()
+    );
 }

@@ -10,7 +10,7 @@
 
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;
-use integration::servers::{children, nginx};
+use integration::servers::nginx;
 use integration::spans::show;
 use std::process::Command;
 use std::time::Duration;
@@ -35,15 +35,7 @@ fn scrapes_of_the_agents_own_endpoints_make_no_spans() {
     let body = b"control request\n".repeat(9);
     let server = nginx(&[("c.txt", &body)], "");
     let port = server.port;
-    let mut workers = Vec::new();
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            workers = children(server.pid());
-            workers.len() == 1
-        }),
-        "nginx should have exactly one worker: {workers:?}\n{}",
-        server.log()
-    );
+    let worker = server.only_child();
     // No port filter: everything on the host is traced.
     let run = SpanRun::start(OtlpProtocol::Grpc);
     let maddr = run.agent.metrics_addr.clone();
@@ -100,7 +92,7 @@ fn scrapes_of_the_agents_own_endpoints_make_no_spans() {
             },
             &Proc {
                 service: "nginx".into(),
-                pid: workers[0],
+                pid: worker,
                 exe: "nginx".into(),
             },
         );

@@ -167,6 +167,10 @@ pub mod source {
     /// [`crate::TlsBindRecord`] gives the run its socket and stream offset
     /// when the thread next writes to a tracked socket.
     pub const TLS_WRITE_UNBOUND: u32 = 12;
+    /// Flag OR'ed into the source of a header-only record: the call's bytes
+    /// lie wholly inside a message body user space said it only counts
+    /// ([`crate::BodySkip`]), so they were not copied, on purpose.
+    pub const BODY_SKIPPED: u32 = 1 << 8;
 
     /// True for the TLS plaintext sources, whose offsets are the socket's
     /// plaintext streams rather than its wire streams.
@@ -248,7 +252,10 @@ pub mod counter {
     /// by thread id) of another thread's call still in progress: that call's
     /// plaintext is lost (or the other thread died inside a call).
     pub const TLS_CALL_SLOT_TAKEN: u32 = 29;
-    pub const COUNT: u32 = 30;
+    /// Bytes not copied because they were inside a body user space only
+    /// counts (`BODY_SKIP`): not a loss, the stream offsets stay exact.
+    pub const BODY_SKIPPED_BYTES: u32 = 30;
+    pub const COUNT: u32 = 31;
 
     /// Label for each index, in order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -282,6 +289,7 @@ pub mod counter {
         "tls_fd_deferred",
         "tls_fd_bound",
         "tls_call_slot_taken",
+        "body_skipped_bytes",
     ];
 }
 
@@ -568,6 +576,23 @@ pub struct SocketState {
     pub flags: u32,
 }
 
+/// Value of the `BODY_SKIP` map (key: the socket's [`SocketKey`]), written by
+/// user space only: in connection `conn_id`, the bytes of direction `d`
+/// before stream offset `until[d]` (indexed by [`direction`]) are the rest of
+/// a message body whose length the parser already knows and whose bytes it
+/// only counts. A data call lying wholly below it is not copied: the probes
+/// send a header-only record flagged [`source::BODY_SKIPPED`] instead.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BodySkip {
+    pub conn_id: u64,
+    pub until: [u64; 2],
+}
+
+/// Data calls shorter than this are copied whatever `BODY_SKIP` says: for
+/// them the map lookup would cost about what the copy saves.
+pub const BODY_SKIP_MIN_CALL: u64 = 2048;
+
 /// Byte offsets of kernel struct fields, resolved by user space from the running
 /// kernel's BTF and handed to the probes (Rust eBPF has no CO-RE relocations).
 #[repr(C)]
@@ -634,6 +659,7 @@ mod pod {
     unsafe impl aya::Pod for SocketState {}
     unsafe impl aya::Pod for KernelOffsets {}
     unsafe impl aya::Pod for ProbeSettings {}
+    unsafe impl aya::Pod for BodySkip {}
 }
 
 #[cfg(test)]

@@ -196,7 +196,17 @@ pub trait ExchangeSink {
     /// (and thread) carried it. HTTP/1: when the head is queued; HTTP/2: when
     /// a stream's request header block is complete (not for pushed streams).
     fn request_started(&mut self, _head: &RequestHead, _ordinal: u64) {}
+    /// The next `bytes` bytes of `side`, after the data just fed, are body
+    /// the parser only counts: the caller may have them not copied, and
+    /// deliver them as a gap. HTTP/1 only, for stretches of at least
+    /// [`BODY_AHEAD_MIN`] bytes, once each.
+    fn body_ahead(&mut self, _side: Side, _bytes: u64) {}
 }
+
+/// Smallest stretch of body worth a [`ExchangeSink::body_ahead`]: telling
+/// the kernel costs a map update (a syscall), which copying this much costs
+/// several times over.
+pub const BODY_AHEAD_MIN: u64 = 32 * 1024;
 
 /// A sink that keeps everything, for tests and tools.
 #[derive(Debug, Default)]
@@ -205,6 +215,8 @@ pub struct CollectingSink {
     pub issues: Vec<ParseIssue>,
     /// (request target, ordinal) of every `request_started`, in order.
     pub started: Vec<(String, u64)>,
+    /// Every `body_ahead`, in order.
+    pub body_ahead: Vec<(Side, u64)>,
 }
 
 impl ExchangeSink for CollectingSink {
@@ -216,5 +228,8 @@ impl ExchangeSink for CollectingSink {
     }
     fn issue(&mut self, issue: ParseIssue) {
         self.issues.push(issue);
+    }
+    fn body_ahead(&mut self, side: Side, bytes: u64) {
+        self.body_ahead.push((side, bytes));
     }
 }

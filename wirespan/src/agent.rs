@@ -22,6 +22,7 @@ use wirespan_config::Config;
 use crate::admin_server::{self, Readiness};
 use crate::pipeline::{KernelAction, Pipeline, PipelineSettings, SpanOutput};
 use crate::recording::{RecordingHeader, RecordingReader, RecordingWriter};
+use conn_tracker::Direction;
 
 /// What `run` does with each record.
 pub enum Mode {
@@ -122,6 +123,18 @@ fn apply_actions(actions: Vec<KernelAction>, maps: &mut KernelMaps) {
         match action {
             KernelAction::Mute(key) => maps.mute(key.tgid, key.fd),
             KernelAction::Forget(key) => maps.forget(key.tgid, key.fd),
+            KernelAction::SkipBody {
+                key,
+                conn_id,
+                dir,
+                until,
+            } => {
+                let dir = match dir {
+                    Direction::Egress => probes_common::direction::EGRESS,
+                    Direction::Ingress => probes_common::direction::INGRESS,
+                };
+                maps.skip_body(key.tgid, key.fd, conn_id.0, dir, until.0);
+            }
         }
     }
 }
@@ -151,17 +164,23 @@ impl ShutdownSignals {
 }
 
 /// Hands every waiting record to the handler; exec, executable-mmap and
-/// TLS integrity records also go to TLS discovery. Returns how many.
+/// TLS integrity records also go to TLS discovery. What the handler asks of
+/// the kernel is applied at once, not after the drain: a body to skip must
+/// reach the probes while the body is still being read. Returns how many.
 fn drain(
     rb: &mut EventRing,
     handler: &mut dyn RecordHandler,
     tls: &mut TlsAttacher,
     probes: &mut Probes,
+    maps: &mut KernelMaps,
 ) -> usize {
     let mut records = 0;
     while let Some(item) = rb.next() {
         tls.on_record(probes, &item);
         handler.handle(&item);
+        if handler.has_actions() {
+            apply_actions(handler.take_actions(), maps);
+        }
         records += 1;
     }
     records
@@ -286,23 +305,25 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
-                let records = drain(guard.get_inner_mut(), handler.as_mut(), &mut tls, &mut probes);
+                let records = drain(
+                    guard.get_inner_mut(), handler.as_mut(), &mut tls, &mut probes, &mut maps,
+                );
                 guard.clear_ready();
-                apply_actions(handler.take_actions(), &mut maps);
                 if records > 0 {
                     pace_after_drain(&mut pace, &mut wake, records, false);
                     drain_timer.as_mut().reset(tokio::time::Instant::now() + pace.interval());
                 }
             }
             _ = &mut drain_timer => {
-                let mut records = drain(ring.get_mut(), handler.as_mut(), &mut tls, &mut probes);
+                let mut records =
+                    drain(ring.get_mut(), handler.as_mut(), &mut tls, &mut probes, &mut maps);
                 if pace_after_drain(&mut pace, &mut wake, records, true) == WakeChange::EveryRecord {
                     // Records written before the probes saw the change
                     // would not wake us: take them now.
-                    records = drain(ring.get_mut(), handler.as_mut(), &mut tls, &mut probes);
+                    records =
+                        drain(ring.get_mut(), handler.as_mut(), &mut tls, &mut probes, &mut maps);
                     pace_after_drain(&mut pace, &mut wake, records, false);
                 }
-                apply_actions(handler.take_actions(), &mut maps);
                 drain_timer.as_mut().reset(tokio::time::Instant::now() + pace.interval());
             }
             _ = &mut tls_timer, if tls_due.is_some() => {
@@ -335,6 +356,9 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
 trait RecordHandler {
     fn handle(&mut self, bytes: &[u8]);
     fn tick(&mut self, _now_ns: u64) {}
+    fn has_actions(&self) -> bool {
+        false
+    }
     fn take_actions(&mut self) -> Vec<KernelAction> {
         Vec::new()
     }
@@ -352,6 +376,9 @@ impl RecordHandler for SpanHandler {
     }
     fn tick(&mut self, now_ns: u64) {
         self.pipeline.tick(now_ns);
+    }
+    fn has_actions(&self) -> bool {
+        self.pipeline.has_actions()
     }
     fn take_actions(&mut self) -> Vec<KernelAction> {
         self.pipeline.take_actions()
@@ -451,6 +478,8 @@ pub fn replay_into<O: SpanOutput>(
         .with_context(|| format!("reading {}", path.display()))?
     {
         pipeline.handle_bytes(bytes);
+        // No kernel to tell: dropped, so they do not pile up over a long recording.
+        drop(pipeline.take_actions());
         summary.records += 1;
     }
     pipeline.flush();

@@ -7,9 +7,9 @@
 //! and each exchange the table reports goes to span meaning and then to the
 //! output. It keeps only what is about records themselves: the far ends of
 //! the agent's own traffic (ignored), the TLS twin of each socket, the
-//! counters, and what must reach the kernel (stop copying a connection,
-//! forget an exited process's sockets), queued as [`KernelAction`]s for the
-//! live runner to apply.
+//! counters, and what must reach the kernel (stop copying a connection or a
+//! large body, forget an exited process's sockets), queued as
+//! [`KernelAction`]s for the live runner to apply.
 
 mod metrics;
 #[cfg(test)]
@@ -63,6 +63,15 @@ pub enum KernelAction {
     Mute(ConnKey),
     /// The process exited: drop its socket from the kernel's map.
     Forget(ConnKey),
+    /// Do not copy the bytes of `dir` of connection `conn_id` before stream
+    /// offset `until`: body the parser only counts
+    /// ([`TrackerSink::body_ahead`]).
+    SkipBody {
+        key: ConnKey,
+        conn_id: ConnId,
+        dir: Direction,
+        until: StreamOffset,
+    },
 }
 
 /// Everything the pipeline is configured with. Nothing in it is read from
@@ -150,6 +159,20 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
 
     fn mute(&mut self, conn: &ConnInfo) {
         self.actions.push(KernelAction::Mute(conn.key));
+    }
+
+    fn body_ahead(&mut self, conn: &ConnInfo, dir: Direction, until: StreamOffset) {
+        // A TLS twin's plaintext is copied by the TLS probes, which do not
+        // look at BODY_SKIP: only socket bytes can be skipped.
+        if conn.key.fd & TLS_FD_BIT != 0 {
+            return;
+        }
+        self.actions.push(KernelAction::SkipBody {
+            key: conn.key,
+            conn_id: ConnId(conn.conn_id),
+            dir,
+            until,
+        });
     }
 
     fn request_started(&mut self, conn: &ConnInfo, head: &RequestHead, ordinal: u64) {
@@ -347,8 +370,13 @@ impl<O: SpanOutput> Pipeline<O> {
                 self.last_ts_ns = self.last_ts_ns.max(ts.0);
                 if header.chunk_len == 0 {
                     let missing = header.call_len.saturating_sub(header.chunk_offset as u64);
-                    self.tracker
-                        .missing(key, conn_id, dir, offset, missing, ts, sink);
+                    if header.source & probes_common::source::BODY_SKIPPED != 0 {
+                        self.tracker
+                            .skipped_body(key, conn_id, dir, offset, missing, ts, sink);
+                    } else {
+                        self.tracker
+                            .missing(key, conn_id, dir, offset, missing, ts, sink);
+                    }
                 } else {
                     sink.metrics.bytes[dir as usize].add(payload.len() as u64);
                     sink.current_tid = Some(header.header.tid);
@@ -494,6 +522,11 @@ impl<O: SpanOutput> Pipeline<O> {
         let ts = self.last_ts_ns;
         self.tracker.flush_all(ts, &mut self.emitter);
         self.deferred_tls.drop_all();
+    }
+
+    /// Whether kernel-side actions are waiting (see `take_actions`).
+    pub fn has_actions(&self) -> bool {
+        !self.emitter.actions.is_empty()
     }
 
     /// Kernel-side actions requested since the last call.

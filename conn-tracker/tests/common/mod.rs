@@ -12,6 +12,8 @@ pub struct Rec {
     pub issues: Vec<(ConnKey, ParseIssue)>,
     pub events: Vec<TrackerEvent>,
     pub muted: Vec<ConnInfo>,
+    /// (direction, until) of every `body_ahead`.
+    pub body_ahead: Vec<(Direction, u64)>,
 }
 
 impl TrackerSink for Rec {
@@ -26,6 +28,9 @@ impl TrackerSink for Rec {
     }
     fn mute(&mut self, conn: &ConnInfo) {
         self.muted.push(conn.clone());
+    }
+    fn body_ahead(&mut self, _conn: &ConnInfo, dir: Direction, until: StreamOffset) {
+        self.body_ahead.push((dir, until.0));
     }
 }
 

@@ -28,13 +28,13 @@ use aya_ebpf::{
 };
 use probes_common::{
     counter, direction, kind, pt_regs, socket_flag, source, syscall_nr, DataHeader, SocketKey,
-    MAX_CHUNK, MAX_CHUNKS_PER_CALL, MAX_IOV,
+    BODY_SKIP_MIN_CALL, MAX_CHUNK, MAX_CHUNKS_PER_CALL, MAX_IOV,
 };
 
 use super::{
     maps::{
-        set_thread_last_fd, shape, tls_active, CopyState, DataScratch, COPY_STATE, DATA_SCRATCH,
-        EVENTS, MUTED, REGS_CHECK, SOCKETS,
+        set_thread_last_fd, shape, tls_active, CopyState, DataScratch, BODY_SKIP, COPY_STATE,
+        DATA_SCRATCH, EVENTS, MUTED, REGS_CHECK, SOCKETS,
     },
     util::{
         count, ctx_u64, current_ids, fetch_add, proc_may_have_muted, proc_may_have_sockets,
@@ -156,9 +156,40 @@ pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
         count(counter::MUTED_BYTES, len);
         return 0;
     }
-    let header = data_header(tgid, tid, fd, conn_id, stream_offset, len, dir, src);
+    let mut header = data_header(tgid, tid, fd, conn_id, stream_offset, len, dir, src);
+    if len >= BODY_SKIP_MIN_CALL && body_skips(&key, conn_id, dir, stream_offset + len) {
+        // All of it is body the parser only counts: say where and when, copy nothing.
+        count(counter::BODY_SKIPPED_BYTES, len);
+        header.source |= source::BODY_SKIPPED;
+        if EVENTS
+            .output::<DataHeader>(header, ring_flags_output(HEADER_LEN))
+            .is_err()
+        {
+            count(counter::RINGBUF_FULL_DATA, 1);
+        }
+        return 0;
+    }
     emit(header, call_shape, ptr, arg2);
     0
+}
+
+/// Whether user space said the bytes of `dir` up to stream offset `end` in
+/// connection `conn_id` are body it only counts (`BODY_SKIP`). A call that
+/// reaches past that point is copied whole: its tail may be the next head.
+#[inline(always)]
+fn body_skips(key: &SocketKey, conn_id: u64, dir: u32, end: u64) -> bool {
+    // SAFETY: a map value pointer, read within this program run.
+    match unsafe { BODY_SKIP.get(key) } {
+        Some(skip) if skip.conn_id == conn_id => {
+            let until = if dir == direction::EGRESS {
+                skip.until[0]
+            } else {
+                skip.until[1]
+            };
+            end <= until
+        }
+        _ => false,
+    }
 }
 
 /// Start-up check of the register offsets: attached by user space to

@@ -6,8 +6,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use probes_common::{
-    counter, proc_sockets::SLOTS as PROC_SOCKETS_SLOTS, ProbeSettings, SocketKey, SocketState,
-    MAX_CHUNK,
+    counter, proc_sockets::SLOTS as PROC_SOCKETS_SLOTS, BodySkip, ProbeSettings, SocketKey,
+    SocketState, MAX_CHUNK,
 };
 
 use probes_common::DataHeader;
@@ -53,6 +53,13 @@ pub static PROC_TLS: Array<u32> = Array::with_max_entries(PROC_SOCKETS_SLOTS, 0)
 /// offsets the probes advanced meanwhile.
 #[map]
 pub static MUTED: LruHashMap<SocketKey, u8> = LruHashMap::with_max_entries(65536, 0);
+
+/// Bodies user space only counts, by socket (see `probes_common::BodySkip`):
+/// written by user space alone, a map of its own for the same reason as
+/// `MUTED`. Looked up only for calls of at least
+/// `probes_common::BODY_SKIP_MIN_CALL` bytes.
+#[map]
+pub static BODY_SKIP: LruHashMap<SocketKey, BodySkip> = LruHashMap::with_max_entries(16384, 0);
 
 /// One entry: the settings user space wrote before attaching.
 #[map]

@@ -75,6 +75,9 @@ pub(crate) struct BodyDecoder {
     /// Bytes of the current chunk-size line or of the trailers so far.
     line_bytes: usize,
     max_trailer_bytes: usize,
+    /// `decoded` at the end of the stretch last given by `skip_hint`, so
+    /// that each stretch (the body, or one chunk's data) is given once.
+    hinted_end: Option<u64>,
 }
 
 impl BodyDecoder {
@@ -94,7 +97,25 @@ impl BodyDecoder {
             decoded: 0,
             line_bytes: 0,
             max_trailer_bytes,
+            hinted_end: None,
         })
+    }
+
+    /// The bytes still to come that are plain body data (the rest of a
+    /// Content-Length body, or of the current chunk's data, not the framing
+    /// after it), if at least `min`; each stretch once. Those bytes are only
+    /// counted, so the caller may ask for them not to be copied at all.
+    pub(crate) fn skip_hint(&mut self, min: u64) -> Option<u64> {
+        let remaining = match self.state {
+            State::Length { remaining } | State::Data { remaining } => remaining,
+            _ => return None,
+        };
+        let end = self.decoded.saturating_add(remaining);
+        if remaining < min || self.hinted_end == Some(end) {
+            return None;
+        }
+        self.hinted_end = Some(end);
+        Some(remaining)
     }
 
     /// Decoded body bytes so far.
@@ -303,6 +324,41 @@ mod tests {
             assert_eq!(n, end - (pos - n), "NeedMore consumes everything");
         }
         (pos, Progress::NeedMore, d.decoded())
+    }
+
+    #[test]
+    fn skip_hints_name_each_stretch_of_plain_data_once() {
+        let mut d = BodyDecoder::new(BodyKind::Length(100_000), 1024).unwrap();
+        assert_eq!(d.skip_hint(32_768), Some(100_000));
+        assert_eq!(d.skip_hint(32_768), None, "once per stretch");
+        d.advance(&[0u8; 10_000]);
+        assert_eq!(d.skip_hint(32_768), None, "the same stretch, further on");
+        assert_eq!(d.gap(50_000), GapFit::Absorbed);
+        assert_eq!(d.skip_hint(1), None);
+
+        // Below the minimum: nothing.
+        let mut small = BodyDecoder::new(BodyKind::Length(1_000), 1024).unwrap();
+        assert_eq!(small.skip_hint(32_768), None);
+        // Close-delimited: no end to name.
+        let mut close = BodyDecoder::new(BodyKind::UntilClose, 1024).unwrap();
+        assert_eq!(close.skip_hint(1), None);
+
+        // Chunked: each large chunk's data, never its framing.
+        let mut c = BodyDecoder::new(BodyKind::Chunked, 1024).unwrap();
+        assert_eq!(c.skip_hint(1), None, "inside a size line");
+        let (n, p) = c.advance(b"9c40\r\nabc");
+        assert_eq!((n, p), (9, Progress::NeedMore));
+        assert_eq!(c.skip_hint(32_768), Some(40_000 - 3));
+        assert_eq!(c.skip_hint(32_768), None);
+        let mut rest = vec![b'x'; 40_000 - 3];
+        rest.extend_from_slice(b"\r\n9c40\r\n");
+        let (n, p) = c.advance(&rest);
+        assert_eq!((n, p), (rest.len(), Progress::NeedMore));
+        assert_eq!(
+            c.skip_hint(32_768),
+            Some(40_000),
+            "the next chunk is a new stretch"
+        );
     }
 
     #[test]

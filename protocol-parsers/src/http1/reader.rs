@@ -160,6 +160,15 @@ impl Reader {
         }
     }
 
+    /// See [`BodyDecoder::skip_hint`]: the plain body data still to come in
+    /// this direction, if at least `min`, once per stretch.
+    pub(crate) fn body_skip_hint(&mut self, min: u64) -> Option<u64> {
+        match &mut self.state {
+            State::Body(d) => d.skip_hint(min),
+            _ => None,
+        }
+    }
+
     /// After a head: the session says how its body is delimited. Returns false
     /// when there is no body (the message is complete).
     pub(crate) fn begin_body(&mut self, kind: BodyKind) -> bool {

@@ -12,6 +12,7 @@ use super::reader::{Event, GapOutcome, Reader};
 use super::{Http1Limits, Upgrade};
 use crate::exchange::{
     ExchangeEnd, ExchangeSink, HttpExchange, ParseIssue, RequestHead, ResponseHead, Side,
+    BODY_AHEAD_MIN,
 };
 
 /// The response being received.
@@ -76,6 +77,9 @@ impl Http1Session {
                 while let Some(ev) = self.req.step(data, &mut pos, ts_ns, sink) {
                     self.request_event(ev, sink);
                 }
+                if let Some(n) = self.req.body_skip_hint(BODY_AHEAD_MIN) {
+                    sink.body_ahead(side, n);
+                }
             }
             Side::Response => {
                 while let Some(ev) = self.resp.step(data, &mut pos, ts_ns, sink) {
@@ -85,6 +89,9 @@ impl Http1Session {
                         self.leftover = data[pos..].to_vec();
                         return;
                     }
+                }
+                if let Some(n) = self.resp.body_skip_hint(BODY_AHEAD_MIN) {
+                    sink.body_ahead(side, n);
                 }
             }
         }

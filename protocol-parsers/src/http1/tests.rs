@@ -511,3 +511,55 @@ fn invalid_utf8_in_values_does_not_panic() {
         Some("t\u{fffd}/x")
     );
 }
+
+/// A large body is announced once, from where the data fed so far ends; the
+/// bytes then arriving as a gap complete the exchange with exact sizes. A
+/// HEAD answer's Content-Length is no body, and is never announced.
+#[test]
+fn large_bodies_are_announced_once_and_may_then_arrive_as_a_gap() {
+    let mut t = T::new();
+    t.data(REQ, 1, b"HEAD /h HTTP/1.1\r\n\r\n");
+    t.data(
+        RESP,
+        2,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n",
+    );
+    assert!(t.sink.body_ahead.is_empty(), "a HEAD answer has no body");
+
+    t.data(REQ, 3, &get("/big"));
+    let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n".to_vec();
+    head.extend_from_slice(&[b'x'; 5_000]);
+    t.data(RESP, 4, &head);
+    assert_eq!(t.sink.body_ahead, vec![(RESP, 195_000)]);
+    t.data(RESP, 5, &[b'x'; 5_000]);
+    assert_eq!(t.sink.body_ahead.len(), 1, "once per body");
+    t.gap(RESP, 190_000, 6);
+    t.data(REQ, 7, &get("/small")).data(RESP, 8, &ok("abc"));
+    assert_eq!(t.sink.body_ahead.len(), 1, "a small body is copied");
+    assert!(t.sink.issues.is_empty(), "{:?}", t.sink.issues);
+    let got: Vec<_> = t
+        .sink
+        .exchanges
+        .iter()
+        .map(|e| (e.request.target(), e.response_body_size, e.end))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("/h", 0, ExchangeEnd::Complete),
+            ("/big", 200_000, ExchangeEnd::Complete),
+            ("/small", 3, ExchangeEnd::Complete),
+        ]
+    );
+    assert_eq!(
+        t.ex(1).response_end_ns,
+        6,
+        "ends with the gap that completed it"
+    );
+
+    // An upload: the request side is announced the same way.
+    let mut post = b"POST /up HTTP/1.1\r\nContent-Length: 40000\r\n\r\n".to_vec();
+    post.extend_from_slice(&[b'y'; 100]);
+    t.data(REQ, 9, &post);
+    assert_eq!(t.sink.body_ahead[1], (REQ, 39_900));
+}

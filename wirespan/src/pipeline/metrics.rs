@@ -89,7 +89,8 @@ impl PipelineMetrics {
         let (name, help) = if label.ends_with("_bytes") || label == "closed_with_missing_tail" {
             (
                 "wirespan_stream_bytes_not_parsed_total",
-                "Stream bytes not parsed, by reason (lost, duplicated, or of an unparsed protocol).",
+                "Stream bytes not parsed, by reason (lost, duplicated, of an unparsed protocol, or \
+                 body the probes skipped on purpose: skipped_body_bytes).",
             )
         } else {
             (

@@ -517,3 +517,105 @@ fn process_exit_forgets_its_sockets_in_the_kernel() {
     );
     assert_eq!(f.pipeline.connections(), 0);
 }
+
+/// A client's large response body: the pipeline asks the kernel to skip the
+/// rest of it (from where the first record ends to the body's end), and the
+/// flagged header-only records that then come complete the span, counted as
+/// skipped body, not as lost bytes. A TLS twin never asks (its plaintext is
+/// not copied by the hook that reads `BODY_SKIP`).
+#[test]
+fn a_large_body_is_skipped_in_the_kernel_and_completes_the_span() {
+    let registry = Registry::new();
+    let mut config = wirespan_config::Config::default();
+    config.http.opt_in_attributes = vec!["http.response.body.size".into()];
+    let settings = crate::agent::pipeline_settings(&config, 0, HostFacts::hermetic());
+    let mut f = Feed {
+        pipeline: Pipeline::new(settings, Vec::new(), &registry),
+        buf: Vec::new(),
+    };
+    f.open(100, 3, 1, role::CLIENT, addr(1, 40000), addr(2, 80), 1);
+    let req = b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n";
+    f.data(100, 3, 1, direction::EGRESS, 0, 10, req);
+    let mut first = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec();
+    let head = first.len() as u64;
+    first.extend_from_slice(&[7u8; 3000]);
+    f.data(100, 3, 1, direction::INGRESS, 0, 20, &first);
+    assert_eq!(
+        f.pipeline.take_actions(),
+        vec![KernelAction::SkipBody {
+            key: ConnKey { tgid: 100, fd: 3 },
+            conn_id: ConnId(1),
+            dir: Direction::Ingress,
+            until: StreamOffset(head + 1_000_000),
+        }]
+    );
+    let skipped = |offset: u64, len: u64, ts: u64| DataHeader {
+        header: header(kind::DATA, 100, 3, ts),
+        conn_id: 1,
+        call_stream_offset: offset,
+        call_len: len,
+        chunk_offset: 0,
+        chunk_len: 0,
+        direction: direction::INGRESS,
+        source: probes_common::source::READ | probes_common::source::BODY_SKIPPED,
+    };
+    let at = first.len() as u64;
+    for (offset, len, ts) in [(at, 500_000, 30), (at + 500_000, 497_000, 40)] {
+        encode::data(&skipped(offset, len, ts), &[], &mut f.buf);
+        f.push();
+    }
+    let spans = f.pipeline.output_mut();
+    assert_eq!(spans.len(), 1, "the response is complete");
+    assert_eq!(
+        spans[0].attr_int("http.response.body.size"),
+        Some(1_000_000)
+    );
+    assert_eq!(spans[0].span.end_time_unix_nano, 40);
+    assert_eq!(
+        registry.value(
+            "wirespan_stream_bytes_not_parsed_total",
+            &[("reason", "skipped_body_bytes")]
+        ),
+        Some(997_000)
+    );
+    assert_eq!(
+        registry.value(
+            "wirespan_stream_bytes_not_parsed_total",
+            &[("reason", "gap_bytes")]
+        ),
+        Some(0)
+    );
+
+    // The same exchange as TLS plaintext on another socket: no request.
+    f.open(100, 4, 2, role::CLIENT, addr(1, 40001), addr(2, 443), 50);
+    let tls = |dir: u32, source: u32, bytes: &[u8], ts: u64| DataHeader {
+        header: header(kind::DATA, 100, 4, ts),
+        conn_id: 2,
+        call_stream_offset: 0,
+        call_len: bytes.len() as u64,
+        chunk_offset: 0,
+        chunk_len: bytes.len() as u32,
+        direction: dir,
+        source,
+    };
+    for (dir, source, bytes) in [
+        (
+            direction::EGRESS,
+            probes_common::source::TLS_WRITE,
+            &req[..],
+        ),
+        (
+            direction::INGRESS,
+            probes_common::source::TLS_READ,
+            &first[..],
+        ),
+    ] {
+        encode::data(&tls(dir, source, bytes, 60), bytes, &mut f.buf);
+        f.push();
+    }
+    assert_eq!(
+        f.pipeline.take_actions(),
+        vec![],
+        "a TLS twin asks for nothing"
+    );
+}
