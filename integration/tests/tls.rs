@@ -361,6 +361,74 @@ data = r.read(); print(r.status, len(data), ','.join(libssl))\n";
     assert_spans(&expected, &spans, &exit.diagnostics());
 }
 
+/// A large download over TLS: the plaintext the TLS probes would copy is
+/// skipped once the agent has parsed the head, as on a plain socket
+/// (`nginx.rs`), under the key of the socket's plaintext stream. Spans stay
+/// exact and the bytes not copied are counted as skipped. curl is
+/// rate-limited so that the transfer outlasts the agent's first drain.
+#[test]
+fn large_tls_body_is_skipped_by_the_probes_and_counted() {
+    let body: Vec<u8> = (0..8u32 << 20).map(|i| (i * 31 % 253) as u8).collect();
+    let server = nginx_tls(&[("large.bin", &body)]);
+    let port = server.port;
+    let mut env = Env::start("large_tls_body_is_skipped_by_the_probes_and_counted");
+    let (out, _) = run_ok(
+        Command::new("curl")
+            .args([
+                "-sS",
+                "-k",
+                "--http1.1",
+                "--limit-rate",
+                "32M",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["-w", "%{http_code} %{size_download} %{local_port}"])
+            .arg(format!("https://127.0.0.1:{port}/large.bin")),
+        &env.diagnostics(),
+    );
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "curl -w output {out:?}");
+    assert_eq!((f[0], f[1]), ("200", body.len().to_string().as_str()));
+    let cport: u16 = f[2].parse().expect("port");
+    env.wait_spans(port, 2, "curl → nginx, 8 MiB over TLS");
+    let (spans, exit) = env.stop(port);
+    let expected = with_ua(
+        http_pair(
+            ("curl", "nginx"),
+            "https",
+            "1.1",
+            "GET",
+            "/large.bin",
+            port,
+            cport,
+            200,
+            0,
+            body.len() as u64,
+        ),
+        &curl_user_agent(),
+    );
+    assert_no_plaintext_spans(&spans, port, &exit);
+    assert_spans(&expected, &spans, &exit.diagnostics());
+    let m = &exit.metrics;
+    let kernel = m.get(
+        "wirespan_kernel_bytes_not_copied_total",
+        &[("reason", "body_skipped")],
+    );
+    let stream = m.get(
+        "wirespan_stream_bytes_not_parsed_total",
+        &[("reason", "skipped_body_bytes")],
+    );
+    let half = (body.len() / 2) as f64;
+    assert!(
+        kernel >= half && stream >= half,
+        "expected most of the plaintext body skipped and counted as skipped: \
+         kernel {kernel}, stream {stream} of {} bytes\n{}",
+        body.len(),
+        exit.diagnostics()
+    );
+}
+
 fn python_minor_version() -> String {
     let out = Command::new(python())
         .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])

@@ -173,9 +173,10 @@ pub mod source {
     pub const BODY_SKIPPED: u32 = 1 << 8;
 
     /// True for the TLS plaintext sources, whose offsets are the socket's
-    /// plaintext streams rather than its wire streams.
+    /// plaintext streams rather than its wire streams (flags ignored).
     pub const fn is_tls(source: u32) -> bool {
-        source == TLS_READ || source == TLS_WRITE
+        let s = source & !BODY_SKIPPED;
+        s == TLS_READ || s == TLS_WRITE
     }
 }
 
@@ -576,8 +577,8 @@ pub struct SocketState {
     pub flags: u32,
 }
 
-/// Value of the `BODY_SKIP` map (key: the socket's [`SocketKey`]), written by
-/// user space only: in connection `conn_id`, the bytes of direction `d`
+/// Value of the `BODY_SKIP` map (key: the socket's [`SocketKey`], its fd with
+/// [`TLS_TWIN_FD_BIT`] for its TLS plaintext), written by user space only: in connection `conn_id`, the bytes of direction `d`
 /// before stream offset `until[d]` (indexed by [`direction`]) are the rest of
 /// a message body whose length the parser already knows and whose bytes it
 /// only counts. A data call lying wholly below it is not copied: the probes
@@ -588,6 +589,11 @@ pub struct BodySkip {
     pub conn_id: u64,
     pub until: [u64; 2],
 }
+
+/// Set in the fd of a socket's TLS plaintext stream, which user space tracks
+/// as a connection of its own (its "twin"; no real fd is that large): the
+/// `BODY_SKIP` key of that stream, and the twin's key in user space.
+pub const TLS_TWIN_FD_BIT: i32 = 1 << 30;
 
 /// Data calls shorter than this are copied whatever `BODY_SKIP` says: for
 /// them the map lookup would cost about what the copy saves.

@@ -162,14 +162,11 @@ impl<O: SpanOutput> TrackerSink for Emitter<O> {
     }
 
     fn body_ahead(&mut self, conn: &ConnInfo, dir: Direction, until: StreamOffset) {
-        // A TLS twin's plaintext is copied by the TLS probes, which do not
-        // look at BODY_SKIP: only socket bytes can be skipped.
-        if conn.key.fd & TLS_FD_BIT != 0 {
-            return;
-        }
+        // A TLS twin keeps its key (the probes look its plaintext up under
+        // the fd with the twin bit) but the kernel knows the socket's id.
         self.actions.push(KernelAction::SkipBody {
             key: conn.key,
-            conn_id: ConnId(conn.conn_id),
+            conn_id: ConnId(conn.conn_id & !TLS_CONN_BIT),
             dir,
             until,
         });

@@ -156,21 +156,38 @@ pub fn sys_exit_data(ctx: TracePointContext) -> u32 {
         count(counter::MUTED_BYTES, len);
         return 0;
     }
-    let mut header = data_header(tgid, tid, fd, conn_id, stream_offset, len, dir, src);
-    if len >= BODY_SKIP_MIN_CALL && body_skips(&key, conn_id, dir, stream_offset + len) {
-        // All of it is body the parser only counts: say where and when, copy nothing.
-        count(counter::BODY_SKIPPED_BYTES, len);
-        header.source |= source::BODY_SKIPPED;
-        if EVENTS
-            .output::<DataHeader>(header, ring_flags_output(HEADER_LEN))
-            .is_err()
-        {
-            count(counter::RINGBUF_FULL_DATA, 1);
-        }
-        return 0;
+    let header = data_header(tgid, tid, fd, conn_id, stream_offset, len, dir, src);
+    if !skipped_as_body(header, &key) {
+        emit(header, call_shape, ptr, arg2);
     }
-    emit(header, call_shape, ptr, arg2);
     0
+}
+
+/// If the call's bytes lie wholly inside a body user space only counts
+/// (`BODY_SKIP` under `key`: the socket's, or its TLS plaintext's), sends
+/// the header-only record that says so, copies nothing, and returns true.
+#[inline(always)]
+pub fn skipped_as_body(mut header: DataHeader, key: &SocketKey) -> bool {
+    let len = header.call_len;
+    if len < BODY_SKIP_MIN_CALL
+        || !body_skips(
+            key,
+            header.conn_id,
+            header.direction,
+            header.call_stream_offset + len,
+        )
+    {
+        return false;
+    }
+    count(counter::BODY_SKIPPED_BYTES, len);
+    header.source |= source::BODY_SKIPPED;
+    if EVENTS
+        .output::<DataHeader>(header, ring_flags_output(HEADER_LEN))
+        .is_err()
+    {
+        count(counter::RINGBUF_FULL_DATA, 1);
+    }
+    true
 }
 
 /// Whether user space said the bytes of `dir` up to stream offset `end` in

@@ -29,11 +29,11 @@ use aya_ebpf::{
 };
 use probes_common::{
     counter, direction, kind, socket_flag, source, RecordHeader, SocketKey, SocketState,
-    TlsBindRecord, TlsSampleRecord, TLS_SAMPLE_BYTES, TLS_VERIFY_SLOTS,
+    TlsBindRecord, TlsSampleRecord, TLS_SAMPLE_BYTES, TLS_TWIN_FD_BIT, TLS_VERIFY_SLOTS,
 };
 
 use super::{
-    data::{data_header, emit, read_user_u64},
+    data::{data_header, emit, read_user_u64, skipped_as_body},
     maps::{
         shape, thread_last_fd, tls_active, tls_active_begin, tls_active_end, tls_call_kind, SslKey,
         SslSocket, ThreadSlot, TlsCall, UnboundTlsWrite, EVENTS, SOCKETS, TLS_ACTIVE_SLOTS,
@@ -426,5 +426,11 @@ pub(super) fn emit_plaintext_at(
         source::TLS_READ
     };
     let header = data_header(tgid, tid, fd, conn_id, offset, len, dir, src);
-    emit(header, buf_shape, buf, 0);
+    let plaintext = SocketKey {
+        tgid,
+        fd: fd | TLS_TWIN_FD_BIT,
+    };
+    if !skipped_as_body(header, &plaintext) {
+        emit(header, buf_shape, buf, 0);
+    }
 }

@@ -521,8 +521,7 @@ fn process_exit_forgets_its_sockets_in_the_kernel() {
 /// A client's large response body: the pipeline asks the kernel to skip the
 /// rest of it (from where the first record ends to the body's end), and the
 /// flagged header-only records that then come complete the span, counted as
-/// skipped body, not as lost bytes. A TLS twin never asks (its plaintext is
-/// not copied by the hook that reads `BODY_SKIP`).
+/// skipped body, not as lost bytes; the same for TLS plaintext.
 #[test]
 fn a_large_body_is_skipped_in_the_kernel_and_completes_the_span() {
     let registry = Registry::new();
@@ -586,36 +585,67 @@ fn a_large_body_is_skipped_in_the_kernel_and_completes_the_span() {
         Some(0)
     );
 
-    // The same exchange as TLS plaintext on another socket: no request.
+    // The same exchange as TLS plaintext on another socket: the request
+    // names the plaintext stream (the twin's key) and the socket's id, and
+    // a flagged plaintext record completes the twin's span.
     f.open(100, 4, 2, role::CLIENT, addr(1, 40001), addr(2, 443), 50);
-    let tls = |dir: u32, source: u32, bytes: &[u8], ts: u64| DataHeader {
+    let tls = |dir: u32, source: u32, offset: u64, len: u64, chunk: u32, ts: u64| DataHeader {
         header: header(kind::DATA, 100, 4, ts),
         conn_id: 2,
-        call_stream_offset: 0,
-        call_len: bytes.len() as u64,
+        call_stream_offset: offset,
+        call_len: len,
         chunk_offset: 0,
-        chunk_len: bytes.len() as u32,
+        chunk_len: chunk,
         direction: dir,
         source,
     };
+    let (write, read) = (
+        probes_common::source::TLS_WRITE,
+        probes_common::source::TLS_READ,
+    );
     for (dir, source, bytes) in [
-        (
-            direction::EGRESS,
-            probes_common::source::TLS_WRITE,
-            &req[..],
-        ),
-        (
-            direction::INGRESS,
-            probes_common::source::TLS_READ,
-            &first[..],
-        ),
+        (direction::EGRESS, write, &req[..]),
+        (direction::INGRESS, read, &first[..]),
     ] {
-        encode::data(&tls(dir, source, bytes, 60), bytes, &mut f.buf);
+        let n = bytes.len();
+        encode::data(
+            &tls(dir, source, 0, n as u64, n as u32, 60),
+            bytes,
+            &mut f.buf,
+        );
         f.push();
     }
     assert_eq!(
         f.pipeline.take_actions(),
-        vec![],
-        "a TLS twin asks for nothing"
+        vec![KernelAction::SkipBody {
+            key: ConnKey {
+                tgid: 100,
+                fd: 4 | TLS_FD_BIT
+            },
+            conn_id: ConnId(2),
+            dir: Direction::Ingress,
+            until: StreamOffset(head + 1_000_000),
+        }]
+    );
+    let flagged = read | probes_common::source::BODY_SKIPPED;
+    encode::data(
+        &tls(direction::INGRESS, flagged, at, 997_000, 0, 70),
+        &[],
+        &mut f.buf,
+    );
+    f.push();
+    let spans = f.pipeline.output_mut();
+    assert_eq!(spans.len(), 2, "the twin's response is complete");
+    assert_eq!(
+        spans[1].attr_int("http.response.body.size"),
+        Some(1_000_000)
+    );
+    assert_eq!(spans[1].attr_int("server.port"), Some(443));
+    assert_eq!(
+        registry.value(
+            "wirespan_stream_bytes_not_parsed_total",
+            &[("reason", "skipped_body_bytes")]
+        ),
+        Some(2 * 997_000)
     );
 }
