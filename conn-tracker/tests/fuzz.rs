@@ -52,6 +52,8 @@ enum Op {
         egress: bool,
         off: u16,
         len: u16,
+        /// A body the probes skipped on request, not a loss.
+        skipped: bool,
     },
     Close {
         k: u8,
@@ -74,8 +76,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(k, id, role, midway)| Op::Open { k, id, role, midway }),
         6 => (0u8..6, 0u8..3, any::<bool>(), 0u16..400, 0u8..POOL.len() as u8, any::<u8>(), any::<u16>())
             .prop_map(|(k, id, egress, off, piece, cut, ts)| Op::Data { k, id, egress, off, piece, cut, ts }),
-        1 => (0u8..6, 0u8..3, any::<bool>(), 0u16..400, 0u16..100)
-            .prop_map(|(k, id, egress, off, len)| Op::Missing { k, id, egress, off, len }),
+        1 => (0u8..6, 0u8..3, any::<bool>(), 0u16..400, 0u16..100, any::<bool>())
+            .prop_map(|(k, id, egress, off, len, skipped)| Op::Missing { k, id, egress, off, len, skipped }),
         1 => (0u8..6, 0u8..3, 0u16..500, 0u16..500).prop_map(|(k, id, e, i)| Op::Close { k, id, e, i }),
         1 => (0u8..3).prop_map(|tgid| Op::CloseProcess { tgid }),
         1 => any::<u16>().prop_map(|now| Op::EvictIdle { now }),
@@ -151,16 +153,15 @@ fn run(max_connections: usize, memory_limit_bytes: usize, window: usize, ops: Ve
                 egress,
                 off,
                 len,
+                skipped,
             } => {
-                t.missing(
-                    k(i),
-                    ConnId(u64::from(id)),
-                    dir(egress),
-                    StreamOffset(u64::from(off)),
-                    u64::from(len),
-                    MonotonicNs(7),
-                    &mut sink,
-                );
+                let at = StreamOffset(u64::from(off));
+                let (c, d, n) = (ConnId(u64::from(id)), dir(egress), u64::from(len));
+                if skipped {
+                    t.skipped_body(k(i), c, d, at, n, MonotonicNs(7), &mut sink);
+                } else {
+                    t.missing(k(i), c, d, at, n, MonotonicNs(7), &mut sink);
+                }
             }
             Op::Close {
                 k: i,
