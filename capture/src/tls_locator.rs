@@ -197,24 +197,12 @@ impl TlsLocator {
 
     /// The answers ready now.
     pub fn take_answers(&mut self) -> Vec<LocateAnswer> {
-        let mut ready = Vec::new();
-        let Some(rx) = &self.answers else {
-            return ready;
-        };
-        loop {
-            match rx.try_recv() {
-                Ok(answer) => ready.push(answer),
-                Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    // The thread is gone: no answer will come for the rest.
-                    self.in_flight = 0;
-                    self.jobs = None;
-                    self.answers = None;
-                    return ready;
-                }
-            }
+        let (ready, thread_gone) = take_ready(self.answers.as_ref(), &mut self.in_flight);
+        if thread_gone {
+            // The next submit starts another thread.
+            self.jobs = None;
+            self.answers = None;
         }
-        self.in_flight = self.in_flight.saturating_sub(ready.len());
         ready
     }
 
@@ -229,6 +217,29 @@ impl TlsLocator {
         self.in_flight = self.in_flight.saturating_sub(1);
         Some(answer)
     }
+}
+
+/// What a background thread has sent back on `rx`, taken without waiting,
+/// with `in_flight` (jobs whose results are not taken yet) counted down; and
+/// whether the thread is gone (then nothing else will come: `in_flight` is
+/// 0, and the caller drops its channels).
+pub(crate) fn take_ready<T>(rx: Option<&Receiver<T>>, in_flight: &mut usize) -> (Vec<T>, bool) {
+    let mut ready = Vec::new();
+    let Some(rx) = rx else {
+        return (ready, false);
+    };
+    loop {
+        match rx.try_recv() {
+            Ok(item) => ready.push(item),
+            Err(std::sync::mpsc::TryRecvError::Empty) => break,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                *in_flight = 0;
+                return (ready, true);
+            }
+        }
+    }
+    *in_flight = in_flight.saturating_sub(ready.len());
+    (ready, false)
 }
 
 /// A quick first look, before any analysis: does the file hold an SSL_*

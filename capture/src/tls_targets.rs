@@ -390,24 +390,13 @@ impl DwarfChecker {
     }
 
     fn take_results(&mut self) -> Vec<DwarfResult> {
-        let mut ready = Vec::new();
-        let Some(rx) = &self.results else {
-            return ready;
-        };
-        loop {
-            match rx.try_recv() {
-                Ok(result) => ready.push(result),
-                Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    // The thread is gone: the next submit starts another.
-                    self.in_flight = 0;
-                    self.requests = None;
-                    self.results = None;
-                    return ready;
-                }
-            }
+        let (ready, thread_gone) =
+            crate::tls_locator::take_ready(self.results.as_ref(), &mut self.in_flight);
+        if thread_gone {
+            // The next submit starts another thread.
+            self.requests = None;
+            self.results = None;
         }
-        self.in_flight = self.in_flight.saturating_sub(ready.len());
         ready
     }
 }

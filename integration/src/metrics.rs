@@ -66,3 +66,23 @@ impl Metrics {
             .collect()
     }
 }
+
+/// Asserts that at least half of a `body_len`-byte body was skipped by the
+/// probes and counted as skipped at both ends of the accounting: the
+/// kernel's `body_skipped` and the stream's `skipped_body_bytes`.
+pub fn assert_body_mostly_skipped(m: &Metrics, body_len: usize, diagnostics: &str) {
+    let kernel = m.get(
+        "wirespan_kernel_bytes_not_copied_total",
+        &[("reason", "body_skipped")],
+    );
+    let stream = m.get(
+        "wirespan_stream_bytes_not_parsed_total",
+        &[("reason", "skipped_body_bytes")],
+    );
+    let half = (body_len / 2) as f64;
+    assert!(
+        kernel >= half && stream >= half,
+        "expected most of the body skipped by the probes and counted as skipped: \
+         kernel {kernel}, stream {stream} of {body_len} bytes\n{diagnostics}"
+    );
+}

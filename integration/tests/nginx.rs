@@ -106,21 +106,9 @@ fn large_body_is_skipped_by_the_probes_and_counted() {
         .spans(&curl_p, &nginx_p);
     let (spans, exit) = run.finish(port, expected.len());
     integration::spans::assert_spans(&expected, &spans, &exit.diagnostics());
-    let m = &exit.metrics;
-    let kernel = m.get(
-        "wirespan_kernel_bytes_not_copied_total",
-        &[("reason", "body_skipped")],
-    );
-    let stream = m.get(
-        "wirespan_stream_bytes_not_parsed_total",
-        &[("reason", "skipped_body_bytes")],
-    );
-    let half = (file.len() / 2) as f64;
-    assert!(
-        kernel >= half && stream >= half,
-        "expected most of the body skipped by the probes and counted as skipped: \
-         kernel {kernel}, stream {stream} of {} bytes\n{}",
+    integration::metrics::assert_body_mostly_skipped(
+        &exit.metrics,
         file.len(),
-        exit.diagnostics()
+        &exit.diagnostics(),
     );
 }

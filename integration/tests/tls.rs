@@ -410,22 +410,10 @@ fn large_tls_body_is_skipped_by_the_probes_and_counted() {
     );
     assert_no_plaintext_spans(&spans, port, &exit);
     assert_spans(&expected, &spans, &exit.diagnostics());
-    let m = &exit.metrics;
-    let kernel = m.get(
-        "wirespan_kernel_bytes_not_copied_total",
-        &[("reason", "body_skipped")],
-    );
-    let stream = m.get(
-        "wirespan_stream_bytes_not_parsed_total",
-        &[("reason", "skipped_body_bytes")],
-    );
-    let half = (body.len() / 2) as f64;
-    assert!(
-        kernel >= half && stream >= half,
-        "expected most of the plaintext body skipped and counted as skipped: \
-         kernel {kernel}, stream {stream} of {} bytes\n{}",
+    integration::metrics::assert_body_mostly_skipped(
+        &exit.metrics,
         body.len(),
-        exit.diagnostics()
+        &exit.diagnostics(),
     );
 }
 
