@@ -155,6 +155,13 @@ pub fn nginx(files: &[(&str, &[u8])], locations: &str) -> Server {
     nginx_configured("nginx", files, "", |_| locations.to_string())
 }
 
+/// Server-block directives that pace nginx's responses at 16 MiB/s, so an
+/// 8 MiB body takes half a second: long enough that the agent has parsed
+/// the response head, and asked the probes to skip the body, while most of
+/// it is still to come. On loopback an unpaced 8 MiB body is read in a few
+/// milliseconds, a race the tests of body skipping must not depend on.
+pub const LARGE_BODY_PACE: &str = "        limit_rate 16m;";
+
 /// [`nginx`] with `listen_options` after the listen address (such as
 /// `" ssl http2"`) and the server-block directives `server_block` returns,
 /// given the prefix directory (to write certificates into, say).

@@ -10,7 +10,7 @@
 
 use integration::otlp_receiver::OtlpProtocol;
 use integration::prelude::*;
-use integration::servers::nginx;
+use integration::servers::{nginx, LARGE_BODY_PACE};
 
 const UA: &str = "wirespan-e2e-nginx/1.0";
 
@@ -71,23 +71,22 @@ fn nginx_static_204_500_keep_alive() {
 /// A large download: once the agent has parsed the response head it tells
 /// the probes that the rest of the body (which it only counts) need not be
 /// copied, so most of the 8 MiB never enters the ring buffer. The spans stay
-/// exact, and the bytes not copied are counted as skipped, not lost. curl is
-/// rate-limited so that the transfer outlasts the agent's first drain of the
-/// head (on loopback an unthrottled 8 MiB takes a few milliseconds).
+/// exact, and the bytes not copied are counted as skipped, not lost. nginx
+/// paces the response (`limit_rate`, half a second for 8 MiB) so that the
+/// transfer outlasts the agent's first drain of the head: unpaced, curl
+/// reads 8 MiB from loopback in a few milliseconds, and curl's own
+/// `--limit-rate` does not pace a transfer that short.
 #[test]
 fn large_body_is_skipped_by_the_probes_and_counted() {
     require_root("large_body_is_skipped_by_the_probes_and_counted");
     let _g = serial();
     let run = SpanRun::start(OtlpProtocol::Grpc);
     let file: Vec<u8> = (0..8u32 << 20).map(|i| (i * 13 % 251) as u8).collect();
-    let server = nginx(&[("large.bin", &file)], "");
+    let server = nginx(&[("large.bin", &file)], LARGE_BODY_PACE);
     let port = server.port;
     let worker = server.only_child();
     let url = format!("http://127.0.0.1:{port}/large.bin");
-    let c = curl(
-        &["-A", UA, "--limit-rate", "32M", "-o", "/dev/null", &url],
-        &[],
-    );
+    let c = curl(&["-A", UA, "-o", "/dev/null", &url], &[]);
     assert_eq!(c.transfers.len(), 1, "{c:?}");
     let t = &c.transfers[0];
     assert_eq!((t.response_code, t.size_download), (200, file.len() as u64));

@@ -18,6 +18,7 @@ mod common_h2;
 use common_h2::*;
 use integration::agent::AgentExit;
 use integration::prelude::*;
+use integration::servers::LARGE_BODY_PACE;
 use integration::spans::{assert_spans, show, ExpectedSpan, KIND_CLIENT};
 use std::path::Path;
 use std::process::Command;
@@ -364,25 +365,18 @@ data = r.read(); print(r.status, len(data), ','.join(libssl))\n";
 /// A large download over TLS: the plaintext the TLS probes would copy is
 /// skipped once the agent has parsed the head, as on a plain socket
 /// (`nginx.rs`), under the key of the socket's plaintext stream. Spans stay
-/// exact and the bytes not copied are counted as skipped. curl is
-/// rate-limited so that the transfer outlasts the agent's first drain.
+/// exact and the bytes not copied are counted as skipped. nginx paces the
+/// response ([`LARGE_BODY_PACE`]) so that the transfer outlasts the agent's
+/// first drain.
 #[test]
 fn large_tls_body_is_skipped_by_the_probes_and_counted() {
     let body: Vec<u8> = (0..8u32 << 20).map(|i| (i * 31 % 253) as u8).collect();
-    let server = nginx_tls(&[("large.bin", &body)]);
+    let server = nginx_tls_with(&[("large.bin", &body)], LARGE_BODY_PACE);
     let port = server.port;
     let mut env = Env::start("large_tls_body_is_skipped_by_the_probes_and_counted");
     let (out, _) = run_ok(
         Command::new("curl")
-            .args([
-                "-sS",
-                "-k",
-                "--http1.1",
-                "--limit-rate",
-                "32M",
-                "-o",
-                "/dev/null",
-            ])
+            .args(["-sS", "-k", "--http1.1", "-o", "/dev/null"])
             .args(["-w", "%{http_code} %{size_download} %{local_port}"])
             .arg(format!("https://127.0.0.1:{port}/large.bin")),
         &env.diagnostics(),

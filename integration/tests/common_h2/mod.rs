@@ -360,10 +360,15 @@ pub fn self_signed_cert(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) 
 /// nginx with TLS (and HTTP/2 by ALPN) on 127.0.0.1: one worker, foreground,
 /// temp prefix, static files in `<dir>/html`, a fresh self-signed certificate.
 pub fn nginx_tls(files: &[(&str, &[u8])]) -> TestServer {
+    nginx_tls_with(files, "")
+}
+
+/// [`nginx_tls`] with more server-block directives.
+pub fn nginx_tls_with(files: &[(&str, &[u8])], directives: &str) -> TestServer {
     integration::servers::nginx_configured("nginx (tls)", files, " ssl http2", |dir| {
         let (cert, key) = self_signed_cert(dir);
         format!(
-            "        ssl_certificate {};\n        ssl_certificate_key {};",
+            "        ssl_certificate {};\n        ssl_certificate_key {};\n{directives}",
             cert.display(),
             key.display()
         )
