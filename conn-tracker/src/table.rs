@@ -1,7 +1,7 @@
 //! The connection table: connections by (tgid, fd) and generation, stream
 //! positions, recency, and the three eviction rules (idle, capacity, memory).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::events::{TrackerEvent, TrackerSink};
 use crate::ids::{ConnId, MonotonicNs, StreamOffset};
@@ -9,8 +9,7 @@ use crate::lru::Lru;
 use crate::session::Session;
 use crate::stream::StreamPos;
 use crate::types::{ConnInfo, ConnKey, Direction, TrackerLimits};
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+use crate::FastMap;
 
 /// Data events carrying the same foreign generation, with none of the tracked
 /// one in between, after which the foreign one is adopted (the tracked

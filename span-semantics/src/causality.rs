@@ -23,15 +23,13 @@
 //! before the parent's (the parent ends last): the parent's ids are fixed
 //! then and kept until its own span is built.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
 
-use conn_tracker::ConnId;
+use conn_tracker::{ConnId, FastMap};
 use self_metrics::{Counter, Registry};
 
 use crate::span_builder::{FixedIds, LinkIds, TraceParent};
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Threads that can serve a request at once before new ones are ignored (counted).
 const MAX_SERVING_THREADS: usize = 65_536;

@@ -14,9 +14,9 @@
 //! see `causality`) leaves that trace id on the pair, so that the server end
 //! of the same request joins the same trace instead of the derived one.
 
-use conn_tracker::{ConnInfo, ConnKey, Endpoint, Role};
+use conn_tracker::{ConnInfo, ConnKey, Endpoint, FastMap, Role};
 use protocol_parsers::{HttpExchange, RequestHead};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::span_builder::{IdGenerator, LinkIds};
 use crate::tls_twin::{TLS_CONN_BIT, TLS_FD_BIT};
@@ -43,13 +43,12 @@ struct End {
 }
 
 /// The pairs of connections whose two ends are both traced here.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 pub struct ConnectionLinks {
     pairs: FastMap<(Endpoint, Endpoint), Pair>,
     ends: FastMap<(ConnKey, u64), End>,
-    /// The ends of each process, so its exit does not scan every end.
-    ends_by_tgid: FastMap<u32, Vec<(ConnKey, u64)>>,
+    /// The same ends in (pid, fd) order, so a process exit finds its own by a
+    /// range, and a close costs O(log n) however many ends the process has.
+    ends_in_order: BTreeSet<(ConnKey, u64)>,
     ids: IdGenerator,
 }
 
@@ -83,7 +82,7 @@ impl ConnectionLinks {
         Self {
             pairs: FastMap::default(),
             ends: FastMap::default(),
-            ends_by_tgid: FastMap::default(),
+            ends_in_order: BTreeSet::new(),
             ids,
         }
     }
@@ -115,10 +114,7 @@ impl ConnectionLinks {
             .insert((info.key, info.conn_id), End { pair })
             .is_none()
         {
-            self.ends_by_tgid
-                .entry(info.key.tgid)
-                .or_default()
-                .push((info.key, info.conn_id));
+            self.ends_in_order.insert((info.key, info.conn_id));
         }
     }
 
@@ -174,12 +170,7 @@ impl ConnectionLinks {
 
     /// A connection closed; its pair is forgotten once both ends are.
     pub fn close(&mut self, key: ConnKey, conn_id: u64) {
-        if let Some(mine) = self.ends_by_tgid.get_mut(&key.tgid) {
-            mine.retain(|e| *e != (key, conn_id));
-            if mine.is_empty() {
-                self.ends_by_tgid.remove(&key.tgid);
-            }
-        }
+        self.ends_in_order.remove(&(key, conn_id));
         if let Some(end) = self.ends.remove(&(key, conn_id)) {
             if let Some(pair) = self.pairs.get_mut(&end.pair) {
                 pair.open = pair.open.saturating_sub(1);
@@ -192,7 +183,10 @@ impl ConnectionLinks {
 
     /// The process exited: its connections are closed.
     pub fn close_process(&mut self, tgid: u32) {
-        for (k, id) in self.ends_by_tgid.remove(&tgid).unwrap_or_default() {
+        let lo = (ConnKey { tgid, fd: i32::MIN }, 0);
+        let hi = (ConnKey { tgid, fd: i32::MAX }, u64::MAX);
+        let mine: Vec<(ConnKey, u64)> = self.ends_in_order.range(lo..=hi).copied().collect();
+        for (k, id) in mine {
             self.close(k, id);
         }
     }
@@ -203,5 +197,99 @@ impl ConnectionLinks {
 
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conn_tracker::Protocol;
+    use protocol_parsers::HttpVersion;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn ep(port: u16) -> Endpoint {
+        Endpoint::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    }
+
+    /// One end of the connection between client port `client` and server
+    /// port 80, held by (tgid, fd).
+    fn end(tgid: u32, fd: i32, conn_id: u64, role: Role, client: u16) -> ConnInfo {
+        let (local, remote) = match role {
+            Role::Server => (ep(80), ep(client)),
+            _ => (ep(client), ep(80)),
+        };
+        ConnInfo {
+            key: ConnKey { tgid, fd },
+            conn_id,
+            role,
+            local,
+            remote,
+            opened_ns: 0,
+            protocol: Protocol::Http1,
+            joined_midway: false,
+        }
+    }
+
+    fn ids(links: &ConnectionLinks, conn: &ConnInfo) -> Option<LinkIds> {
+        let head = RequestHead::new("GET", "/", HttpVersion::Http11);
+        links.ids_for_request(conn, &head, 1)
+    }
+
+    #[test]
+    fn both_ends_derive_the_same_ids() {
+        let mut links = ConnectionLinks::new(IdGenerator::with_seed(1));
+        let client = end(1, 3, 10, Role::Client, 5000);
+        let server = end(2, 4, 11, Role::Server, 5000);
+        links.open(&client);
+        links.open(&server);
+        let (c, s) = (ids(&links, &client).unwrap(), ids(&links, &server).unwrap());
+        assert_eq!(c.trace_id, s.trace_id);
+        // Another connection of the same processes gets other ids.
+        let other = end(1, 5, 12, Role::Client, 5001);
+        links.open(&other);
+        assert_ne!(ids(&links, &other).unwrap().trace_id, c.trace_id);
+    }
+
+    #[test]
+    fn a_process_exit_closes_its_ends_and_no_one_elses() {
+        let mut links = ConnectionLinks::new(IdGenerator::with_seed(2));
+        // Process 2 serves clients of processes 1 and 3; the pids on either
+        // side of it hold ends too, at the highest fd a socket (not a TLS
+        // twin) can have.
+        let conns = [
+            end(1, TLS_FD_BIT - 1, 1, Role::Client, 5000),
+            end(2, 0, 2, Role::Server, 5000),
+            end(2, 7, 3, Role::Server, 5001),
+            end(3, 0, 4, Role::Client, 5001),
+            end(2, TLS_FD_BIT - 1, 5, Role::Server, 5002),
+        ];
+        for c in &conns {
+            links.open(c);
+        }
+        assert_eq!(links.len(), 5);
+        links.close_process(2);
+        assert_eq!(links.len(), 2);
+        for c in &conns {
+            assert_eq!(ids(&links, c).is_some(), c.key.tgid != 2, "{:?}", c.key);
+        }
+        // A closed end is gone, and so is its pair once both ends are.
+        links.close(conns[0].key, conns[0].conn_id);
+        links.close(conns[3].key, conns[3].conn_id);
+        assert!(links.is_empty());
+        assert!(links.pairs.is_empty());
+        assert!(links.ends_in_order.is_empty());
+    }
+
+    #[test]
+    fn a_reused_fd_is_a_new_end() {
+        let mut links = ConnectionLinks::new(IdGenerator::with_seed(3));
+        let first = end(1, 3, 10, Role::Client, 5000);
+        let second = end(1, 3, 11, Role::Client, 5001);
+        links.open(&first);
+        links.close(first.key, first.conn_id);
+        links.open(&second);
+        assert!(ids(&links, &first).is_none());
+        assert!(ids(&links, &second).is_some());
+        assert_eq!(links.ends_in_order.len(), 1);
     }
 }

@@ -8,9 +8,9 @@
 //! It only indexes what the pipeline reports (opens, closes, exits); it does
 //! not name anyone (see `peer_naming`) or read anything from the host.
 
-use conn_tracker::{ConnKey, Endpoint, MonotonicNs};
+use conn_tracker::{ConnKey, Endpoint, FastMap, MonotonicNs};
 use self_metrics::{Counter, Registry};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::process_table::ProcessTable;
 
@@ -28,19 +28,15 @@ pub const MAX_ENDED_PROCESSES: usize = 4_096;
 /// A connection's (local, remote) addresses, from the observed process's side.
 pub type AddressPair = (Endpoint, Endpoint);
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 /// The local sockets, indexed for peer naming; see the module docs.
 #[derive(Default)]
 pub struct LocalPeers {
     /// Sockets by (local, remote), to name a peer that is a process here.
     by_pair: FastMap<AddressPair, ConnKey>,
-    /// The pair of each open socket, so a process exit finds its own pairs
-    /// (through `fds_by_tgid`) without scanning them all.
-    pair_of: FastMap<ConnKey, AddressPair>,
-    /// The open sockets of each process (the pid → fd index), to forget them
-    /// in the kernel when it exits.
-    fds_by_tgid: HashMap<u32, Vec<i32>>,
+    /// The pair of each open socket. Ordered by (pid, fd), so that a process
+    /// exit finds its own sockets by a range, and a close costs O(log n)
+    /// whatever the number of sockets the process holds.
+    pair_of: BTreeMap<ConnKey, AddressPair>,
     /// Pairs that ended, kept for [`PEER_GRACE_NS`]: (end ts, pair, socket).
     ended_pairs: VecDeque<(u64, AddressPair, ConnKey)>,
     /// Processes that exited, kept for [`PEER_GRACE_NS`]: (exit ts, pid,
@@ -97,10 +93,6 @@ impl LocalPeers {
     pub fn opened(&mut self, key: ConnKey, local: Endpoint, remote: Endpoint) {
         self.by_pair.insert((local, remote), key);
         self.pair_of.insert(key, (local, remote));
-        let fds = self.fds_by_tgid.entry(key.tgid).or_default();
-        if !fds.contains(&key.fd) {
-            fds.push(key.fd);
-        }
     }
 
     /// The local socket whose own (local, remote) pair is `(local, remote)`.
@@ -129,9 +121,6 @@ impl LocalPeers {
             (None, Some(pair)) => self.forget_pair(pair, key),
             (None, None) => {}
         }
-        if let Some(fds) = self.fds_by_tgid.get_mut(&key.tgid) {
-            fds.retain(|fd| *fd != key.fd);
-        }
     }
 
     /// Socket `key` is forgotten at once, with no grace period (the agent's
@@ -140,26 +129,22 @@ impl LocalPeers {
         if let Some(pair) = self.pair_of.remove(&key) {
             self.forget_pair(pair, key);
         }
-        if let Some(fds) = self.fds_by_tgid.get_mut(&key.tgid) {
-            fds.retain(|fd| *fd != key.fd);
-        }
     }
 
     /// Process `tgid` exited at `ts`: its sockets keep naming their peers
-    /// for the grace period. Returns the fds it had open, in opening order.
+    /// for the grace period. Returns the fds it had open, in fd order.
     pub fn process_exited(&mut self, tgid: u32, ts: MonotonicNs) -> Vec<i32> {
-        let Some(fds) = self.fds_by_tgid.remove(&tgid) else {
-            return Vec::new();
-        };
-        for &fd in &fds {
-            let key = ConnKey { tgid, fd };
+        let lo = ConnKey { tgid, fd: i32::MIN };
+        let hi = ConnKey { tgid, fd: i32::MAX };
+        let keys: Vec<ConnKey> = self.pair_of.range(lo..=hi).map(|(k, _)| *k).collect();
+        for &key in &keys {
             if let Some(pair) = self.pair_of.remove(&key) {
                 if self.by_pair.get(&pair) == Some(&key) {
                     self.push_ended_socket(ts.0, pair, key);
                 }
             }
         }
-        fds
+        keys.into_iter().map(|k| k.fd).collect()
     }
 
     /// Process `pid` (identity `resource_id`) exited at `ts`: its identity
@@ -243,9 +228,22 @@ mod tests {
         peers.opened(ConnKey { tgid: 9, fd: 3 }, ep(1, 1), ep(2, 2));
         peers.opened(ConnKey { tgid: 9, fd: 4 }, ep(1, 3), ep(2, 2));
         peers.opened(ConnKey { tgid: 9, fd: 3 }, ep(1, 1), ep(2, 2));
+        peers.opened(ConnKey { tgid: 9, fd: 1 }, ep(1, 4), ep(2, 2));
+        // The pids on either side keep theirs.
+        peers.opened(
+            ConnKey {
+                tgid: 8,
+                fd: i32::MAX,
+            },
+            ep(1, 5),
+            ep(2, 2),
+        );
+        peers.opened(ConnKey { tgid: 10, fd: 0 }, ep(1, 6), ep(2, 2));
         peers.closed(ConnKey { tgid: 9, fd: 4 }, None, MonotonicNs(1));
-        assert_eq!(peers.process_exited(9, MonotonicNs(2)), vec![3]);
+        assert_eq!(peers.process_exited(9, MonotonicNs(2)), vec![1, 3]);
         assert!(peers.process_exited(9, MonotonicNs(3)).is_empty());
+        assert_eq!(peers.process_exited(8, MonotonicNs(3)), vec![i32::MAX]);
+        assert_eq!(peers.process_exited(10, MonotonicNs(3)), vec![0]);
         // Still named during the grace period.
         assert!(peers.socket_at(ep(1, 1), ep(2, 2)).is_some());
     }

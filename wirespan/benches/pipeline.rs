@@ -8,6 +8,11 @@
 //! - `pipeline/http1_spans_encoded`: the same, plus what export does with
 //!   them: each span encoded as the queue does it, then one request per batch
 //!   of 512 written from those bytes. Throughput = spans built and encoded.
+//! - `pipeline/http1_close`: `Connection: close` traffic between a client and
+//!   a server process of this host (connect, accept, one exchange, both
+//!   closes), after enough warm-up connections that the closed-socket grace
+//!   list is full, as under sustained load. Throughput = spans (two per
+//!   connection).
 //! - `pipeline/http2_streams`: HTTP/2 (h2c) streams, HEADERS in, HEADERS +
 //!   DATA out, 100 concurrent-ish streams per connection over 1,000
 //!   connections. Throughput = streams (one span each).
@@ -67,6 +72,22 @@ fn http1_setup() -> (Pipeline<Vec<ExportSpan>>, Vec<Vec<u8>>) {
     (p, recs)
 }
 
+/// Connections the close bench's warm-up opens and closes first: more than
+/// the grace list holds, so each timed close also evicts the oldest.
+const CLOSE_WARM_UP: usize = span_semantics::local_peers::MAX_ENDED_SOCKETS;
+
+fn http1_close_setup() -> (Pipeline<Vec<ExportSpan>>, Vec<Vec<u8>>) {
+    let (mut p, _) = pipeline();
+    p.handle_bytes(&client_exec_record());
+    let resp = http1_response();
+    for r in http1_close_traffic(0, CLOSE_WARM_UP, &resp) {
+        p.handle_bytes(&r);
+    }
+    p.output_mut().clear();
+    let recs = http1_close_traffic(CLOSE_WARM_UP, CONNS * ROUNDS / 2, &resp);
+    (p, recs)
+}
+
 fn http2_setup() -> (Pipeline<Vec<ExportSpan>>, Vec<Vec<u8>>) {
     let (mut p, _) = pipeline();
     let mut s = Streams::new(CONNS);
@@ -122,6 +143,14 @@ fn bench(c: &mut Criterion) {
         let (mut p, recs) = http2_setup();
         recs.iter().for_each(|r| p.handle_bytes(r));
         assert_eq!(p.output().len(), CONNS * ROUNDS, "HTTP/2 spans");
+        let (mut p, recs) = http1_close_setup();
+        recs.iter().for_each(|r| p.handle_bytes(r));
+        let spans = p.output();
+        assert_eq!(spans.len(), CONNS * ROUNDS, "close spans");
+        // Each end names the other: the pairing the close path maintains.
+        assert!(spans
+            .iter()
+            .all(|s| s.attrs.get("service.peer.name").is_some()));
     }
 
     let mut g = c.benchmark_group("pipeline");
@@ -150,6 +179,19 @@ fn bench(c: &mut Criterion) {
                 let spans = std::mem::take(p.output_mut());
                 assert_eq!(spans.len(), CONNS * ROUNDS);
                 black_box(encode_and_drop(spans));
+                p
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    g.throughput(Throughput::Elements((CONNS * ROUNDS) as u64));
+    g.bench_function("http1_close", |b| {
+        b.iter_batched(
+            http1_close_setup,
+            |(mut p, recs)| {
+                feed(&mut p, &recs);
+                debug_assert_eq!(p.output().len(), CONNS * ROUNDS);
                 p
             },
             BatchSize::PerIteration,

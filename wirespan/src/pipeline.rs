@@ -16,8 +16,8 @@ mod metrics;
 mod tests;
 
 use conn_tracker::{
-    ConnId, ConnInfo, ConnKey, ConnectionTable, Direction, Endpoint, MonotonicNs, Protocol, Role,
-    StreamOffset, TrackerEvent, TrackerLimits, TrackerSink,
+    ConnId, ConnInfo, ConnKey, ConnectionTable, Direction, Endpoint, FastMap, FastSet, MonotonicNs,
+    Protocol, Role, StreamOffset, TrackerEvent, TrackerLimits, TrackerSink,
 };
 use probes_common::records::{decode, Record};
 use probes_common::{direction, origin, role};
@@ -30,7 +30,6 @@ use span_semantics::peers::PeerNames;
 use span_semantics::process_table::{ProcessFacts, ProcessIdentity};
 use span_semantics::span_builder::SpanBuilder;
 use span_semantics::span_composer::{ComposerSettings, SpanComposer};
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use metrics::{Family, PipelineMetrics};
@@ -184,14 +183,14 @@ pub struct Pipeline<O: SpanOutput> {
     tracker: ConnectionTable,
     emitter: Emitter<O>,
     /// Tuples of the agent's own connections, seen from the agent's side.
-    own_tuples: HashSet<(Endpoint, Endpoint)>,
+    own_tuples: FastSet<(Endpoint, Endpoint)>,
     /// Connections that are the far end of the agent's own (e.g. the collector
     /// receiving our exports): never traced, or every export would make a span.
-    ignored: HashSet<(ConnKey, ConnId)>,
+    ignored: FastSet<(ConnKey, ConnId)>,
     /// See [`PipelineSettings::own_listeners`].
     own_listeners: Vec<std::net::SocketAddr>,
     /// TLS twins open, by the real socket's key, with their conn_id.
-    tls_twins: HashMap<ConnKey, ConnId>,
+    tls_twins: FastMap<ConnKey, ConnId>,
     /// TLS plaintext written before its socket was known (custom BIO).
     deferred_tls: crate::deferred_tls::DeferredTlsWrites,
     last_ts_ns: u64,
@@ -263,10 +262,10 @@ impl<O: SpanOutput> Pipeline<O> {
                 actions: Vec::new(),
                 current_tid: None,
             },
-            own_tuples: HashSet::new(),
-            ignored: HashSet::new(),
+            own_tuples: FastSet::default(),
+            ignored: FastSet::default(),
             own_listeners: settings.own_listeners,
-            tls_twins: HashMap::new(),
+            tls_twins: FastMap::default(),
             deferred_tls: crate::deferred_tls::DeferredTlsWrites::new(registry),
             last_ts_ns: 0,
         }

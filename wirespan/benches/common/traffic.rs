@@ -8,12 +8,15 @@
 
 use probes_common::records::encode;
 use probes_common::{
-    direction, kind, origin, role, ConnOpenRecord, DataHeader, RecordHeader, SockAddr,
+    direction, kind, origin, role, ConnCloseRecord, ConnOpenRecord, DataHeader, RecordHeader,
+    SockAddr,
 };
 use test_support::hpack::{block, Name, Rep};
 use test_support::http2::{frame, headers, preface, settings, settings_ack, FrameType, END_STREAM};
 
 pub const TGID: u32 = 4242;
+/// The client process of the `Connection: close` traffic.
+pub const CLIENT_TGID: u32 = 4343;
 
 /// A request head of exactly 200 bytes (padded with an X-Pad header).
 pub fn http1_request(n: u64) -> Vec<u8> {
@@ -72,20 +75,29 @@ fn remote(i: usize) -> SockAddr {
 
 /// The exec record naming the server process (so no /proc lookup happens).
 pub fn exec_record() -> Vec<u8> {
+    exec_record_of(TGID, "bench-server", "bench")
+}
+
+/// The exec record naming the client process of the close traffic.
+pub fn client_exec_record() -> Vec<u8> {
+    exec_record_of(CLIENT_TGID, "bench-client", "bench-client")
+}
+
+fn exec_record_of(tgid: u32, comm: &str, service: &str) -> Vec<u8> {
     let mut out = Vec::new();
     encode::proc_exec(
         RecordHeader {
             kind: kind::PROC_EXEC,
-            tgid: TGID,
-            tid: TGID,
+            tgid,
+            tid: tgid,
             fd: -1,
             ts_ns: 1,
         },
         1,
-        b"bench-server",
-        b"/usr/local/bin/bench-server",
-        b"bench-server\0",
-        b"OTEL_SERVICE_NAME=bench\0",
+        comm.as_bytes(),
+        format!("/usr/local/bin/{comm}").as_bytes(),
+        format!("{comm}\0").as_bytes(),
+        format!("OTEL_SERVICE_NAME={service}\0").as_bytes(),
         &mut out,
     );
     out
@@ -132,6 +144,109 @@ pub fn data_record(i: usize, dir: u32, offset: u64, ts: u64, payload: &[u8]) -> 
     };
     let mut out = Vec::with_capacity(64 + payload.len());
     encode::data(&h, payload, &mut out);
+    out
+}
+
+/// One end of a connection: its process, fd and the probes' connection id.
+#[derive(Clone, Copy)]
+struct End {
+    tgid: u32,
+    fd: i32,
+    conn_id: u64,
+}
+
+fn header(end: End, kind: u32, ts: u64) -> RecordHeader {
+    RecordHeader {
+        kind,
+        tgid: end.tgid,
+        tid: end.tgid,
+        fd: end.fd,
+        ts_ns: ts,
+    }
+}
+
+fn end_open(end: End, local: SockAddr, remote: SockAddr, server: bool, ts: u64) -> Vec<u8> {
+    let rec = ConnOpenRecord {
+        header: header(end, kind::CONN_OPEN, ts),
+        conn_id: end.conn_id,
+        local,
+        remote,
+        role: if server { role::SERVER } else { role::CLIENT },
+        origin: if server {
+            origin::ACCEPT
+        } else {
+            origin::CONNECT
+        },
+    };
+    let mut out = Vec::new();
+    encode::conn_open(&rec, &mut out);
+    out
+}
+
+fn end_data(end: End, dir: u32, offset: u64, ts: u64, payload: &[u8]) -> Vec<u8> {
+    let h = DataHeader {
+        header: header(end, kind::DATA, ts),
+        conn_id: end.conn_id,
+        call_stream_offset: offset,
+        call_len: payload.len() as u64,
+        chunk_offset: 0,
+        chunk_len: payload.len() as u32,
+        direction: dir,
+        source: if dir == direction::INGRESS { 1 } else { 2 },
+    };
+    let mut out = Vec::with_capacity(64 + payload.len());
+    encode::data(&h, payload, &mut out);
+    out
+}
+
+fn end_close(end: End, egress: u64, ingress: u64, ts: u64) -> Vec<u8> {
+    let rec = ConnCloseRecord {
+        header: header(end, kind::CONN_CLOSE, ts),
+        conn_id: end.conn_id,
+        egress_total: egress,
+        ingress_total: ingress,
+    };
+    let mut out = Vec::new();
+    encode::conn_close(&rec, &mut out);
+    out
+}
+
+/// `Connection: close` traffic between two processes of this host, as in
+/// the `close` case of `bench/overhead`: connections `first..first + conns`
+/// one after another, each the client's connect and the server's accept,
+/// the request written and read, the response written and read, then the
+/// server's close and the client's. Eight records and two spans (CLIENT and
+/// SERVER) per connection; each end reuses one fd, as a process does.
+pub fn http1_close_traffic(first: usize, conns: usize, resp: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(conns * 8);
+    let mut ts = 10_000 + first as u64 * 8_000;
+    let mut next = || {
+        ts += 1_000;
+        ts
+    };
+    for n in first..first + conns {
+        let server = End {
+            tgid: TGID,
+            fd: 100,
+            conn_id: 2 * n as u64 + 1,
+        };
+        let client = End {
+            tgid: CLIENT_TGID,
+            fd: 5,
+            conn_id: 2 * n as u64 + 2,
+        };
+        let (server_addr, client_addr) = (addr(8080), remote(n));
+        let req = http1_request(n as u64);
+        let (q, r) = (req.len() as u64, resp.len() as u64);
+        out.push(end_open(client, client_addr, server_addr, false, next()));
+        out.push(end_open(server, server_addr, client_addr, true, next()));
+        out.push(end_data(client, direction::EGRESS, 0, next(), &req));
+        out.push(end_data(server, direction::INGRESS, 0, next(), &req));
+        out.push(end_data(server, direction::EGRESS, 0, next(), resp));
+        out.push(end_data(client, direction::INGRESS, 0, next(), resp));
+        out.push(end_close(server, r, q, next()));
+        out.push(end_close(client, q, r, next()));
+    }
     out
 }
 
