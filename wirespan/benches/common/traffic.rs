@@ -73,6 +73,14 @@ fn remote(i: usize) -> SockAddr {
     a
 }
 
+/// The close traffic's client: one address (10.0.0.2), port by connection.
+fn client_at(n: usize) -> SockAddr {
+    let mut a = addr(0);
+    a.addr[15] = 2;
+    a.port = 30000 + (n % 30000) as u16;
+    a
+}
+
 /// The exec record naming the server process (so no /proc lookup happens).
 pub fn exec_record() -> Vec<u8> {
     exec_record_of(TGID, "bench-server", "bench")
@@ -235,7 +243,8 @@ pub fn http1_close_traffic(first: usize, conns: usize, resp: &[u8]) -> Vec<Vec<u
             fd: 5,
             conn_id: 2 * n as u64 + 2,
         };
-        let (server_addr, client_addr) = (addr(8080), remote(n));
+        // One client host, a new ephemeral port per connection.
+        let (server_addr, client_addr) = (addr(8080), client_at(n));
         let req = http1_request(n as u64);
         let (q, r) = (req.len() as u64, resp.len() as u64);
         out.push(end_open(client, client_addr, server_addr, false, next()));
