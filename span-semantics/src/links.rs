@@ -16,6 +16,7 @@
 
 use conn_tracker::{ConnInfo, ConnKey, Endpoint, FastMap, Role};
 use protocol_parsers::{HttpExchange, RequestHead};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, VecDeque};
 
 use crate::span_builder::{IdGenerator, LinkIds};
@@ -172,10 +173,11 @@ impl ConnectionLinks {
     pub fn close(&mut self, key: ConnKey, conn_id: u64) {
         self.ends_in_order.remove(&(key, conn_id));
         if let Some(end) = self.ends.remove(&(key, conn_id)) {
-            if let Some(pair) = self.pairs.get_mut(&end.pair) {
-                pair.open = pair.open.saturating_sub(1);
-                if pair.open == 0 {
-                    self.pairs.remove(&end.pair);
+            if let Entry::Occupied(mut pair) = self.pairs.entry(end.pair) {
+                let open = &mut pair.get_mut().open;
+                *open = open.saturating_sub(1);
+                if *open == 0 {
+                    pair.remove();
                 }
             }
         }

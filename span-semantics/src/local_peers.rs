@@ -10,6 +10,7 @@
 
 use conn_tracker::{ConnKey, Endpoint, FastMap, MonotonicNs};
 use self_metrics::{Counter, Registry};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::process_table::ProcessTable;
@@ -84,8 +85,11 @@ impl LocalPeers {
 
     /// `pair` no longer names `key` (unless it names a newer socket).
     fn forget_pair(&mut self, pair: AddressPair, key: ConnKey) {
-        if self.by_pair.get(&pair) == Some(&key) {
-            self.by_pair.remove(&pair);
+        // One probe of the table, not a lookup and then a removal.
+        if let Entry::Occupied(e) = self.by_pair.entry(pair) {
+            if *e.get() == key {
+                e.remove();
+            }
         }
     }
 
