@@ -1,11 +1,15 @@
 //! HTTP/2 session throughput: streams per second for a request + response
 //! with a few headers (HPACK literals and dynamic-table hits) and small DATA.
+//! `hpack/huffman_decode`: Huffman-coded header values of the kinds a server
+//! sends unindexed on every response (`date`, `etag`, `last-modified`) and a
+//! client on every request (paths), in bytes decoded per second.
 #![allow(
     unused_crate_dependencies,
     reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
 )]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use protocol_parsers::http2::hpack::huffman;
 use protocol_parsers::http2::{Http2Limits, Http2Session};
 use protocol_parsers::{ExchangeSink, HttpExchange, ParseIssue, Side};
 use test_support::hpack::{block, Name, Rep};
@@ -90,6 +94,41 @@ fn bench(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    g.finish();
+
+    let values = [
+        "Mon, 07 Dec 2026 19:00:00 GMT",
+        "\"6954fa0c-1a4\"",
+        "Sun, 06 Dec 2026 10:11:12 GMT",
+        "/api/v1/items/123456?page=2&limit=50",
+        "nghttpd nghttp2/1.52.0",
+        "application/grpc+proto",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    ];
+    let encoded: Vec<Vec<u8>> = values
+        .iter()
+        .map(|v| {
+            let mut e = Vec::new();
+            huffman::encode(v.as_bytes(), &mut e);
+            e
+        })
+        .collect();
+    let plain: usize = values.iter().map(|v| v.len()).sum();
+    let mut g = c.benchmark_group("hpack");
+    g.throughput(Throughput::Bytes(plain as u64));
+    g.bench_function("huffman_decode", |b| {
+        let mut out = Vec::with_capacity(256);
+        b.iter(|| {
+            let mut n = 0;
+            for e in &encoded {
+                out.clear();
+                huffman::decode(std::hint::black_box(e), &mut out).expect("valid");
+                n += out.len();
+            }
+            assert_eq!(n, plain);
+            n
+        })
     });
     g.finish();
 }
