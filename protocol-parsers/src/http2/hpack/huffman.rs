@@ -307,12 +307,11 @@ mod tests {
         Ok(())
     }
 
-    fn both(
-        src: &[u8],
-    ) -> (
-        (Result<(), HuffmanError>, Vec<u8>),
-        (Result<(), HuffmanError>, Vec<u8>),
-    ) {
+    /// A decoder's result and output.
+    type Decoded = (Result<(), HuffmanError>, Vec<u8>);
+
+    /// (the table decoder's, the bitwise decoder's) for `src`.
+    fn both(src: &[u8]) -> (Decoded, Decoded) {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let ra = decode(src, &mut a);
         let rb = decode_bitwise(src, &mut b);
