@@ -190,6 +190,12 @@ fn decode_tail(
     out: &mut Vec<u8>,
 ) -> Result<(), HuffmanError> {
     while nbits > 0 {
+        // The usual end: up to 7 one bits, the most significant of EOS. No
+        // code is all ones, so they cannot start a symbol; said here, they
+        // do not send every string through `long_code`.
+        if nbits <= 7 && acc & ((1u64 << nbits) - 1) == (1u64 << nbits) - 1 {
+            return Ok(());
+        }
         // Past the end, read one bits (EOS's), so that a code needing them
         // shows as running past the end.
         let peek = if nbits >= PEEK {
@@ -204,12 +210,8 @@ fn decode_tail(
             long_code(c, acc, nbits)
         };
         if len > nbits {
-            // The input ends inside a code: what is left must be padding.
-            let mask = (1u64 << nbits) - 1;
-            if nbits > 7 || acc & mask != mask {
-                return Err(HuffmanError::BadPadding);
-            }
-            return Ok(());
+            // The input ends inside a code, and not with padding (above).
+            return Err(HuffmanError::BadPadding);
         }
         if sym == EOS {
             return Err(HuffmanError::EosInString);
