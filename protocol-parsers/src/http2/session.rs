@@ -591,7 +591,7 @@ impl Http2Session {
         // Decoded even for streams we do not track: the table must stay in sync.
         let stats = d
             .decoder
-            .decode(bytes, |n, v| fields.on_field(n, v))
+            .decode_wanted(bytes, Fields::wants, |n, v| fields.on_field(n, v))
             .map_err(Fatal::Hpack)?;
         d.block.clear();
         for _ in 0..stats.unknown_refs {

@@ -37,34 +37,60 @@ pub(super) struct Fields {
     pub unknown_refs: u32,
 }
 
+/// A header field spans use.
+enum Kept {
+    Request(RequestField),
+    Status,
+    GrpcStatus,
+    GrpcMessage,
+}
+
+/// The one list of the fields kept, by name.
+fn kept(name: &[u8]) -> Option<Kept> {
+    Some(match name {
+        b":method" => Kept::Request(RequestField::Method),
+        b":path" => Kept::Request(RequestField::Target),
+        b":authority" => Kept::Request(RequestField::Authority),
+        b":scheme" => Kept::Request(RequestField::Scheme),
+        b"user-agent" => Kept::Request(RequestField::UserAgent),
+        b"content-type" => Kept::Request(RequestField::ContentType),
+        b"traceparent" => Kept::Request(RequestField::Traceparent),
+        b"tracestate" => Kept::Request(RequestField::Tracestate),
+        b":status" => Kept::Status,
+        b"grpc-status" => Kept::GrpcStatus,
+        b"grpc-message" => Kept::GrpcMessage,
+        _ => return None,
+    })
+}
+
 fn number<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
     std::str::from_utf8(v).ok()?.trim().parse().ok()
 }
 
 impl Fields {
+    /// Whether a field of this name is kept: the HPACK decoder does not
+    /// even decode the others' values where it need not ([`super::hpack::
+    /// Decoder::decode_wanted`]).
+    pub fn wants(name: &[u8]) -> bool {
+        kept(name).is_some()
+    }
+
     pub fn on_field(&mut self, name: &[u8], value: &[u8]) {
-        let field = match name {
-            b":method" => RequestField::Method,
-            b":path" => RequestField::Target,
-            b":authority" => RequestField::Authority,
-            b":scheme" => RequestField::Scheme,
-            b"user-agent" => RequestField::UserAgent,
-            b"content-type" => RequestField::ContentType,
-            b"traceparent" => RequestField::Traceparent,
-            b"tracestate" => RequestField::Tracestate,
-            b":status" if self.status.is_none() => {
+        let field = match kept(name) {
+            Some(Kept::Request(f)) => f,
+            Some(Kept::Status) if self.status.is_none() => {
                 self.status = number(value);
                 return;
             }
-            b"grpc-status" => {
+            Some(Kept::GrpcStatus) => {
                 self.grpc_status = number(value);
                 return;
             }
-            b"grpc-message" => {
+            Some(Kept::GrpcMessage) => {
                 self.grpc_message = Some(String::from_utf8_lossy(value).into_owned());
                 return;
             }
-            _ => return,
+            Some(Kept::Status) | None => return,
         };
         if self.raw.is_empty() {
             // Room for a usual request's fields, so they are not regrown.

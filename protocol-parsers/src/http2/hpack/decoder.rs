@@ -46,6 +46,9 @@ pub struct BlockStats {
     pub unknown_refs: u32,
     /// Fields delivered.
     pub fields: u32,
+    /// Fields not delivered, their values not even decoded, because the
+    /// caller did not want their names ([`Decoder::decode_wanted`]).
+    pub skipped: u32,
     /// References (whole field or name only) to dynamic-table entries that
     /// resolved. On a connection joined midway, these are the entries learnt
     /// since the join.
@@ -116,6 +119,22 @@ impl Decoder {
     pub fn decode(
         &mut self,
         block: &[u8],
+        field: impl FnMut(&[u8], &[u8]),
+    ) -> Result<BlockStats, DecoderError> {
+        self.decode_wanted(block, |_| true, field)
+    }
+
+    /// [`decode`](Self::decode), but a literal that is not added to the
+    /// dynamic table and whose name `wants` refuses is passed over without
+    /// decoding its value (nor delivering it). Servers send values that
+    /// change per response (`date`, `etag`, `content-length`) that way,
+    /// Huffman-coded, and a caller that keeps a few fields need not pay for
+    /// them. The table stays exact: such a field never enters it. What is
+    /// lost: a bad Huffman string in a passed-over value is not reported.
+    pub fn decode_wanted(
+        &mut self,
+        block: &[u8],
+        wants: impl Fn(&[u8]) -> bool,
         mut field: impl FnMut(&[u8], &[u8]),
     ) -> Result<BlockStats, DecoderError> {
         let mut stats = BlockStats::default();
@@ -177,6 +196,11 @@ impl Decoder {
                         Resolved::Unknown => None,
                     }
                 };
+                if !index && name.is_some_and(|n| !wants(n)) {
+                    skip_string(block, &mut pos)?;
+                    stats.skipped += 1;
+                    continue;
+                }
                 let value = read_string(block, &mut pos, value_buf)?;
                 match name {
                     Some(n) => {
@@ -276,9 +300,128 @@ fn read_string<'a>(
     }
 }
 
+/// Steps over a §5.2 string literal without decoding it.
+fn skip_string(block: &[u8], pos: &mut usize) -> Result<(), DecoderError> {
+    let len = decode_int(block, pos, 7)?;
+    let end = pos.checked_add(len).ok_or(DecoderError::NeedMore)?;
+    if end > block.len() {
+        return Err(DecoderError::NeedMore);
+    }
+    *pos = end;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use test_support::hpack::{block_with, Name, Rep};
+
+    /// Every field `decode` delivers, and the table after, newest first.
+    type Decoded = (
+        Result<Vec<(Vec<u8>, Vec<u8>)>, DecoderError>,
+        Vec<Option<(Vec<u8>, Vec<u8>)>>,
+    );
+
+    /// A name filter for `decode_wanted`, or none for `decode`.
+    type Filter<'a> = Option<&'a dyn Fn(&[u8]) -> bool>;
+
+    fn run(d: &mut Decoder, block: &[u8], wants: Filter<'_>) -> Decoded {
+        let mut got = Vec::new();
+        let mut push = |n: &[u8], v: &[u8]| got.push((n.to_vec(), v.to_vec()));
+        let r = match wants {
+            Some(w) => d.decode_wanted(block, w, &mut push),
+            None => d.decode(block, &mut push),
+        };
+        let table = d
+            .table()
+            .iter()
+            .map(|e| e.map(|(n, v)| (n.to_vec(), v.to_vec())))
+            .collect();
+        (r.map(|_| got), table)
+    }
+
+    fn wanted(name: &[u8]) -> bool {
+        name.starts_with(b":") || name == b"user-agent"
+    }
+
+    #[test]
+    fn an_unwanted_value_is_passed_over_undecoded() {
+        // `date` without indexing, its "Huffman" value invalid (all-zero
+        // bytes end in padding that is not ones), between two wanted fields.
+        let mut b = block_with(&[Rep::Indexed(2)], false);
+        b.push(0x0f); // literal without indexing, name index 33 (date) as 15 + 18
+        b.push(18);
+        b.extend([0x80 | 3, 0, 0, 0]); // Huffman, 3 bytes
+        b.extend(block_with(&[Rep::Inc(Name::Idx(58), "curl/8")], false));
+        let (all, _) = run(&mut Decoder::new(), &b, None);
+        assert_eq!(all, Err(DecoderError::InvalidHuffman));
+        let mut d = Decoder::new();
+        let (some, table) = run(&mut d, &b, Some(&wanted));
+        let some = some.expect("the bad value is never decoded");
+        assert_eq!(
+            some,
+            vec![
+                (b":method".to_vec(), b"GET".to_vec()),
+                (b"user-agent".to_vec(), b"curl/8".to_vec())
+            ]
+        );
+        assert_eq!(
+            table,
+            vec![Some((b"user-agent".to_vec(), b"curl/8".to_vec()))]
+        );
+        // A cut block is still an error.
+        assert_eq!(
+            run(&mut Decoder::new(), &b[..5], Some(&wanted)).0,
+            Err(DecoderError::NeedMore)
+        );
+    }
+
+    fn rep_strategy() -> impl Strategy<Value = (u8, usize, bool, String)> {
+        // (form, static name index, literal name?, value)
+        (0u8..4, 1usize..62, any::<bool>(), "[ -~]{0,12}")
+    }
+
+    proptest! {
+        /// Blocks of every representation, Huffman or not: where `decode`
+        /// succeeds, `decode_wanted` delivers every wanted field of it, in
+        /// order, and otherwise only fields `decode` delivered too (the
+        /// indexed ones it has no reason to drop), and leaves the same
+        /// table.
+        #[test]
+        fn wanted_fields_are_the_filtered_decode(
+            reps in proptest::collection::vec(rep_strategy(), 0..12),
+            huffman in any::<bool>(),
+        ) {
+            let names = ["user-agent", "x-custom", ":path", "date"];
+            let reps: Vec<Rep> = reps
+                .iter()
+                .enumerate()
+                .map(|(i, (form, idx, literal, value))| {
+                    let name = if *literal { Name::Lit(names[i % names.len()]) } else { Name::Idx(*idx) };
+                    match form {
+                        0 => Rep::Indexed(*idx),
+                        1 => Rep::Inc(name, value),
+                        2 => Rep::NoIdx(name, value),
+                        _ => Rep::Never(name, value),
+                    }
+                })
+                .collect();
+            let b = block_with(&reps, huffman);
+            let (mut a, mut f) = (Decoder::new(), Decoder::new());
+            let (all, table_all) = run(&mut a, &b, None);
+            let (some, table_some) = run(&mut f, &b, Some(&wanted));
+            let all = all.expect("a well-formed block");
+            let some = some.expect("a well-formed block");
+            let keep = |v: &[(Vec<u8>, Vec<u8>)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+                v.iter().filter(|(n, _)| wanted(n)).cloned().collect()
+            };
+            prop_assert_eq!(keep(&some), keep(&all));
+            let mut rest = all.iter();
+            prop_assert!(some.iter().all(|f| rest.any(|g| g == f)), "not a subsequence");
+            prop_assert_eq!(table_some, table_all);
+        }
+    }
 
     #[test]
     fn integers_rfc_c1() {
