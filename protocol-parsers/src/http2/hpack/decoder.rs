@@ -126,11 +126,11 @@ impl Decoder {
 
     /// [`decode`](Self::decode), but a literal that is not added to the
     /// dynamic table and whose name `wants` refuses is passed over without
-    /// decoding its value (nor delivering it). Servers send values that
-    /// change per response (`date`, `etag`, `content-length`) that way,
-    /// Huffman-coded, and a caller that keeps a few fields need not pay for
-    /// them. The table stays exact: such a field never enters it. What is
-    /// lost: a bad Huffman string in a passed-over value is not reported.
+    /// decoding its value (nor delivering it). Encoders send some values
+    /// that change per message that way, Huffman-coded (nginx: `etag`), and
+    /// a caller that keeps a few fields need not pay for them. The table
+    /// stays exact: such a field never enters it. What is lost: a bad
+    /// Huffman string in a passed-over value is not reported.
     pub fn decode_wanted(
         &mut self,
         block: &[u8],
