@@ -26,14 +26,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TEMPLATE = os.path.join(HERE, "..", "overhead", "nginx.conf.template")
+OVERHEAD = os.path.join(HERE, "..", "overhead")
+TEMPLATE = os.path.join(OVERHEAD, "nginx.conf.template")
+sys.path.insert(0, OVERHEAD)
+from overhead import free_port, wait_port  # noqa: E402  (one copy of each)
 
 # The load of each case: h2load with a fixed number of requests (wrk has no
 # such option), 32 connections, one request at a time on each.
@@ -49,23 +51,6 @@ CASES = {
 
 def log(msg):
     print(f"[replay-cost {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def start_nginx(d):

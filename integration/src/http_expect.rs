@@ -30,6 +30,18 @@ pub struct Proc {
     pub exe: String,
 }
 
+impl Proc {
+    /// A process whose service name is its executable's name, as for a
+    /// program started without `OTEL_SERVICE_NAME`.
+    pub fn named(name: &str, pid: u32) -> Proc {
+        Proc {
+            service: name.into(),
+            pid,
+            exe: name.into(),
+        }
+    }
+}
+
 impl Exchange {
     /// Both spans: the client's and the server's.
     pub fn spans(&self, client: &Proc, server: &Proc) -> [ExpectedSpan; 2] {

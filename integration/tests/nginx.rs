@@ -47,16 +47,7 @@ fn nginx_static_204_500_keep_alive() {
     let codes: Vec<u16> = c.transfers.iter().map(|t| t.response_code).collect();
     assert_eq!(codes, vec![200, 200, 204, 500]);
     assert_eq!(c.transfers[0].size_download, file.len() as u64);
-    let curl_p = Proc {
-        service: "curl".into(),
-        pid: c.pid,
-        exe: "curl".into(),
-    };
-    let nginx_p = Proc {
-        service: "nginx".into(),
-        pid: worker,
-        exe: "nginx".into(),
-    };
+    let (curl_p, nginx_p) = (Proc::named("curl", c.pid), Proc::named("nginx", worker));
     let mut expected = Vec::new();
     for (path, t) in ["/big.bin", "/small.txt?v=1", "/empty", "/fail"]
         .iter()
@@ -90,16 +81,7 @@ fn large_body_is_skipped_by_the_probes_and_counted() {
     assert_eq!(c.transfers.len(), 1, "{c:?}");
     let t = &c.transfers[0];
     assert_eq!((t.response_code, t.size_download), (200, file.len() as u64));
-    let curl_p = Proc {
-        service: "curl".into(),
-        pid: c.pid,
-        exe: "curl".into(),
-    };
-    let nginx_p = Proc {
-        service: "nginx".into(),
-        pid: worker,
-        exe: "nginx".into(),
-    };
+    let (curl_p, nginx_p) = (Proc::named("curl", c.pid), Proc::named("nginx", worker));
     let expected = Exchange::get("/large.bin", port, t.local_port, 200, t.size_download)
         .ua(UA)
         .spans(&curl_p, &nginx_p);

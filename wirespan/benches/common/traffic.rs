@@ -111,48 +111,23 @@ fn exec_record_of(tgid: u32, comm: &str, service: &str) -> Vec<u8> {
     out
 }
 
+/// The server's end of keep-alive connection `i`: fd 100 + i.
+fn server_end(i: usize) -> End {
+    End {
+        tgid: TGID,
+        fd: 100 + i as i32,
+        conn_id: i as u64 + 1,
+    }
+}
+
 /// Accept of connection `i` (fd 100 + i).
 pub fn open_record(i: usize, ts: u64) -> Vec<u8> {
-    let rec = ConnOpenRecord {
-        header: RecordHeader {
-            kind: kind::CONN_OPEN,
-            tgid: TGID,
-            tid: TGID,
-            fd: 100 + i as i32,
-            ts_ns: ts,
-        },
-        conn_id: i as u64 + 1,
-        local: addr(8080),
-        remote: remote(i),
-        role: role::SERVER,
-        origin: origin::ACCEPT,
-    };
-    let mut out = Vec::new();
-    encode::conn_open(&rec, &mut out);
-    out
+    end_open(server_end(i), addr(8080), remote(i), true, ts)
 }
 
 /// One data record on connection `i`.
 pub fn data_record(i: usize, dir: u32, offset: u64, ts: u64, payload: &[u8]) -> Vec<u8> {
-    let h = DataHeader {
-        header: RecordHeader {
-            kind: kind::DATA,
-            tgid: TGID,
-            tid: TGID,
-            fd: 100 + i as i32,
-            ts_ns: ts,
-        },
-        conn_id: i as u64 + 1,
-        call_stream_offset: offset,
-        call_len: payload.len() as u64,
-        chunk_offset: 0,
-        chunk_len: payload.len() as u32,
-        direction: dir,
-        source: if dir == direction::INGRESS { 1 } else { 2 },
-    };
-    let mut out = Vec::with_capacity(64 + payload.len());
-    encode::data(&h, payload, &mut out);
-    out
+    end_data(server_end(i), dir, offset, ts, payload)
 }
 
 /// One end of a connection: its process, fd and the probes' connection id.
