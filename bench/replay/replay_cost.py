@@ -42,6 +42,11 @@ from overhead import free_port, wait_port  # noqa: E402  (one copy of each)
 CASES = {
     "keepalive": {"listener": "PORT", "scheme": "http", "h1": True,
                   "what": "HTTP/1.1 keep-alive against nginx (sendfile)"},
+    # Every request head different (a query counter), so that a head recurs
+    # only as the other end of its own exchange. One connection: h2load
+    # starts each connection at the first URI of `-i`.
+    "unique": {"listener": "PORT", "scheme": "http", "h1": True, "unique": True,
+               "what": "HTTP/1.1 keep-alive, every request path different (one connection)"},
     "h2": {"listener": "H2_PORT", "scheme": "http", "h1": False,
            "what": "HTTP/2 (prior knowledge) against nginx"},
     "tls": {"listener": "TLS_PORT", "scheme": "https", "h1": True,
@@ -91,10 +96,18 @@ def record(args, case, d, ports):
     if agent.poll() is not None:
         raise RuntimeError(f"`{args.agent} record` exited: "
                            + open(os.path.join(d, f"record-{case}.out")).read())
-    cmd = ["h2load", "-t1", "-c32", "-m1", "-n", str(args.requests)]
+    url = f"{c['scheme']}://127.0.0.1:{port}/index.bin"
+    conns = "-c1" if c.get("unique") else "-c32"
+    cmd = ["h2load", "-t1", conns, "-m1", "-n", str(args.requests)]
     if c["h1"]:
         cmd.append("--h1")
-    cmd.append(f"{c['scheme']}://127.0.0.1:{port}/index.bin")
+    if c.get("unique"):
+        uris = os.path.join(d, "uris.txt")
+        with open(uris, "w") as f:
+            f.writelines(f"{url}?n={i}\n" for i in range(args.requests))
+        cmd += ["-i", uris]
+    else:
+        cmd.append(url)
     load = subprocess.run(cmd, capture_output=True, text=True)
     m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", load.stdout)
     if load.returncode != 0 or not m or int(m.group(2)) != args.requests:

@@ -7,12 +7,21 @@
 //! shared [`RequestHead`]/[`ResponseHead`] plus the framing headers
 //! (Content-Length, Transfer-Encoding) and the few flags pairing needs.
 //! This module does not decide body framing for responses (that needs the
-//! request method; see `session.rs`) and does not keep any state.
+//! request method; see `session.rs`). Its one state is the per-thread cache of
+//! heads parsed a moment ago (`recent.rs`), which never changes an outcome.
 
+use super::recent::Recent;
 use crate::exchange::{HttpVersion, RequestField, RequestHead, ResponseHead};
 use crate::request_head::FieldBytes;
 use httparse::{Header, ParserConfig, Status, EMPTY_HEADER};
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
+
+thread_local! {
+    /// Heads this thread parsed a moment ago (see `recent.rs`).
+    static RECENT_REQUESTS: RefCell<Recent<ParsedRequest>> = RefCell::new(Recent::new());
+    static RECENT_RESPONSES: RefCell<Recent<ParsedResponse>> = RefCell::new(Recent::new());
+}
 
 /// Headers parsed on the stack; a head with more is retried with a heap array
 /// sized from its length (rare, once per such message).
@@ -34,7 +43,7 @@ pub(crate) struct Framing {
     pub chunked: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ParsedRequest {
     pub head: RequestHead,
     pub framing: Framing,
@@ -42,7 +51,7 @@ pub(crate) struct ParsedRequest {
     pub wants_h2c: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ParsedResponse {
     pub head: ResponseHead,
     pub framing: Framing,
@@ -97,8 +106,13 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<ParsedRequest, Malformed> {
 }
 
 /// Parses the request head that `buf` starts with, and says where it ends.
-/// Malformed also when `buf` holds only part of a head.
+/// Malformed also when `buf` holds only part of a head. The same head seen a
+/// moment ago (the other end of a local connection) is not parsed again.
 pub(crate) fn parse_request_prefix(buf: &[u8]) -> Result<(ParsedRequest, usize), Malformed> {
+    RECENT_REQUESTS.with_borrow_mut(|recent| recent.get_or_parse(buf, parse_request_uncached))
+}
+
+fn parse_request_uncached(buf: &[u8]) -> Result<(ParsedRequest, usize), Malformed> {
     let mut stack = [UNINIT; STACK_HEADERS];
     match parse_request_with(buf, &mut stack) {
         Err(httparse::Error::TooManyHeaders) => {
@@ -170,8 +184,13 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<ParsedResponse, Malformed> {
 }
 
 /// Parses the response head that `buf` starts with, and says where it ends.
-/// Malformed also when `buf` holds only part of a head.
+/// Malformed also when `buf` holds only part of a head. Reuses a recent
+/// parse of the same bytes, as [`parse_request_prefix`] does.
 pub(crate) fn parse_response_prefix(buf: &[u8]) -> Result<(ParsedResponse, usize), Malformed> {
+    RECENT_RESPONSES.with_borrow_mut(|recent| recent.get_or_parse(buf, parse_response_uncached))
+}
+
+fn parse_response_uncached(buf: &[u8]) -> Result<(ParsedResponse, usize), Malformed> {
     let mut stack = [UNINIT; STACK_HEADERS];
     match parse_response_with(buf, &mut stack) {
         Err(httparse::Error::TooManyHeaders) => {
@@ -376,6 +395,74 @@ fn decimal(digits: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Heads assembled from a few pieces, so that the same bytes recur, with
+    /// line ends that vary (CRLF, bare LF) and bytes after the head.
+    fn heads() -> impl Strategy<Value = Vec<u8>> {
+        let start = prop::sample::select(vec![
+            &b"GET / HTTP/1.1"[..],
+            b"POST /a?b=1 HTTP/1.0",
+            b"HTTP/1.1 200 OK",
+            b"HTTP/1.1 204 No Content",
+            b"HTTP/1.0 404 Not Found",
+            b"GET /x HTTP/1.1 junk",
+        ]);
+        let header = prop::sample::select(vec![
+            &b"Host: h"[..],
+            b"Content-Length: 5",
+            b"Content-Length: 5, 6",
+            b"Transfer-Encoding: chunked",
+            b"Content-Type: text/plain",
+            b"Upgrade: h2c",
+            b"bad header",
+            b" folded",
+        ]);
+        let eol = prop::sample::select(vec![&b"\r\n"[..], b"\n", b"\r"]);
+        (
+            start,
+            prop::collection::vec((header, eol.clone()), 0..4),
+            eol.clone(),
+            eol,
+            prop::sample::select(vec![&b""[..], b"body", b"\r\n\r\nmore"]),
+        )
+            .prop_map(|(start, headers, eol, last, after)| {
+                let mut b = start.to_vec();
+                b.extend_from_slice(eol);
+                for (h, e) in headers {
+                    b.extend_from_slice(h);
+                    b.extend_from_slice(e);
+                }
+                b.extend_from_slice(last);
+                b.extend_from_slice(after);
+                b
+            })
+    }
+
+    proptest! {
+        /// A head taken from the recent ones is exactly what parsing it gives,
+        /// for requests and responses, whatever came before on this thread.
+        #[test]
+        fn reused_heads_are_the_parse(seq in prop::collection::vec(heads(), 1..40)) {
+            for b in &seq {
+                prop_assert_eq!(parse_request_prefix(b), parse_request_uncached(b));
+                prop_assert_eq!(parse_response_prefix(b), parse_response_uncached(b));
+                prop_assert_eq!(parse_request(b), parse_request_uncached(b).and_then(
+                    |(p, n)| if n == b.len() { Ok(p) } else { Err(Malformed) }));
+            }
+        }
+    }
+
+    #[test]
+    fn the_second_end_of_a_local_exchange_reuses_the_parse() {
+        let head = b"GET /reuse-check HTTP/1.1\r\nHost: h\r\n\r\n";
+        let before = RECENT_REQUESTS.with_borrow(|r| (r.reused, r.parsed));
+        let written = parse_request_prefix(head).unwrap();
+        let read = parse_request_prefix(head).unwrap();
+        assert_eq!(written, read);
+        let after = RECENT_REQUESTS.with_borrow(|r| (r.reused, r.parsed));
+        assert_eq!((after.0 - before.0, after.1 - before.1), (1, 1));
+    }
 
     #[test]
     fn request_fields_are_extracted_case_insensitively() {

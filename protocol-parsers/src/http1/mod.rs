@@ -16,7 +16,8 @@
 //! or read clocks (timestamps come with the data).
 //!
 //! Layout: `start` (message start / head end recognition), `head` (httparse
-//! and field extraction), `body` (body framing), `reader` (one direction's
+//! and field extraction), `recent` (heads parsed a moment ago, reused when
+//! the other end of a local connection sends the same bytes), `body` (body framing), `reader` (one direction's
 //! state machine and resync), `pairing` (request queue and the loss rules),
 //! `session` (the public [`Http1Session`] gluing them).
 
@@ -24,6 +25,7 @@ mod body;
 mod head;
 mod pairing;
 mod reader;
+mod recent;
 mod session;
 pub(crate) mod start;
 
