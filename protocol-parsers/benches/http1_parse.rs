@@ -2,6 +2,9 @@
 //! (browser-like GET with a dozen headers, JSON response with a 1 KiB body),
 //! reported as bytes/s and exchanges/s; plus a chunked variant, the same
 //! conversation cut into small pieces, and random bytes (resync scan cost).
+//! `distinct_heads`: no head recurs (one end traced: nothing to reuse);
+//! `distinct_heads_both_ends_x2`: the same fed to a client's and a server's
+//! session (both ends on this host), so its time is for twice the exchanges.
 #![allow(
     unused_crate_dependencies,
     reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
@@ -43,10 +46,16 @@ Connection: keep-alive\r\n\r\n"
 }
 
 fn response(chunked: bool) -> Vec<u8> {
+    response_with_id(chunked, "5f1c8f2e-2d0b-4c1e-9a55-2b0f3c4d5e6f")
+}
+
+fn response_with_id(chunked: bool, id: &str) -> Vec<u8> {
     let body = "{\"id\":1,\"items\":[],\"pad\":\"".to_string() + &"x".repeat(1024 - 30) + "\"}";
-    let head = "HTTP/1.1 200 OK\r\nDate: Mon, 27 Jul 2009 12:28:53 GMT\r\nServer: envoy\r\n\
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nDate: Mon, 27 Jul 2009 12:28:53 GMT\r\nServer: envoy\r\n\
 Content-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n\
-X-Request-Id: 5f1c8f2e-2d0b-4c1e-9a55-2b0f3c4d5e6f\r\n";
+X-Request-Id: {id}\r\n"
+    );
     if chunked {
         let (a, b) = body.split_at(400);
         format!(
@@ -66,6 +75,36 @@ fn conversation(chunked: bool) -> Vec<(Side, Vec<u8>)> {
     (0..PAIRS)
         .flat_map(|i| [(Side::Request, request(i)), (Side::Response, resp.clone())])
         .collect()
+}
+
+/// Every request and every response head different (a response id per
+/// exchange): no head recurs, so none is reused.
+fn conversation_distinct() -> Vec<(Side, Vec<u8>)> {
+    (0..PAIRS)
+        .flat_map(|i| {
+            let id = format!("5f1c8f2e-2d0b-4c1e-9a55-{i:012x}");
+            [
+                (Side::Request, request(i)),
+                (Side::Response, response_with_id(false, &id)),
+            ]
+        })
+        .collect()
+}
+
+/// Both ends of each connection on this host: every chunk is fed to the
+/// client's session and then to the server's, as the two ends' records
+/// arrive.
+fn feed_both_ends(conv: &[(Side, Vec<u8>)]) -> u64 {
+    let mut client = Http1Session::new(Http1Limits::default());
+    let mut server = Http1Session::new(Http1Limits::default());
+    let mut sink = Count::default();
+    for (i, (side, data)) in conv.iter().enumerate() {
+        client.on_data(*side, i as u64, data, &mut sink);
+        server.on_data(*side, i as u64, data, &mut sink);
+    }
+    client.on_close(u64::MAX, &mut sink);
+    server.on_close(u64::MAX, &mut sink);
+    sink.0
 }
 
 fn feed(conv: &[(Side, Vec<u8>)], piece: usize) -> u64 {
@@ -107,6 +146,14 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("chunked", |b| {
         b.iter(|| feed(black_box(&chunked), usize::MAX))
+    });
+    let distinct = conversation_distinct();
+    g.bench_function("distinct_heads", |b| {
+        b.iter(|| feed(black_box(&distinct), usize::MAX))
+    });
+    // Counts the exchanges of both ends' sessions: twice PAIRS.
+    g.bench_function("distinct_heads_both_ends_x2", |b| {
+        b.iter(|| feed_both_ends(black_box(&distinct)))
     });
     g.finish();
 
