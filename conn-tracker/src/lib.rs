@@ -49,6 +49,7 @@ mod detect_state;
 mod events;
 mod ids;
 mod lru;
+mod process_map;
 mod session;
 mod stream;
 mod table;
@@ -64,5 +65,6 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 /// See [`FastMap`].
 pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 pub use ids::{ConnId, MonotonicNs, StreamOffset};
+pub use process_map::{OfProcess, ProcessMap};
 pub use table::ConnectionTable;
 pub use types::{ConnInfo, ConnKey, Direction, Endpoint, Protocol, Role, TrackerLimits};

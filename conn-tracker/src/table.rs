@@ -9,7 +9,7 @@ use crate::lru::Lru;
 use crate::session::Session;
 use crate::stream::StreamPos;
 use crate::types::{ConnInfo, ConnKey, Direction, TrackerLimits};
-use crate::FastMap;
+use crate::ProcessMap;
 
 /// Data events carrying the same foreign generation, with none of the tracked
 /// one in between, after which the foreign one is adopted (the tracked
@@ -44,9 +44,8 @@ enum EndReason {
 /// All tracked connections. See the crate docs for the rules.
 pub struct ConnectionTable {
     limits: TrackerLimits,
-    by_key: FastMap<ConnKey, u32>,
-    /// Keys in order, to find a process's connections.
-    keys: BTreeSet<ConnKey>,
+    /// Slots by key; also finds a process's connections at its exit.
+    by_key: ProcessMap<ConnKey, u32>,
     slots: Vec<Option<Conn>>,
     free: Vec<u32>,
     lru: Lru,
@@ -64,8 +63,7 @@ impl ConnectionTable {
     pub fn new(limits: TrackerLimits) -> Self {
         ConnectionTable {
             limits,
-            by_key: FastMap::default(),
-            keys: BTreeSet::new(),
+            by_key: ProcessMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             lru: Lru::default(),
@@ -98,8 +96,7 @@ impl ConnectionTable {
     /// (their boxed state and buffers): for sizing and benches.
     pub fn table_heap_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Option<Conn>>()
-            + self.by_key.capacity() * (std::mem::size_of::<(ConnKey, u32)>() + 1)
-            + self.keys.len() * std::mem::size_of::<ConnKey>() * 2
+            + self.by_key.heap_bytes()
             + self.free.capacity() * 4
             + self.lru.heap_bytes()
     }
@@ -187,7 +184,6 @@ impl ConnectionTable {
             }
         };
         self.by_key.insert(key, slot);
-        self.keys.insert(key);
         self.lru.push_front(slot);
         Some(slot)
     }
@@ -426,10 +422,7 @@ impl ConnectionTable {
     /// The process exited: its sockets are gone without close records.
     pub fn close_process(&mut self, tgid: u32, ts_ns: u64, sink: &mut impl TrackerSink) {
         self.tick(ts_ns);
-        let lo = ConnKey { tgid, fd: i32::MIN };
-        let hi = ConnKey { tgid, fd: i32::MAX };
-        let keys: Vec<ConnKey> = self.keys.range(lo..=hi).copied().collect();
-        for key in keys {
+        for key in self.by_key.keys_of(tgid) {
             if let Some(&slot) = self.by_key.get(&key) {
                 self.end_slot(slot, ts_ns, EndReason::ProcessExit, sink);
             }
@@ -520,7 +513,6 @@ impl ConnectionTable {
         let key = c.session.info.key;
         if self.by_key.get(&key) == Some(&slot) {
             self.by_key.remove(&key);
-            self.keys.remove(&key);
         }
         if c.buffered > 0 {
             self.by_buffered.remove(&(c.buffered, slot));
@@ -558,12 +550,12 @@ impl ConnectionTable {
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().map(|c| (i as u32, c)))
             .collect();
-        if live.len() != self.by_key.len() || live.len() != self.keys.len() {
+        if live.len() != self.by_key.len() || !self.by_key.consistent() {
             return Err(format!(
-                "{} live slots, {} keys in map, {} in set",
+                "{} live slots, {} keys in map (consistent: {})",
                 live.len(),
                 self.by_key.len(),
-                self.keys.len()
+                self.by_key.consistent()
             ));
         }
         let mut total = 0usize;

@@ -14,10 +14,10 @@
 //! see `causality`) leaves that trace id on the pair, so that the server end
 //! of the same request joins the same trace instead of the derived one.
 
-use conn_tracker::{ConnInfo, ConnKey, Endpoint, FastMap, Role};
+use conn_tracker::{ConnInfo, ConnKey, Endpoint, FastMap, ProcessMap, Role};
 use protocol_parsers::{HttpExchange, RequestHead};
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use crate::span_builder::{IdGenerator, LinkIds};
 use crate::tls_twin::{TLS_CONN_BIT, TLS_FD_BIT};
@@ -46,10 +46,9 @@ struct End {
 /// The pairs of connections whose two ends are both traced here.
 pub struct ConnectionLinks {
     pairs: FastMap<(Endpoint, Endpoint), Pair>,
-    ends: FastMap<(ConnKey, u64), End>,
-    /// The same ends in (pid, fd) order, so a process exit finds its own by a
-    /// range, and a close costs O(log n) however many ends the process has.
-    ends_in_order: BTreeSet<(ConnKey, u64)>,
+    /// Each open end, also by process, so that a process exit finds its own
+    /// and a close costs O(1) however many ends the process has.
+    ends: ProcessMap<(ConnKey, u64), End>,
     ids: IdGenerator,
 }
 
@@ -82,8 +81,7 @@ impl ConnectionLinks {
     pub fn new(ids: IdGenerator) -> Self {
         Self {
             pairs: FastMap::default(),
-            ends: FastMap::default(),
-            ends_in_order: BTreeSet::new(),
+            ends: ProcessMap::default(),
             ids,
         }
     }
@@ -110,13 +108,7 @@ impl ConnectionLinks {
             _ => entry.server_seen = true,
         }
         entry.open = entry.open.saturating_add(1);
-        if self
-            .ends
-            .insert((info.key, info.conn_id), End { pair })
-            .is_none()
-        {
-            self.ends_in_order.insert((info.key, info.conn_id));
-        }
+        self.ends.insert((info.key, info.conn_id), End { pair });
     }
 
     /// The ids of an exchange of `conn`, if the connection is linked.
@@ -171,7 +163,6 @@ impl ConnectionLinks {
 
     /// A connection closed; its pair is forgotten once both ends are.
     pub fn close(&mut self, key: ConnKey, conn_id: u64) {
-        self.ends_in_order.remove(&(key, conn_id));
         if let Some(end) = self.ends.remove(&(key, conn_id)) {
             if let Entry::Occupied(mut pair) = self.pairs.entry(end.pair) {
                 let open = &mut pair.get_mut().open;
@@ -185,10 +176,7 @@ impl ConnectionLinks {
 
     /// The process exited: its connections are closed.
     pub fn close_process(&mut self, tgid: u32) {
-        let lo = (ConnKey { tgid, fd: i32::MIN }, 0);
-        let hi = (ConnKey { tgid, fd: i32::MAX }, u64::MAX);
-        let mine: Vec<(ConnKey, u64)> = self.ends_in_order.range(lo..=hi).copied().collect();
-        for (k, id) in mine {
+        for (k, id) in self.ends.keys_of(tgid) {
             self.close(k, id);
         }
     }
@@ -279,7 +267,7 @@ mod tests {
         links.close(conns[3].key, conns[3].conn_id);
         assert!(links.is_empty());
         assert!(links.pairs.is_empty());
-        assert!(links.ends_in_order.is_empty());
+        assert!(links.ends.consistent());
     }
 
     #[test]
@@ -292,6 +280,7 @@ mod tests {
         links.open(&second);
         assert!(ids(&links, &first).is_none());
         assert!(ids(&links, &second).is_some());
-        assert_eq!(links.ends_in_order.len(), 1);
+        assert_eq!(links.ends.len(), 1);
+        assert!(links.ends.consistent());
     }
 }

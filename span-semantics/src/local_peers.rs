@@ -8,10 +8,10 @@
 //! It only indexes what the pipeline reports (opens, closes, exits); it does
 //! not name anyone (see `peer_naming`) or read anything from the host.
 
-use conn_tracker::{ConnKey, Endpoint, FastMap, MonotonicNs};
+use conn_tracker::{ConnKey, Endpoint, FastMap, MonotonicNs, ProcessMap};
 use self_metrics::{Counter, Registry};
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::process_table::ProcessTable;
 
@@ -34,10 +34,10 @@ pub type AddressPair = (Endpoint, Endpoint);
 pub struct LocalPeers {
     /// Sockets by (local, remote), to name a peer that is a process here.
     by_pair: FastMap<AddressPair, ConnKey>,
-    /// The pair of each open socket. Ordered by (pid, fd), so that a process
-    /// exit finds its own sockets by a range, and a close costs O(log n)
-    /// whatever the number of sockets the process holds.
-    pair_of: BTreeMap<ConnKey, AddressPair>,
+    /// The pair of each open socket, also by process, so that a process exit
+    /// finds its own sockets and a close costs O(1) whatever the number of
+    /// sockets the process holds.
+    pair_of: ProcessMap<ConnKey, AddressPair>,
     /// Pairs that ended, kept for [`PEER_GRACE_NS`]: (end ts, pair, socket).
     ended_pairs: VecDeque<(u64, AddressPair, ConnKey)>,
     /// Processes that exited, kept for [`PEER_GRACE_NS`]: (exit ts, pid,
@@ -138,17 +138,13 @@ impl LocalPeers {
     /// Process `tgid` exited at `ts`: its sockets keep naming their peers
     /// for the grace period. Returns the fds it had open, in fd order.
     pub fn process_exited(&mut self, tgid: u32, ts: MonotonicNs) -> Vec<i32> {
-        let lo = ConnKey { tgid, fd: i32::MIN };
-        let hi = ConnKey { tgid, fd: i32::MAX };
-        let keys: Vec<ConnKey> = self.pair_of.range(lo..=hi).map(|(k, _)| *k).collect();
-        for &key in &keys {
-            if let Some(pair) = self.pair_of.remove(&key) {
-                if self.by_pair.get(&pair) == Some(&key) {
-                    self.push_ended_socket(ts.0, pair, key);
-                }
+        let mine = self.pair_of.remove_process(tgid);
+        for &(key, pair) in &mine {
+            if self.by_pair.get(&pair) == Some(&key) {
+                self.push_ended_socket(ts.0, pair, key);
             }
         }
-        keys.into_iter().map(|k| k.fd).collect()
+        mine.into_iter().map(|(k, _)| k.fd).collect()
     }
 
     /// Process `pid` (identity `resource_id`) exited at `ts`: its identity

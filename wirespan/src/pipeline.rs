@@ -14,11 +14,10 @@
 mod metrics;
 #[cfg(test)]
 mod tests;
-mod tls_twins;
 
 use conn_tracker::{
     ConnId, ConnInfo, ConnKey, ConnectionTable, Direction, Endpoint, FastSet, MonotonicNs,
-    Protocol, Role, StreamOffset, TrackerEvent, TrackerLimits, TrackerSink,
+    ProcessMap, Protocol, Role, StreamOffset, TrackerEvent, TrackerLimits, TrackerSink,
 };
 use probes_common::records::{decode, Record};
 use probes_common::{direction, origin, role};
@@ -34,7 +33,6 @@ use span_semantics::span_composer::{ComposerSettings, SpanComposer};
 use std::sync::Arc;
 
 use metrics::{Family, PipelineMetrics};
-use tls_twins::TlsTwins;
 
 pub use span_semantics::tls_twin::{TLS_CONN_BIT, TLS_FD_BIT};
 
@@ -191,8 +189,9 @@ pub struct Pipeline<O: SpanOutput> {
     ignored: FastSet<(ConnKey, ConnId)>,
     /// See [`PipelineSettings::own_listeners`].
     own_listeners: Vec<std::net::SocketAddr>,
-    /// TLS twins open, by the real socket's key, with their conn_id.
-    tls_twins: TlsTwins,
+    /// TLS twins open, by the real socket's key, with their conn_id; by
+    /// process too, so that an exit forgets its own without a scan.
+    tls_twins: ProcessMap<ConnKey, ConnId>,
     /// TLS plaintext written before its socket was known (custom BIO).
     deferred_tls: crate::deferred_tls::DeferredTlsWrites,
     last_ts_ns: u64,
@@ -267,7 +266,7 @@ impl<O: SpanOutput> Pipeline<O> {
             own_tuples: FastSet::default(),
             ignored: FastSet::default(),
             own_listeners: settings.own_listeners,
-            tls_twins: TlsTwins::default(),
+            tls_twins: ProcessMap::default(),
             deferred_tls: crate::deferred_tls::DeferredTlsWrites::new(registry),
             last_ts_ns: 0,
         }
@@ -328,7 +327,7 @@ impl<O: SpanOutput> Pipeline<O> {
                     let real = key;
                     key.fd |= TLS_FD_BIT;
                     conn_id = ConnId(conn_id.0 | TLS_CONN_BIT);
-                    if self.tls_twins.get(real) != Some(conn_id) {
+                    if self.tls_twins.get(&real) != Some(&conn_id) {
                         // First plaintext of this socket: the twin inherits the
                         // socket's role and addresses.
                         let (mut info, socket_midway) = match self.tracker.get(real) {
@@ -459,7 +458,7 @@ impl<O: SpanOutput> Pipeline<O> {
                     .close(key, conn_id, egress_total, ingress_total, ts, sink);
                 sink.composer
                     .connection_closed(key, conn_id, tracked_pair, ts);
-                if let Some(twin_id) = self.tls_twins.remove(key) {
+                if let Some(twin_id) = self.tls_twins.remove(&key) {
                     sink.composer.connection_ended(twin_id);
                     // The plaintext totals are not in the close record: close
                     // at what was seen (a lost plaintext tail shows as a gap
@@ -497,7 +496,7 @@ impl<O: SpanOutput> Pipeline<O> {
                 if !self.ignored.is_empty() {
                     self.ignored.retain(|(k, _)| k.tgid != tgid);
                 }
-                self.tls_twins.process_exited(tgid);
+                self.tls_twins.remove_process(tgid);
             }
         }
         sink.metrics.connections.set(self.tracker.len() as i64);
