@@ -2,14 +2,17 @@
 //! with a few headers (HPACK literals and dynamic-table hits) and small DATA.
 //! `hpack/huffman_decode`: Huffman-coded header values of the kinds a server
 //! sends unindexed on every response (`date`, `etag`, `last-modified`) and a
-//! client on every request (paths), in bytes decoded per second.
+//! client on every request (paths), in bytes decoded per second; the same
+//! through `recent_strings::decode_recent` when they recur (`recent_hits`)
+//! and when none recurs (`recent_misses`: 4,096 distinct dates, more than
+//! the slots, in turn).
 #![allow(
     unused_crate_dependencies,
     reason = "a test, bench or example target sees every dependency of its package; the lib build checks them"
 )]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use protocol_parsers::http2::hpack::huffman;
+use protocol_parsers::http2::hpack::{huffman, recent_strings};
 use protocol_parsers::http2::{Http2Limits, Http2Session};
 use protocol_parsers::{ExchangeSink, HttpExchange, ParseIssue, Side};
 use test_support::hpack::{block, Name, Rep};
@@ -127,6 +130,64 @@ fn bench(c: &mut Criterion) {
                 n += out.len();
             }
             assert_eq!(n, plain);
+            n
+        })
+    });
+    g.bench_function("recent_hits", |b| {
+        let mut out = Vec::with_capacity(256);
+        b.iter(|| {
+            let mut n = 0;
+            for e in &encoded {
+                out.clear();
+                recent_strings::decode_recent(std::hint::black_box(e), &mut out).expect("valid");
+                n += out.len();
+            }
+            assert_eq!(n, plain);
+            n
+        })
+    });
+    // Same sizes as the dates above, never the same string twice in a row of
+    // 512 slots: every lookup misses.
+    let distinct: Vec<Vec<u8>> = (0..4096)
+        .map(|i| {
+            let v = format!(
+                "Mon, 07 Dec 2026 {:02}:{:02}:{:02} GMT",
+                i / 3600,
+                (i / 60) % 60,
+                i % 60
+            );
+            let mut e = Vec::new();
+            huffman::encode(v.as_bytes(), &mut e);
+            e
+        })
+        .collect();
+    let mut next = 0usize;
+    g.throughput(Throughput::Bytes(29 * 7));
+    g.bench_function("recent_misses", |b| {
+        let mut out = Vec::with_capacity(256);
+        b.iter(|| {
+            let mut n = 0;
+            for _ in 0..7 {
+                out.clear();
+                let e = &distinct[next % distinct.len()];
+                next += 1;
+                recent_strings::decode_recent(std::hint::black_box(e), &mut out).expect("valid");
+                n += out.len();
+            }
+            n
+        })
+    });
+    g.bench_function("huffman_decode_dates", |b| {
+        let mut out = Vec::with_capacity(256);
+        b.iter(|| {
+            let mut n = 0;
+            for _ in 0..7 {
+                out.clear();
+                let e = &distinct[next % distinct.len()];
+                next += 1;
+                huffman::decode(std::hint::black_box(e), &mut out).expect("valid");
+                n += out.len();
+            }
             n
         })
     });

@@ -4,13 +4,14 @@
 //! A block is decoded whole (the session buffers HEADERS + CONTINUATION up to
 //! its limit). Each decoded field is handed to a callback as borrowed bytes:
 //! nothing is allocated per field except entries inserted into the dynamic
-//! table; Huffman strings are decoded into two reused scratch buffers.
+//! table; Huffman strings are decoded into two reused scratch buffers, or
+//! copied there from a recent decode of the same bytes (`recent_strings`).
 //!
 //! Does not: validate header names/values (RFC 9113 §8.2), enforce
 //! SETTINGS_MAX_HEADER_LIST_SIZE, or encode (see [`super::huffman::encode`]
 //! for the string part used by test fixtures).
 
-use super::huffman;
+use super::recent_strings;
 use super::static_table::{self, STATIC_LEN};
 use super::table::{DynamicTable, Lookup, DEFAULT_TABLE_SIZE};
 
@@ -293,7 +294,7 @@ fn read_string<'a>(
     *pos = end;
     if huff {
         scratch.clear();
-        huffman::decode(raw, scratch).map_err(|_| DecoderError::InvalidHuffman)?;
+        recent_strings::decode_recent(raw, scratch).map_err(|_| DecoderError::InvalidHuffman)?;
         Ok(scratch.as_slice())
     } else {
         Ok(raw)

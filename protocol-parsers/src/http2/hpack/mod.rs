@@ -1,5 +1,6 @@
 //! HPACK (RFC 7541) decoding for one direction of an HTTP/2 connection:
-//! static and dynamic tables, Huffman strings, size updates bounded by the
+//! static and dynamic tables, Huffman strings (recent ones reused,
+//! `recent_strings`), size updates bounded by the
 //! peer's SETTINGS_HEADER_TABLE_SIZE, and an "unknown contents" mode for
 //! connections joined midway (see [`table`]).
 //!
@@ -8,6 +9,7 @@
 
 mod decoder;
 pub mod huffman;
+pub mod recent_strings;
 pub mod static_table;
 pub mod table;
 
