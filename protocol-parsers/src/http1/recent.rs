@@ -26,9 +26,10 @@
 //! than one lookup in [`WORTH_IT`] hit over the last [`WINDOW`] lookups (or
 //! would have, were every miss stored), only one miss in [`SAMPLE`] is
 //! stored: enough to notice when heads start recurring, when every miss is
-//! stored again. Where no head recurs (only
-//! one end of each connection on this host), that keeps the cost of this
-//! cache to a check of the chunk's end and a hash.
+//! stored again. Where no head recurs (only one end of each connection on
+//! this host), that keeps the cost of this cache to a check of the chunk's
+//! end, a mix of three words, and for one head in [`SAMPLE`] a hash and a
+//! copy.
 //!
 //! Bounds: [`SLOTS`] direct-mapped slots per thread and per kind (requests,
 //! responses), each holding at most [`MAX_KEY`] bytes of key and one parsed
