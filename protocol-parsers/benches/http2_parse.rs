@@ -109,26 +109,14 @@ fn bench(c: &mut Criterion) {
         "application/grpc+proto",
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     ];
-    let encoded: Vec<Vec<u8>> = values
-        .iter()
-        .map(|v| {
-            let mut e = Vec::new();
-            huffman::encode(v.as_bytes(), &mut e);
-            e
-        })
-        .collect();
+    let encoded: Vec<Vec<u8>> = values.iter().map(|v| huffman_encoded(v)).collect();
     let plain: usize = values.iter().map(|v| v.len()).sum();
     let mut g = c.benchmark_group("hpack");
     g.throughput(Throughput::Bytes(plain as u64));
     g.bench_function("huffman_decode", |b| {
         let mut out = Vec::with_capacity(256);
         b.iter(|| {
-            let mut n = 0;
-            for e in &encoded {
-                out.clear();
-                huffman::decode(std::hint::black_box(e), &mut out).expect("valid");
-                n += out.len();
-            }
+            let n = decode_each(encoded.iter(), &mut out, huffman::decode);
             assert_eq!(n, plain);
             n
         })
@@ -136,12 +124,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("recent_hits", |b| {
         let mut out = Vec::with_capacity(256);
         b.iter(|| {
-            let mut n = 0;
-            for e in &encoded {
-                out.clear();
-                recent_strings::decode_recent(std::hint::black_box(e), &mut out).expect("valid");
-                n += out.len();
-            }
+            let n = decode_each(encoded.iter(), &mut out, recent_strings::decode_recent);
             assert_eq!(n, plain);
             n
         })
@@ -150,15 +133,12 @@ fn bench(c: &mut Criterion) {
     // 512 slots: every lookup misses.
     let distinct: Vec<Vec<u8>> = (0..4096)
         .map(|i| {
-            let v = format!(
+            huffman_encoded(&format!(
                 "Mon, 07 Dec 2026 {:02}:{:02}:{:02} GMT",
                 i / 3600,
                 (i / 60) % 60,
                 i % 60
-            );
-            let mut e = Vec::new();
-            huffman::encode(v.as_bytes(), &mut e);
-            e
+            ))
         })
         .collect();
     let mut next = 0usize;
@@ -166,29 +146,17 @@ fn bench(c: &mut Criterion) {
     g.bench_function("recent_misses", |b| {
         let mut out = Vec::with_capacity(256);
         b.iter(|| {
-            let mut n = 0;
-            for _ in 0..7 {
-                out.clear();
-                let e = &distinct[next % distinct.len()];
-                next += 1;
-                recent_strings::decode_recent(std::hint::black_box(e), &mut out).expect("valid");
-                n += out.len();
-            }
-            n
+            let seven = (next..next + 7).map(|k| &distinct[k % distinct.len()]);
+            next += 7;
+            decode_each(seven, &mut out, recent_strings::decode_recent)
         })
     });
     g.bench_function("huffman_decode_dates", |b| {
         let mut out = Vec::with_capacity(256);
         b.iter(|| {
-            let mut n = 0;
-            for _ in 0..7 {
-                out.clear();
-                let e = &distinct[next % distinct.len()];
-                next += 1;
-                huffman::decode(std::hint::black_box(e), &mut out).expect("valid");
-                n += out.len();
-            }
-            n
+            let seven = (next..next + 7).map(|k| &distinct[k % distinct.len()]);
+            next += 7;
+            decode_each(seven, &mut out, huffman::decode)
         })
     });
     g.finish();
@@ -196,3 +164,25 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+fn huffman_encoded(v: &str) -> Vec<u8> {
+    let mut e = Vec::new();
+    huffman::encode(v.as_bytes(), &mut e);
+    e
+}
+
+/// Decodes each string with `decode` into `out` (cleared each time); the
+/// decoded bytes in all.
+fn decode_each<'a>(
+    strings: impl Iterator<Item = &'a Vec<u8>>,
+    out: &mut Vec<u8>,
+    decode: fn(&[u8], &mut Vec<u8>) -> Result<(), huffman::HuffmanError>,
+) -> usize {
+    let mut n = 0;
+    for e in strings {
+        out.clear();
+        decode(std::hint::black_box(e), out).expect("valid");
+        n += out.len();
+    }
+    n
+}
