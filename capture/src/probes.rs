@@ -60,15 +60,20 @@ impl From<&wirespan_config::CaptureConfig> for ProbeOptions {
     }
 }
 
-/// Bytes waiting in the ring buffer that wake user space at once: a sixteenth
-/// of the ring, at most 256 KiB. Below it, records wait for the drain timer
+/// Bytes waiting in the ring buffer that wake user space at once: an eighth
+/// of the ring, at most 1 MiB. Below it, records wait for the drain timer
 /// (`crate::drain_pace`), except while user space sleeps long: then every
 /// record wakes it ([`WakeControl`]).
 /// The probes wake user space when a record crosses this, and again at each
 /// multiple of four times it while user space lags, not at every record
 /// above it (each wake-up is a self-IPI: BENCHMARKS "Probe cost, session 5").
+/// Why not less: under a keep-alive load of ~35k requests/s the probes write
+/// ~100 MB/s, so 256 KiB (the value until session 12) woke the agent ~200
+/// times a second on top of its 10 ms timer, and each wake-up costs the agent
+/// tens of µs on a VM (BENCHMARKS "Session 12"). An eighth still leaves seven
+/// eighths of the ring for the time user space takes to get there.
 pub fn wakeup_bytes(ring_buffer_bytes: u32) -> u32 {
-    (ring_buffer_bytes / 16).min(256 * 1024)
+    (ring_buffer_bytes / 8).min(1024 * 1024)
 }
 
 /// Loaded and attached programs. Dropping it detaches them all.
@@ -810,5 +815,31 @@ impl KernelCounters {
             *total = values.iter().sum();
         }
         Ok(totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wakeup_bytes;
+    use wirespan_config::{MAX_RING_BUFFER_BYTES, MIN_RING_BUFFER_BYTES};
+
+    /// For every ring size the config accepts, the first wake-up comes with
+    /// most of the ring still free, and the repeated one of a lagging user
+    /// space (at four times the threshold) comes before the ring is full.
+    #[test]
+    fn wakeups_leave_room_in_every_ring_size() {
+        let mut ring = MIN_RING_BUFFER_BYTES;
+        while ring <= MAX_RING_BUFFER_BYTES {
+            let t = wakeup_bytes(ring);
+            assert!(t > 0, "ring {ring}: no threshold");
+            assert!(t <= ring / 8, "ring {ring}: threshold {t}");
+            assert!(
+                4 * u64::from(t) <= u64::from(ring) / 2,
+                "ring {ring}: threshold {t}"
+            );
+            assert!(t <= 1024 * 1024, "ring {ring}: threshold {t}");
+            ring *= 2;
+        }
+        assert_eq!(wakeup_bytes(8 * 1024 * 1024), 1024 * 1024);
     }
 }

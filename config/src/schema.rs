@@ -306,6 +306,10 @@ pub struct ExportConfig {
     pub queue_size: usize,
     /// Most spans in one export request.
     pub max_batch_size: usize,
+    /// Largest export request, in bytes of protobuf before compression; a
+    /// batch above it is sent as several requests. The default stays under
+    /// the 4 MiB that gRPC receivers accept by default.
+    pub max_request_bytes: usize,
     /// Longest a span waits before its batch is sent.
     #[serde(with = "humantime_serde")]
     pub batch_timeout: Duration,
@@ -325,7 +329,8 @@ impl Default for ExportConfig {
             otlp: None,
             stdout: false,
             queue_size: 8192,
-            max_batch_size: 512,
+            max_batch_size: 2048,
+            max_request_bytes: 3 * 1024 * 1024,
             batch_timeout: Duration::from_secs(1),
             max_concurrent_exports: 4,
             sample_ratio: 1.0,

@@ -18,6 +18,10 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
+/// Smallest `export.max_request_bytes`: a few spans.
+pub const MIN_REQUEST_BYTES: usize = 4 * KIB as usize;
+/// Largest `export.max_request_bytes`.
+pub const MAX_REQUEST_BYTES: usize = 256 * MIB as usize;
 /// Largest `capture.per_call_cap_bytes`.
 pub const MAX_PER_CALL_CAP_BYTES: u32 = 4 * MIB as u32;
 /// Smallest `capture.ring_buffer_bytes`.
@@ -234,6 +238,12 @@ impl Config {
                     export.max_batch_size, export.queue_size
                 )
             },
+        );
+        c.range(
+            "export.max_request_bytes",
+            export.max_request_bytes,
+            MIN_REQUEST_BYTES,
+            MAX_REQUEST_BYTES,
         );
         c.positive("export.batch_timeout", export.batch_timeout);
         c.range(

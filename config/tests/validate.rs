@@ -195,6 +195,25 @@ fn queue_and_batch() {
 }
 
 #[test]
+fn max_request_bytes_range() {
+    only(
+        &with(|c| c.export.max_request_bytes = 4095),
+        "export.max_request_bytes",
+        "must be 4096 to 268435456",
+    );
+    only(
+        &with(|c| c.export.max_request_bytes = 256 * 1024 * 1024 + 1),
+        "export.max_request_bytes",
+        "out of range",
+    );
+    assert!(with(|c| c.export.max_request_bytes = 4096)
+        .validate()
+        .is_ok());
+    // Under the 4 MiB a gRPC receiver takes by default.
+    assert!(Config::default().export.max_request_bytes < 4 * 1024 * 1024);
+}
+
+#[test]
 fn max_concurrent_exports_range() {
     assert_eq!(Config::default().export.max_concurrent_exports, 4);
     for bad in [0, 65, 1000] {

@@ -10,7 +10,7 @@ use crate::retry::{Backoff, Outcome};
 use crate::settings::{ExportSettings, OtlpSettings};
 use crate::PendingSpan;
 use bytes::Bytes;
-use span_model::encode_pending_request_bytes;
+use span_model::encode_pending_requests;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -41,13 +41,16 @@ impl Transport {
         })
     }
 
-    /// What goes on the wire for this batch, reused by every attempt: the
-    /// protobuf bytes (gRPC compresses them per call), or the HTTP body.
-    fn payload(&self, batch: &[PendingSpan]) -> Bytes {
+    /// What goes on the wire for this batch, each request reused by every
+    /// attempt, with its span count: the protobuf bytes (gRPC compresses them
+    /// per call), or the HTTP body. One request, unless the batch encodes to
+    /// more than `max_bytes`.
+    fn payloads(&self, batch: &[PendingSpan], max_bytes: usize) -> Vec<(Bytes, u64)> {
+        let requests = encode_pending_requests(batch, max_bytes).into_iter();
         match self {
-            Transport::Grpc(_) => encode_pending_request_bytes(batch).into(),
-            Transport::Http(h) => h.body(encode_pending_request_bytes(batch)),
-            Transport::Broken(_) => Bytes::new(),
+            Transport::Grpc(_) => requests.map(|(r, n)| (r.into(), n as u64)).collect(),
+            Transport::Http(h) => requests.map(|(r, n)| (h.body(r), n as u64)).collect(),
+            Transport::Broken(_) => vec![(Bytes::new(), batch.len() as u64)],
         }
     }
 
@@ -68,6 +71,7 @@ impl Transport {
 /// counters and the warning rate limit.
 pub(crate) struct BatchSender {
     transport: Transport,
+    max_request_bytes: usize,
     timeout: Duration,
     initial_backoff: Duration,
     max_backoff: Duration,
@@ -82,6 +86,7 @@ impl BatchSender {
         let otlp = settings.otlp.as_ref()?;
         Some(Self {
             transport: Transport::new(otlp),
+            max_request_bytes: settings.max_request_bytes,
             timeout: otlp.timeout,
             initial_backoff: settings.initial_backoff,
             max_backoff: settings.max_backoff,
@@ -99,33 +104,61 @@ impl BatchSender {
         batch: Vec<PendingSpan>,
         mut shutdown: watch::Receiver<Option<Instant>>,
     ) {
-        let n = batch.len() as u64;
-        if n == 0 {
+        if batch.is_empty() {
             return;
         }
-        let payload = self.transport.payload(&batch);
-        // The spans are in `payload` now; free them before waiting on the network.
+        let payloads = self.transport.payloads(&batch, self.max_request_bytes);
+        // The spans are in the payloads now; free them before waiting on the network.
         drop(batch);
+        if payloads.len() > 1 {
+            self.metrics.split_batch();
+        }
+        let mut handle_alive = true;
+        let mut payloads = payloads.into_iter();
+        // One request after the other: the batch holds one of
+        // `max_concurrent_exports` slots until all are settled.
+        while let Some((payload, n)) = payloads.next() {
+            let sent = self
+                .send_request(&payload, n, &mut shutdown, &mut handle_alive)
+                .await;
+            if sent == Sent::ShutDown {
+                let rest: u64 = payloads.map(|(_, n)| n).sum();
+                self.metrics
+                    .settle(|m| m.dropped(DropReason::Shutdown, rest));
+                return;
+            }
+        }
+    }
+
+    /// One request carrying `n` spans, retried as the OTLP spec says, until
+    /// it is accepted, refused, out of retry time, or the shutdown deadline
+    /// passes. Its spans end up counted as exported or dropped.
+    async fn send_request(
+        &self,
+        payload: &Bytes,
+        n: u64,
+        shutdown: &mut watch::Receiver<Option<Instant>>,
+        handle_alive: &mut bool,
+    ) -> Sent {
         let give_up_at = Instant::now() + self.max_retry_time;
         let mut backoff = Backoff::new(self.initial_backoff, self.max_backoff);
-        let mut handle_alive = true;
         loop {
             let now = Instant::now();
             let mut timeout = self.timeout;
             if let Some(deadline) = *shutdown.borrow() {
                 if now >= deadline {
                     self.metrics.settle(|m| m.dropped(DropReason::Shutdown, n));
-                    return;
+                    return Sent::ShutDown;
                 }
                 timeout = timeout.min(deadline - now);
             }
             // A request already on its way when shutdown comes still ends by
             // the deadline.
             let outcome = tokio::select! {
-                outcome = self.transport.send(&payload, timeout) => outcome,
-                () = deadline_passed(&mut shutdown, &mut handle_alive) => {
+                outcome = self.transport.send(payload, timeout) => outcome,
+                () = deadline_passed(shutdown, handle_alive) => {
                     self.metrics.settle(|m| m.dropped(DropReason::Shutdown, n));
-                    return;
+                    return Sent::ShutDown;
                 }
             };
             match outcome {
@@ -139,7 +172,7 @@ impl BatchSender {
                         m.exported(n - rejected);
                         m.dropped(DropReason::RejectedByReceiver, rejected);
                     });
-                    return;
+                    return Sent::Settled;
                 }
                 Outcome::Fatal { reason } => {
                     self.metrics.request(RequestResult::Error);
@@ -148,7 +181,7 @@ impl BatchSender {
                     }
                     self.metrics
                         .settle(|m| m.dropped(DropReason::ExportFailed, n));
-                    return;
+                    return Sent::Settled;
                 }
                 Outcome::Retryable { after, reason } => {
                     self.metrics.request(RequestResult::Retryable);
@@ -159,14 +192,14 @@ impl BatchSender {
                         }
                         self.metrics
                             .settle(|m| m.dropped(DropReason::RetryExhausted, n));
-                        return;
+                        return Sent::Settled;
                     }
                     tracing::debug!(spans = n, %reason, "OTLP export failed; will retry");
                     // Meanwhile other batches go on, and new spans keep
                     // queuing (up to the queue bound).
-                    if !wait_until(&mut shutdown, &mut handle_alive, wake).await {
+                    if !wait_until(shutdown, handle_alive, wake).await {
                         self.metrics.settle(|m| m.dropped(DropReason::Shutdown, n));
-                        return;
+                        return Sent::ShutDown;
                     }
                 }
             }
@@ -184,6 +217,16 @@ impl BatchSender {
         *last = Some(now);
         true
     }
+}
+
+/// How one request of a batch ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    /// Its spans are counted (exported, refused or given up on); the
+    /// batch's next request may go.
+    Settled,
+    /// Dropped at shutdown: so are the batch's other requests.
+    ShutDown,
 }
 
 /// Returns once a shutdown deadline is set and has passed; never, if the

@@ -22,7 +22,10 @@
 //!   (each batch in its own task; gRPC calls share one HTTP/2 connection,
 //!   HTTP/1.1 requests use one pooled connection each; the order in which
 //!   batches arrive is not kept). Each batch is encoded to protobuf once
-//!   ([`encode_pending_request_bytes`]) and retried on its own, with exponential
+//!   ([`encode_pending_request_bytes`]); one that encodes to more than
+//!   `max_request_bytes` goes as several requests, one after the other, each
+//!   as long as fits ([`encode_pending_requests`]). Each request is retried on
+//!   its own, with exponential
 //!   backoff and jitter (honoring RetryInfo and Retry-After), for at most
 //!   `max_retry_time`. While every slot is busy and a batch is full, spans
 //!   wait in the queue;
@@ -70,10 +73,10 @@ pub use settings::{Compression, ExportSettings, OtlpSettings};
 // The span model, re-exported so that `span_export::ExportSpan` and friends
 // keep working for the crates that export.
 pub use span_model::{
-    any_value, encode_pending_request_bytes, encode_request, encode_request_bytes,
-    format_span_line, scope, span, span_count, status, AnyValue, AttrValue, Attrs, EncodedSpan,
-    ExportSpan, ExportTraceServiceRequest, KeyValue, PendingSpan, ProcessResource, Span, SpanData,
-    Status, Text,
+    any_value, encode_pending_request_bytes, encode_pending_requests, encode_request,
+    encode_request_bytes, format_span_line, scope, span, span_count, status, AnyValue, AttrValue,
+    Attrs, EncodedSpan, ExportSpan, ExportTraceServiceRequest, KeyValue, PendingSpan,
+    ProcessResource, Span, SpanData, Status, Text,
 };
 
 use std::sync::Arc;

@@ -54,6 +54,7 @@ pub(crate) struct Metrics {
     exported: Counter,
     dropped: [Counter; 5],
     requests: [Counter; 3],
+    batches_split: Counter,
     queue: Gauge,
     /// Spans accepted and not yet exported or dropped. Raised before a span
     /// enters the channel, so it never under-counts what is in flight.
@@ -90,6 +91,11 @@ impl Metrics {
             ),
             dropped,
             requests,
+            batches_split: r.counter(
+                "wirespan_export_batches_split_total",
+                "Batches sent as several requests because they encoded to more than export.max_request_bytes.",
+                &[],
+            ),
             queue: r.gauge(
                 "wirespan_export_queue_spans",
                 "Spans waiting for export: queued, or in a batch being sent or retried.",
@@ -140,6 +146,10 @@ impl Metrics {
         if reason == DropReason::Shutdown {
             self.local_dropped_shutdown.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn split_batch(&self) {
+        self.batches_split.inc();
     }
 
     pub(crate) fn request(&self, result: RequestResult) {

@@ -50,6 +50,9 @@ pub struct ExportSettings {
     pub queue_size: usize,
     /// Most spans in one export request.
     pub max_batch_size: usize,
+    /// Largest export request (protobuf bytes before compression); a batch
+    /// above it goes as several requests.
+    pub max_request_bytes: usize,
     /// Longest a span waits before its (partial) batch is sent.
     pub batch_timeout: Duration,
     /// Most export requests in flight at once (1 to 64).
@@ -96,6 +99,7 @@ impl ExportSettings {
             otlp,
             queue_size: cfg.queue_size,
             max_batch_size: cfg.max_batch_size,
+            max_request_bytes: cfg.max_request_bytes,
             batch_timeout: cfg.batch_timeout,
             max_concurrent_exports: cfg.max_concurrent_exports,
             initial_backoff: Duration::from_secs(1),

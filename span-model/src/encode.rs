@@ -141,69 +141,163 @@ impl SpanFields for PendingSpan {
     }
 }
 
-fn encode_batch<S: SpanFields>(batch: &[S]) -> Vec<u8> {
-    struct Group<'a, S> {
-        attributes: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
-        resource_len: usize,
-        spans: Vec<(&'a S, usize)>,
-        scope_spans_len: usize,
-        resource_spans_len: usize,
+/// [`encode_pending_request_bytes`] cut into requests of at most `max_bytes`
+/// each (exact protobuf lengths), with how many spans each carries, in
+/// order. A batch that fits is one request, encoded as
+/// [`encode_pending_request_bytes`] does (one pass to size it, one to write);
+/// only one that does not pays for a second sizing pass. A span too large
+/// for `max_bytes` by itself is sent alone (the receiver decides).
+///
+/// Why: gRPC receivers refuse messages over 4 MiB by default (the
+/// OpenTelemetry Collector's `max_recv_msg_size_mib`, Jaeger, Tempo), and a
+/// refused request loses its whole batch; spans of up to
+/// `http.max_header_bytes` of URL and user agent make that reachable.
+pub fn encode_pending_requests(batch: &[PendingSpan], max_bytes: usize) -> Vec<(Vec<u8>, usize)> {
+    let plan = Plan::of(batch);
+    if plan.total <= max_bytes || batch.len() <= 1 {
+        return vec![(plan.write(), batch.len())];
     }
-    let scope = scope();
-    let scope_len = scope.encoded_len();
-    let mut groups: Vec<Group<'_, S>> = Vec::new();
-    let mut index: HashMap<u64, usize> = HashMap::new();
-    for s in batch {
+    request_cuts(batch, max_bytes)
+        .into_iter()
+        .map(|part| (Plan::of(part).write(), part.len()))
+        .collect()
+}
+
+/// The longest prefixes of `batch`, one after the other, whose requests are
+/// at most `max_bytes` (each at least one span). Exact: each span's addition
+/// updates its resource group's length and the request's total.
+fn request_cuts<S: SpanFields>(batch: &[S], max_bytes: usize) -> Vec<&[S]> {
+    let scope_len = scope().encoded_len();
+    // Per resource in the current request: (its resource message length,
+    // the sum of its spans' delimited lengths).
+    let mut groups: HashMap<u64, (usize, usize)> = HashMap::new();
+    let group_len = |resource_len: usize, spans: usize| {
+        let scope_spans = delimited_len(scope_len) + spans;
+        delimited_len(delimited_len(resource_len) + delimited_len(scope_spans))
+    };
+    let mut parts = Vec::new();
+    let (mut start, mut total) = (0, 0);
+    for (i, s) in batch.iter().enumerate() {
         let resource = s.resource();
-        let i = *index.entry(resource.id).or_insert_with(|| {
-            let resource_len = resource
-                .attributes
-                .iter()
-                .map(|kv| delimited_len(kv.encoded_len()))
-                .sum();
-            groups.push(Group {
-                attributes: &resource.attributes,
-                resource_len,
-                spans: Vec::new(),
-                scope_spans_len: 0,
-                resource_spans_len: 0,
-            });
-            groups.len() - 1
-        });
-        groups[i].spans.push((s, s.encoded_len()));
-    }
-    let mut total = 0;
-    for g in &mut groups {
-        g.scope_spans_len = delimited_len(scope_len)
-            + g.spans
-                .iter()
-                .map(|&(_, len)| delimited_len(len))
-                .sum::<usize>();
-        g.resource_spans_len = delimited_len(g.resource_len) + delimited_len(g.scope_spans_len);
-        total += delimited_len(g.resource_spans_len);
-    }
-    let mut buf = Vec::new();
-    crate::wire::append(&mut buf, total, |out| {
-        for g in &groups {
-            put_delimited_header(out, FIELD_1, g.resource_spans_len);
-            put_delimited_header(out, FIELD_1, g.resource_len);
-            for kv in g.attributes {
-                let len = kv.encoded_len();
-                put_delimited_header(out, FIELD_1, len);
-                out.message(kv, len);
-            }
-            put_delimited_header(out, FIELD_2, g.scope_spans_len);
-            put_delimited_header(out, FIELD_1, scope_len);
-            out.message(&scope, scope_len);
-            // `encode_length_delimited` would compute each span's length again.
-            // (`encode_to` writes the fields only; the key and length are ours.)
-            for &(s, len) in &g.spans {
-                put_delimited_header(out, FIELD_2, len);
-                s.encode_to(out);
-            }
+        let span = delimited_len(s.encoded_len());
+        let (resource_len, spans) = groups
+            .get(&resource.id)
+            .copied()
+            .unwrap_or_else(|| (resource_len(resource), 0));
+        let before = if spans == 0 {
+            0
+        } else {
+            group_len(resource_len, spans)
+        };
+        let grown = total - before + group_len(resource_len, spans + span);
+        if grown > max_bytes && i > start {
+            parts.push(&batch[start..i]);
+            start = i;
+            groups.clear();
+            total = group_len(resource_len, span);
+            groups.insert(resource.id, (resource_len, span));
+        } else {
+            total = grown;
+            groups.insert(resource.id, (resource_len, spans + span));
         }
-    });
-    buf
+    }
+    parts.push(&batch[start..]);
+    parts
+}
+
+/// Length of a resource's `Resource` message.
+fn resource_len(resource: &ProcessResource) -> usize {
+    resource
+        .attributes
+        .iter()
+        .map(|kv| delimited_len(kv.encoded_len()))
+        .sum()
+}
+
+fn encode_batch<S: SpanFields>(batch: &[S]) -> Vec<u8> {
+    Plan::of(batch).write()
+}
+
+/// A request's layout: spans grouped by resource (in order of first
+/// appearance) with every enclosing message's length, so the bytes can be
+/// written in one pass into an allocation of exactly `total`.
+struct Plan<'a, S> {
+    groups: Vec<Group<'a, S>>,
+    scope: InstrumentationScope,
+    scope_len: usize,
+    total: usize,
+}
+
+struct Group<'a, S> {
+    attributes: &'a [opentelemetry_proto::tonic::common::v1::KeyValue],
+    resource_len: usize,
+    spans: Vec<(&'a S, usize)>,
+    scope_spans_len: usize,
+    resource_spans_len: usize,
+}
+
+impl<'a, S: SpanFields> Plan<'a, S> {
+    fn of(batch: &'a [S]) -> Self {
+        let scope = scope();
+        let scope_len = scope.encoded_len();
+        let mut groups: Vec<Group<'_, S>> = Vec::new();
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        for s in batch {
+            let resource = s.resource();
+            let i = *index.entry(resource.id).or_insert_with(|| {
+                groups.push(Group {
+                    attributes: &resource.attributes,
+                    resource_len: resource_len(resource),
+                    spans: Vec::new(),
+                    scope_spans_len: 0,
+                    resource_spans_len: 0,
+                });
+                groups.len() - 1
+            });
+            groups[i].spans.push((s, s.encoded_len()));
+        }
+        let mut total = 0;
+        for g in &mut groups {
+            g.scope_spans_len = delimited_len(scope_len)
+                + g.spans
+                    .iter()
+                    .map(|&(_, len)| delimited_len(len))
+                    .sum::<usize>();
+            g.resource_spans_len = delimited_len(g.resource_len) + delimited_len(g.scope_spans_len);
+            total += delimited_len(g.resource_spans_len);
+        }
+        Plan {
+            groups,
+            scope,
+            scope_len,
+            total,
+        }
+    }
+
+    fn write(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        crate::wire::append(&mut buf, self.total, |out| {
+            for g in &self.groups {
+                put_delimited_header(out, FIELD_1, g.resource_spans_len);
+                put_delimited_header(out, FIELD_1, g.resource_len);
+                for kv in g.attributes {
+                    let len = kv.encoded_len();
+                    put_delimited_header(out, FIELD_1, len);
+                    out.message(kv, len);
+                }
+                put_delimited_header(out, FIELD_2, g.scope_spans_len);
+                put_delimited_header(out, FIELD_1, self.scope_len);
+                out.message(&self.scope, self.scope_len);
+                // `encode_length_delimited` would compute each span's length again.
+                // (`encode_to` writes the fields only; the key and length are ours.)
+                for &(s, len) in &g.spans {
+                    put_delimited_header(out, FIELD_2, len);
+                    s.encode_to(out);
+                }
+            }
+        });
+        buf
+    }
 }
 
 #[cfg(test)]
@@ -349,5 +443,51 @@ mod tests {
             assert_eq!(encode_pending_request_bytes(&pending), expected);
         }
         assert!(encode_pending_request_bytes(&[]).is_empty());
+    }
+    /// Requests cut by size: in order, covering the batch, each the bytes of
+    /// its own spans encoded alone, each within the bound (or one span), and
+    /// each as long as the bound allows (one more span would not fit). Every
+    /// bound from below one span to above the whole batch.
+    #[test]
+    fn requests_are_cut_at_the_longest_prefix_that_fits() {
+        let pending: Vec<PendingSpan> = spans()
+            .into_iter()
+            .map(|s| {
+                if s.span.span_id[0] % 2 == 0 {
+                    PendingSpan::Encoded(s.encode())
+                } else {
+                    PendingSpan::Built(s)
+                }
+            })
+            .collect();
+        let whole = encode_pending_request_bytes(&pending).len();
+        let mut cuts_seen = std::collections::BTreeSet::new();
+        for max in 1..=whole + 8 {
+            let parts = encode_pending_requests(&pending, max);
+            let mut at = 0;
+            for (bytes, n) in &parts {
+                assert!(*n >= 1, "max {max}: an empty request");
+                let slice = &pending[at..at + n];
+                assert_eq!(bytes, &encode_pending_request_bytes(slice), "max {max}");
+                assert!(
+                    bytes.len() <= max || *n == 1,
+                    "max {max}: {} bytes",
+                    bytes.len()
+                );
+                if at + n < pending.len() {
+                    let one_more = encode_pending_request_bytes(&pending[at..=at + n]);
+                    assert!(
+                        one_more.len() > max,
+                        "max {max}: cut too early at {}",
+                        at + n
+                    );
+                }
+                at += n;
+            }
+            assert_eq!(at, pending.len(), "max {max}: spans lost");
+            cuts_seen.insert(parts.len());
+        }
+        // The bounds went from one span per request to the whole batch in one.
+        assert!(cuts_seen.contains(&1) && cuts_seen.contains(&pending.len()));
     }
 }

@@ -17,7 +17,8 @@ mod wire;
 
 pub use attrs::{AttrValue, Attrs};
 pub use encode::{
-    encode_pending_request_bytes, encode_request, encode_request_bytes, scope, span_count,
+    encode_pending_request_bytes, encode_pending_requests, encode_request, encode_request_bytes,
+    scope, span_count,
 };
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 pub use opentelemetry_proto::tonic::{
