@@ -60,20 +60,20 @@ impl From<&wirespan_config::CaptureConfig> for ProbeOptions {
     }
 }
 
-/// Bytes waiting in the ring buffer that wake user space at once: an eighth
-/// of the ring, at most 1 MiB. Below it, records wait for the drain timer
+/// Bytes waiting in the ring buffer that wake user space at once: a sixteenth
+/// of the ring, at most 256 KiB. Below it, records wait for the drain timer
 /// (`crate::drain_pace`), except while user space sleeps long: then every
 /// record wakes it ([`WakeControl`]).
 /// The probes wake user space when a record crosses this, and again at each
 /// multiple of four times it while user space lags, not at every record
 /// above it (each wake-up is a self-IPI: BENCHMARKS "Probe cost, session 5").
-/// Why not less: under a keep-alive load of ~35k requests/s the probes write
-/// ~100 MB/s, so 256 KiB (the value until session 12) woke the agent ~200
-/// times a second on top of its 10 ms timer, and each wake-up costs the agent
-/// tens of µs on a VM (BENCHMARKS "Session 12"). An eighth still leaves seven
-/// eighths of the ring for the time user space takes to get there.
+/// Why not more: an eighth of the ring, at most 1 MiB, halved the agent's
+/// wake-ups and cut the probes' time per request by 5-11 %, but every case's
+/// throughput fell by 2-7 % with more CPU left idle: longer drains delay
+/// the traced programs more than the wake-ups they save (BENCHMARKS
+/// "Session 12").
 pub fn wakeup_bytes(ring_buffer_bytes: u32) -> u32 {
-    (ring_buffer_bytes / 8).min(1024 * 1024)
+    (ring_buffer_bytes / 16).min(256 * 1024)
 }
 
 /// Loaded and attached programs. Dropping it detaches them all.
@@ -837,9 +837,9 @@ mod tests {
                 4 * u64::from(t) <= u64::from(ring) / 2,
                 "ring {ring}: threshold {t}"
             );
-            assert!(t <= 1024 * 1024, "ring {ring}: threshold {t}");
+            assert!(t <= 256 * 1024, "ring {ring}: threshold {t}");
             ring *= 2;
         }
-        assert_eq!(wakeup_bytes(8 * 1024 * 1024), 1024 * 1024);
+        assert_eq!(wakeup_bytes(8 * 1024 * 1024), 256 * 1024);
     }
 }

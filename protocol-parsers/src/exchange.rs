@@ -38,7 +38,9 @@ impl HttpVersion {
 pub struct ResponseHead {
     pub status: u16,
     pub version: HttpVersion,
-    pub content_type: Option<String>,
+    /// Shared, not a `String`: a head reused from `http1::recent` is cloned
+    /// at every hit, and this was its only allocation.
+    pub content_type: Option<std::sync::Arc<str>>,
     /// `grpc-status` from the trailers (or a trailers-only response).
     pub grpc_status: Option<u32>,
     pub grpc_message: Option<String>,

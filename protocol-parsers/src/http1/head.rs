@@ -238,13 +238,13 @@ fn parse_response_with<'b>(
 
 /// A response header value as text: trimmed, invalid UTF-8 replaced (never
 /// fails). Request values become text in [`RequestHead::from_bytes`].
-fn text(v: &[u8]) -> String {
+fn text(v: &[u8]) -> std::sync::Arc<str> {
     let v = v.trim_ascii();
     // Valid UTF-8 (nearly always ASCII) is checked once and copied;
     // `from_utf8_lossy` walks its chunk iterator even then.
     match std::str::from_utf8(v) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(v).into_owned(),
+        Ok(s) => s.into(),
+        Err(_) => String::from_utf8_lossy(v).into(),
     }
 }
 

@@ -202,7 +202,7 @@ impl Fields {
             version: HttpVersion::Http2,
             content_type: self
                 .get(RequestField::ContentType)
-                .map(|v| String::from_utf8_lossy(v).into_owned()),
+                .map(|v| String::from_utf8_lossy(v).into()),
             grpc_status: self.grpc_status,
             grpc_message: self.grpc_message,
         }
