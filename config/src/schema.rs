@@ -304,7 +304,7 @@ pub struct ExportConfig {
     pub stdout: bool,
     /// Spans waiting for export; beyond it new spans are dropped and counted.
     pub queue_size: usize,
-    /// Most spans in one export request.
+    /// Most spans in one batch (one export request, unless over `max_request_bytes`).
     pub max_batch_size: usize,
     /// Largest export request, in bytes of protobuf before compression; a
     /// batch above it is sent as several requests. The default stays under
@@ -329,7 +329,7 @@ impl Default for ExportConfig {
             otlp: None,
             stdout: false,
             queue_size: 8192,
-            max_batch_size: 2048,
+            max_batch_size: 512,
             max_request_bytes: 3 * 1024 * 1024,
             batch_timeout: Duration::from_secs(1),
             max_concurrent_exports: 4,

@@ -349,9 +349,9 @@ fn out_of_range_env_value_names_the_variable() {
         e.contains("environment WIRESPAN_EXPORT__QUEUE_SIZE: export.queue_size: 0 is too small"),
         "{e}"
     );
-    // max_batch_size (default 2048) now exceeds the queue: blamed on the defaults' origin.
+    // max_batch_size (default 512) now exceeds the queue: blamed on the defaults' origin.
     assert!(
-        e.contains("wirespan.yaml: export.max_batch_size: 2048 is out of range"),
+        e.contains("wirespan.yaml: export.max_batch_size: 512 is out of range"),
         "{e}"
     );
 }

@@ -48,7 +48,7 @@ pub struct ExportSettings {
     pub stdout: bool,
     /// Spans waiting in the queue; beyond it new spans are dropped and counted.
     pub queue_size: usize,
-    /// Most spans in one export request.
+    /// Most spans in one batch (one export request, unless over `max_request_bytes`).
     pub max_batch_size: usize,
     /// Largest export request (protobuf bytes before compression); a batch
     /// above it goes as several requests.

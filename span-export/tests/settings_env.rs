@@ -49,7 +49,7 @@ fn nothing_configured_means_stdout_only() {
     .unwrap();
     assert_eq!(s.otlp, None);
     assert!(s.stdout);
-    assert_eq!((s.queue_size, s.max_batch_size), (8192, 2048));
+    assert_eq!((s.queue_size, s.max_batch_size), (8192, 512));
     assert_eq!(s.max_request_bytes, 3 * 1024 * 1024);
     assert_eq!(s.batch_timeout, Duration::from_secs(1));
     // Empty variables count as unset.
