@@ -143,22 +143,20 @@ fn bench(c: &mut Criterion) {
         .collect();
     let mut next = 0usize;
     g.throughput(Throughput::Bytes(29 * 7));
-    g.bench_function("recent_misses", |b| {
-        let mut out = Vec::with_capacity(256);
-        b.iter(|| {
-            let seven = (next..next + 7).map(|k| &distinct[k % distinct.len()]);
-            next += 7;
-            decode_each(seven, &mut out, recent_strings::decode_recent)
-        })
-    });
-    g.bench_function("huffman_decode_dates", |b| {
-        let mut out = Vec::with_capacity(256);
-        b.iter(|| {
-            let seven = (next..next + 7).map(|k| &distinct[k % distinct.len()]);
-            next += 7;
-            decode_each(seven, &mut out, huffman::decode)
-        })
-    });
+    let misses: [(&str, Decode); 2] = [
+        ("recent_misses", recent_strings::decode_recent),
+        ("huffman_decode_dates", huffman::decode),
+    ];
+    for (name, decode) in misses {
+        g.bench_function(name, |b| {
+            let mut out = Vec::with_capacity(256);
+            b.iter(|| {
+                let seven = (next..next + 7).map(|k| &distinct[k % distinct.len()]);
+                next += 7;
+                decode_each(seven, &mut out, decode)
+            })
+        });
+    }
     g.finish();
 }
 
@@ -171,12 +169,15 @@ fn huffman_encoded(v: &str) -> Vec<u8> {
     e
 }
 
+/// A Huffman string decoder, plain or through the recent-strings slots.
+type Decode = fn(&[u8], &mut Vec<u8>) -> Result<(), huffman::HuffmanError>;
+
 /// Decodes each string with `decode` into `out` (cleared each time); the
 /// decoded bytes in all.
 fn decode_each<'a>(
     strings: impl Iterator<Item = &'a Vec<u8>>,
     out: &mut Vec<u8>,
-    decode: fn(&[u8], &mut Vec<u8>) -> Result<(), huffman::HuffmanError>,
+    decode: Decode,
 ) -> usize {
     let mut n = 0;
     for e in strings {

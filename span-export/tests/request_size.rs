@@ -39,15 +39,15 @@ async fn a_large_batch_is_split(protocol: OtlpProtocol) {
     }
     wait_for("every span", || rx.inbox.span_count() == SPANS).await;
 
-    let requests = rx.inbox.requests();
-    assert!(requests.len() >= 5, "{} requests", requests.len());
+    let received = rx.inbox.requests();
+    assert!(received.len() >= 5, "{} requests", received.len());
     let mut names = Vec::new();
-    for r in &requests {
+    for r in &received {
         let len = r.encode_to_vec().len();
         assert!(len <= MAX_REQUEST_BYTES, "a request of {len} bytes");
         // Each request is filled: it is not one span's worth under the bound.
         assert!(
-            len > MAX_REQUEST_BYTES - 2 * 1024 || r == requests.last().unwrap(),
+            len > MAX_REQUEST_BYTES - 2 * 1024 || r == received.last().unwrap(),
             "{len}"
         );
         for rs in &r.resource_spans {
@@ -67,14 +67,10 @@ async fn a_large_batch_is_split(protocol: OtlpProtocol) {
         metrics.value("wirespan_export_batches_split_total", &[]),
         Some(1)
     );
-    assert_eq!(requests_ok(&metrics), requests.len() as i128);
+    assert_eq!(requests(&metrics, "ok"), received.len() as i128);
     let report = handle.shutdown(Duration::from_secs(5)).await;
     assert_eq!((report.exported, report.dropped), (SPANS, 0));
     assert_balanced(&metrics, SPANS);
-}
-
-fn requests_ok(r: &self_metrics::Registry) -> i128 {
-    requests(r, "ok")
 }
 
 #[tokio::test]

@@ -145,7 +145,7 @@ impl SpanFields for PendingSpan {
 /// each (exact protobuf lengths), with how many spans each carries, in
 /// order. A batch that fits is one request, encoded as
 /// [`encode_pending_request_bytes`] does (one pass to size it, one to write);
-/// only one that does not pays for a second sizing pass. A span too large
+/// only one that does not is sized again, to find the cuts and per part. A span too large
 /// for `max_bytes` by itself is sent alone (the receiver decides).
 ///
 /// Why: gRPC receivers refuse messages over 4 MiB by default (the
@@ -172,8 +172,10 @@ fn request_cuts<S: SpanFields>(batch: &[S], max_bytes: usize) -> Vec<&[S]> {
     // the sum of its spans' delimited lengths).
     let mut groups: HashMap<u64, (usize, usize)> = HashMap::new();
     let group_len = |resource_len: usize, spans: usize| {
-        let scope_spans = delimited_len(scope_len) + spans;
-        delimited_len(delimited_len(resource_len) + delimited_len(scope_spans))
+        delimited_len(resource_spans_len(
+            resource_len,
+            scope_spans_len(scope_len, spans),
+        ))
     };
     let mut parts = Vec::new();
     let (mut start, mut total) = (0, 0);
@@ -203,6 +205,17 @@ fn request_cuts<S: SpanFields>(batch: &[S], max_bytes: usize) -> Vec<&[S]> {
     }
     parts.push(&batch[start..]);
     parts
+}
+
+/// Length of a `ScopeSpans` message: the scope and `spans`, the spans'
+/// delimited lengths summed.
+fn scope_spans_len(scope_len: usize, spans: usize) -> usize {
+    delimited_len(scope_len) + spans
+}
+
+/// Length of a `ResourceSpans` message: the resource and one `ScopeSpans`.
+fn resource_spans_len(resource_len: usize, scope_spans_len: usize) -> usize {
+    delimited_len(resource_len) + delimited_len(scope_spans_len)
 }
 
 /// Length of a resource's `Resource` message.
@@ -258,12 +271,9 @@ impl<'a, S: SpanFields> Plan<'a, S> {
         }
         let mut total = 0;
         for g in &mut groups {
-            g.scope_spans_len = delimited_len(scope_len)
-                + g.spans
-                    .iter()
-                    .map(|&(_, len)| delimited_len(len))
-                    .sum::<usize>();
-            g.resource_spans_len = delimited_len(g.resource_len) + delimited_len(g.scope_spans_len);
+            let spans = g.spans.iter().map(|&(_, len)| delimited_len(len)).sum();
+            g.scope_spans_len = scope_spans_len(scope_len, spans);
+            g.resource_spans_len = resource_spans_len(g.resource_len, g.scope_spans_len);
             total += delimited_len(g.resource_spans_len);
         }
         Plan {
