@@ -35,9 +35,9 @@ pub use load::{
 };
 pub use schema::*;
 pub use validate::{
-    check_endpoint, ValidationError, MAX_HEADER_BYTES, MAX_PER_CALL_CAP_BYTES, MAX_REQUEST_BYTES,
-    MAX_RING_BUFFER_BYTES, MIN_HEADER_BYTES, MIN_MEMORY_LIMIT_BYTES, MIN_REQUEST_BYTES,
-    MIN_RING_BUFFER_BYTES,
+    check_endpoint, ValidationError, MAX_HEADER_BYTES, MAX_PER_CALL_CAP_BYTES, MAX_QUEUE_BYTES,
+    MAX_REQUEST_BYTES, MAX_RING_BUFFER_BYTES, MIN_HEADER_BYTES, MIN_MEMORY_LIMIT_BYTES,
+    MIN_QUEUE_BYTES, MIN_REQUEST_BYTES, MIN_RING_BUFFER_BYTES,
 };
 
 /// The default `wirespan.yaml`: every key at its default value, each commented.

@@ -304,6 +304,11 @@ pub struct ExportConfig {
     pub stdout: bool,
     /// Spans waiting for export; beyond it new spans are dropped and counted.
     pub queue_size: usize,
+    /// Most bytes of spans the export path holds: queued, in a batch, or in
+    /// a request being sent or retried (each span counted as its protobuf
+    /// size). Beyond it new spans are dropped and counted, as with
+    /// `queue_size`, whichever is reached first.
+    pub max_queue_bytes: usize,
     /// Most spans in one batch (one export request, unless over `max_request_bytes`).
     pub max_batch_size: usize,
     /// Largest export request, in bytes of protobuf before compression; a
@@ -329,6 +334,7 @@ impl Default for ExportConfig {
             otlp: None,
             stdout: false,
             queue_size: 8192,
+            max_queue_bytes: 16 * 1024 * 1024,
             max_batch_size: 512,
             max_request_bytes: 3 * 1024 * 1024,
             batch_timeout: Duration::from_secs(1),

@@ -22,6 +22,11 @@ const GIB: u64 = 1024 * MIB;
 pub const MIN_REQUEST_BYTES: usize = 4 * KIB as usize;
 /// Largest `export.max_request_bytes`.
 pub const MAX_REQUEST_BYTES: usize = 256 * MIB as usize;
+/// Smallest `export.max_queue_bytes`: room for spans with the largest heads
+/// `http.max_header_bytes` allows.
+pub const MIN_QUEUE_BYTES: usize = 4 * MIB as usize;
+/// Largest `export.max_queue_bytes`.
+pub const MAX_QUEUE_BYTES: usize = 16 * GIB as usize;
 /// Largest `capture.per_call_cap_bytes`.
 pub const MAX_PER_CALL_CAP_BYTES: u32 = 4 * MIB as u32;
 /// Smallest `capture.ring_buffer_bytes`.
@@ -229,6 +234,12 @@ impl Config {
             }
         }
         c.at_least("export.queue_size", export.queue_size, 1);
+        c.range(
+            "export.max_queue_bytes",
+            export.max_queue_bytes,
+            MIN_QUEUE_BYTES,
+            MAX_QUEUE_BYTES,
+        );
         c.check(
             export.max_batch_size >= 1 && export.max_batch_size <= export.queue_size.max(1),
             "export.max_batch_size",

@@ -214,6 +214,23 @@ fn max_request_bytes_range() {
 }
 
 #[test]
+fn max_queue_bytes_range() {
+    only(
+        &with(|c| c.export.max_queue_bytes = 4 * 1024 * 1024 - 1),
+        "export.max_queue_bytes",
+        "must be 4194304 to 17179869184",
+    );
+    only(
+        &with(|c| c.export.max_queue_bytes = 16 * 1024 * 1024 * 1024 + 1),
+        "export.max_queue_bytes",
+        "out of range",
+    );
+    assert!(with(|c| c.export.max_queue_bytes = 4 * 1024 * 1024)
+        .validate()
+        .is_ok());
+}
+
+#[test]
 fn max_concurrent_exports_range() {
     assert_eq!(Config::default().export.max_concurrent_exports, 4);
     for bad in [0, 65, 1000] {

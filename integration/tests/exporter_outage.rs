@@ -5,7 +5,8 @@
 //! attempts are counted as `retryable_error`, and in the end every span
 //! built is exported, counted as dropped, or still queued:
 //! `wirespan_spans_built_total == received + wirespan_spans_dropped_total +
-//! wirespan_export_queue_spans`.
+//! wirespan_export_queue_spans`. A second test fills `export.max_queue_bytes`
+//! with long URLs while the receiver is down.
 //!
 //! The harness receiver binds an ephemeral port, so this file starts the same
 //! receiver (`test_support::otlp`, gRPC) on a fixed port, stopping and
@@ -20,7 +21,7 @@
 use integration::agent::AgentOptions;
 use integration::otlp_receiver::{Inbox, OtlpProtocol};
 use integration::prelude::*;
-use integration::servers::http11_server;
+use integration::servers::{http11_server, Server};
 use integration::spans::{flatten, show};
 use std::collections::BTreeMap;
 use std::net::TcpStream;
@@ -107,14 +108,15 @@ fn retryable(m: &Metrics) -> f64 {
     m.get(REQUESTS, &[("result", "retryable_error")])
 }
 
-/// `n` GETs to the server, one curl each (a new connection each).
-fn requests(port: u16, phase: &str, n: usize) {
+/// `n` GETs to the server, one curl each (a new connection each); `tail`
+/// ends each query.
+fn requests(port: u16, phase: &str, n: usize, tail: &str) {
     for i in 0..n {
         let c = curl(
             &[
                 "-o",
                 "/dev/null",
-                &format!("http://127.0.0.1:{port}/status/200?phase={phase}&i={i}"),
+                &format!("http://127.0.0.1:{port}/status/200?phase={phase}&i={i}{tail}"),
             ],
             &[],
         );
@@ -126,9 +128,44 @@ struct Run {
     agent: Agent,
     receiver: FixedReceiver,
     port: u16,
+    /// Kept running for the whole test.
+    _server: Server,
 }
 
 impl Run {
+    /// The HTTP/1.1 test server, a receiver that is down, and the agent
+    /// exporting to it with `env` added. Only the server's port is traced
+    /// (in-kernel filter): every span built is one of the test's, and the
+    /// exporter's own traffic is not.
+    fn start(env: &[(&str, &str)]) -> Run {
+        let server = http11_server();
+        let port = server.port;
+        let receiver = FixedReceiver::new(free_port());
+        let mut options = AgentOptions::default()
+            .otlp(&receiver.endpoint(), "grpc")
+            .env("WIRESPAN_CAPTURE__PORTS", port);
+        for (k, v) in env {
+            options = options.env(k, v);
+        }
+        Run {
+            agent: Agent::run(options),
+            receiver,
+            port,
+            _server: server,
+        }
+    }
+
+    /// SIGTERM; the agent must exit cleanly.
+    fn stop(self, name: &str) {
+        let exit = self.agent.stop();
+        assert!(
+            exit.status.success(),
+            "{name}: the agent exited with {} after SIGTERM\n{}",
+            exit.status,
+            exit.diagnostics()
+        );
+    }
+
     fn diag(&self) -> String {
         format!(
             "received {} unique span(s)\n{}",
@@ -235,27 +272,14 @@ fn receiver_down_at_start_then_up_then_down_mid_run_then_up() {
     let name = "receiver_down_at_start_then_up_then_down_mid_run_then_up";
     require_root(name);
     let _g = serial();
-    let server = http11_server();
-    let port = server.port;
-    let receiver = FixedReceiver::new(free_port());
-    // Only the test's server port is traced (in-kernel filter): every span
-    // built is one of the test's, and the exporter's own traffic is not.
-    let agent = Agent::run(
-        AgentOptions::default()
-            .otlp(&receiver.endpoint(), "grpc")
-            .env("WIRESPAN_CAPTURE__PORTS", port),
-    );
-    let mut run = Run {
-        agent,
-        receiver,
-        port,
-    };
+    let mut run = Run::start(&[]);
+    let port = run.port;
     const N: usize = 5;
 
     // 1. Down at start: no crash, ready, requests still become spans, and
     //    the failed attempts are counted as retryable.
     run.assert_up("receiver down at start");
-    requests(port, "down1", N);
+    requests(port, "down1", N, "");
     run.wait_built((2 * N) as f64, "receiver down at start");
     run.wait_retryable(0.0, "receiver down at start");
     run.assert_up("receiver down at start, after requests");
@@ -265,7 +289,7 @@ fn receiver_down_at_start_then_up_then_down_mid_run_then_up() {
     run.receiver.up();
     let (m, _) = run.wait_accounted("after the receiver came up");
     run.phase_delivered_or_dropped("down1", N, 0.0, &m);
-    requests(port, "up1", N);
+    requests(port, "up1", N, "");
     run.wait_built(m.sum(BUILT) + (2 * N) as f64, "receiver up");
     let (m, _) = run.wait_accounted("receiver up");
     run.phase_delivered_or_dropped("up1", N, m.sum(DROPPED), &m);
@@ -275,14 +299,14 @@ fn receiver_down_at_start_then_up_then_down_mid_run_then_up() {
     let retry_before = retryable(&run.agent.metrics());
     let dropped_before = m.sum(DROPPED);
     run.receiver.down();
-    requests(port, "down2", N);
+    requests(port, "down2", N, "");
     run.wait_built(m.sum(BUILT) + (2 * N) as f64, "receiver stopped mid-run");
     run.wait_retryable(retry_before, "receiver stopped mid-run");
     run.assert_up("receiver stopped mid-run");
     run.receiver.up();
     let (m, _) = run.wait_accounted("after the receiver came back");
     run.phase_delivered_or_dropped("down2", N, dropped_before, &m);
-    requests(port, "up2", N);
+    requests(port, "up2", N, "");
     run.wait_built(m.sum(BUILT) + (2 * N) as f64, "receiver back");
     let (m, received) = run.wait_accounted("receiver back");
     run.phase_delivered_or_dropped("up2", N, m.sum(DROPPED), &m);
@@ -309,11 +333,87 @@ fn receiver_down_at_start_then_up_then_down_mid_run_then_up() {
         "{name}: spans of other ports with only {port} traced:\n{}",
         show(&foreign)
     );
-    let exit = run.agent.stop();
+    run.stop(name);
+}
+
+const QUEUE_BYTES: &str = "wirespan_export_queue_bytes";
+/// The smallest `export.max_queue_bytes` the config accepts.
+const MAX_QUEUE_BYTES: f64 = 4_194_304.0;
+
+/// While the receiver is down, spans with long URLs fill
+/// `export.max_queue_bytes` before `export.queue_size`: the rest are dropped
+/// and counted as `queue_bytes_full`, the bytes held stay under the bound,
+/// and once the receiver is up what was held arrives and the bytes are free
+/// again for new spans.
+#[test]
+fn long_urls_fill_the_byte_bound_while_the_receiver_is_down() {
+    let name = "long_urls_fill_the_byte_bound_while_the_receiver_is_down";
+    require_root(name);
+    let _g = serial();
+    let mut run = Run::start(&[(
+        "WIRESPAN_EXPORT__MAX_QUEUE_BYTES",
+        &MAX_QUEUE_BYTES.to_string(),
+    )]);
+    let port = run.port;
+    // 300 requests, two spans each (curl's and the server's), each span
+    // carrying the ~12 KiB query: ~7 MiB of spans against a 4 MiB bound,
+    // and 600 spans, far under queue_size.
+    const N: usize = 300;
+    requests(port, "big", N, &format!("&pad={}", "x".repeat(12 * 1024)));
+    run.wait_built((2 * N) as f64, "long URLs, receiver down");
+    run.wait_retryable(0.0, "long URLs, receiver down");
+    // Every span built is dropped or held (none can have arrived).
+    let mut m = run.agent.metrics();
+    let settled = wait_until(Duration::from_secs(20), || {
+        m = run.agent.metrics();
+        m.sum(BUILT) == m.sum(DROPPED) + m.get(QUEUE, &[])
+    });
     assert!(
-        exit.status.success(),
-        "{name}: the agent exited with {} after SIGTERM\n{}",
-        exit.status,
-        exit.diagnostics()
+        settled,
+        "built {} != dropped {} + queued {}\n{}",
+        m.sum(BUILT),
+        m.sum(DROPPED),
+        m.get(QUEUE, &[]),
+        run.diag()
     );
+    let bytes_full = m.get(DROPPED, &[("reason", "queue_bytes_full")]);
+    let held = m.get(QUEUE_BYTES, &[]);
+    eprintln!(
+        "{name}: built {} queued {} ({held} bytes) dropped queue_bytes_full {bytes_full}",
+        m.sum(BUILT),
+        m.get(QUEUE, &[])
+    );
+    assert!(
+        bytes_full > 0.0 && held <= MAX_QUEUE_BYTES,
+        "{bytes_full} dropped as queue_bytes_full, {held} bytes held against {MAX_QUEUE_BYTES}\n{}",
+        run.diag()
+    );
+    // Full, not merely under, unless a batch has already run out of retry
+    // time (30 s) and given its bytes back.
+    let per_span = held / m.get(QUEUE, &[]).max(1.0);
+    if m.get(DROPPED, &[("reason", "retry_exhausted")]) == 0.0 {
+        assert!(
+            held > MAX_QUEUE_BYTES - 2.0 * per_span,
+            "{held} bytes held: the bound stopped spans before it was full\n{}",
+            run.diag()
+        );
+    }
+    assert_eq!(m.get(DROPPED, &[("reason", "queue_full")]), 0.0);
+
+    // The receiver comes up: what was held arrives, and the bytes are free.
+    run.receiver.up();
+    let (m, received) = run.wait_accounted("after the receiver came up");
+    assert!(
+        received > 0 && m.get(QUEUE_BYTES, &[]) == 0.0,
+        "received {received}, {} bytes still held\n{}",
+        m.get(QUEUE_BYTES, &[]),
+        run.diag()
+    );
+    let dropped_before = m.sum(DROPPED);
+    requests(port, "after", 5, "");
+    run.wait_built(m.sum(BUILT) + 10.0, "after the receiver came up");
+    let (m, _) = run.wait_accounted("new spans after the bound was full");
+    assert_eq!(m.sum(DROPPED), dropped_before, "{}", run.diag());
+    run.phase_delivered_or_dropped("after", 5, dropped_before, &m);
+    run.stop(name);
 }

@@ -48,6 +48,20 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+    /// Adds `v` (≥ 0) unless the gauge would pass `max`; true if added. One
+    /// atomic add on the way in (a second to undo it), for bounds kept on the
+    /// hot path. Concurrent callers may be refused while another's refused
+    /// add is still counted, and a scrape may then see it above `max`; what
+    /// is added and kept never passes `max`.
+    #[inline]
+    pub fn try_add(&self, v: i64, max: i64) -> bool {
+        let before = self.0.fetch_add(v, Ordering::Relaxed);
+        if before.saturating_add(v) > max {
+            self.0.fetch_sub(v, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,6 +243,17 @@ fn escape_label(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn try_add_stops_at_the_bound_and_leaves_the_gauge_as_it_was() {
+        let g = Gauge::default();
+        assert!(g.try_add(60, 100));
+        assert!(!g.try_add(41, 100));
+        assert_eq!(g.get(), 60, "a refused add is undone");
+        assert!(g.try_add(40, 100), "exactly the bound fits");
+        assert!(!g.try_add(i64::MAX, 100), "no wrap-around under the bound");
+        assert_eq!(g.get(), 100);
+    }
 
     #[test]
     fn renders_prometheus_text() {

@@ -3,6 +3,7 @@
 //! batches run this at once (as separate tokio tasks), sharing one
 //! [`BatchSender`].
 
+use crate::budget::Held;
 use crate::grpc::GrpcTransport;
 use crate::http::HttpTransport;
 use crate::metrics::{DropReason, Metrics, RequestResult};
@@ -98,10 +99,13 @@ impl BatchSender {
 
     /// Export one batch, retrying as the OTLP spec says, until it is accepted,
     /// refused, out of retry time, or the shutdown deadline passes. Every span
-    /// of the batch ends up counted as exported or dropped.
+    /// of the batch ends up counted as exported or dropped; `_held`, the
+    /// batch's bytes, goes back to the budget when this returns (or the task
+    /// is aborted). The requests written from the spans take their place.
     pub(crate) async fn send(
         &self,
         batch: Vec<PendingSpan>,
+        _held: Held,
         mut shutdown: watch::Receiver<Option<Instant>>,
     ) {
         if batch.is_empty() {

@@ -3,6 +3,7 @@
 //! `max_concurrent_exports` at once, and flushes on shutdown.
 
 use crate::batch_send::BatchSender;
+use crate::budget::ByteBudget;
 use crate::metrics::{DropReason, Metrics};
 use crate::settings::ExportSettings;
 use crate::PendingSpan;
@@ -25,6 +26,8 @@ pub struct Exporter {
     in_flight: JoinSet<()>,
     lines: Option<Box<dyn Write + Send>>,
     metrics: Arc<Metrics>,
+    /// Each batch gives its spans' bytes back once it is settled.
+    budget: Arc<ByteBudget>,
     /// The shutdown deadline, once shutdown was asked for.
     shutdown: watch::Receiver<Option<Instant>>,
     /// False once the handle is gone without asking for shutdown.
@@ -37,6 +40,7 @@ impl Exporter {
         settings: ExportSettings,
         lines: Option<Box<dyn Write + Send>>,
         metrics: Arc<Metrics>,
+        budget: Arc<ByteBudget>,
         shutdown: watch::Receiver<Option<Instant>>,
     ) -> Self {
         let sender = BatchSender::new(&settings, metrics.clone()).map(Arc::new);
@@ -53,6 +57,7 @@ impl Exporter {
             in_flight: JoinSet::new(),
             lines,
             metrics,
+            budget,
             shutdown,
             handle_alive: true,
         }
@@ -152,6 +157,7 @@ impl Exporter {
                 break;
             }
             if Instant::now() >= deadline {
+                let _settled = self.budget.hold(&batch);
                 self.metrics
                     .dropped(DropReason::Shutdown, batch.len() as u64);
                 batch.clear();
@@ -176,12 +182,14 @@ impl Exporter {
 
     /// Print one batch and/or start exporting it in its own task; the caller
     /// checked that a slot is free. Every span of the batch ends up counted as
-    /// exported or dropped (by the task, for OTLP).
+    /// exported or dropped (by the task, for OTLP), and its bytes are given
+    /// back to the budget then.
     fn dispatch(&mut self, batch: Vec<PendingSpan>) {
         let n = batch.len() as u64;
         if n == 0 {
             return;
         }
+        let held = self.budget.hold(&batch);
         if let Some(w) = self.lines.as_mut() {
             let mut text = String::with_capacity(batch.len() * 160);
             for span in &batch {
@@ -202,6 +210,6 @@ impl Exporter {
         let sender = sender.clone();
         let shutdown = self.shutdown.clone();
         self.in_flight
-            .spawn(async move { sender.send(batch, shutdown).await });
+            .spawn(async move { sender.send(batch, held, shutdown).await });
     }
 }

@@ -14,7 +14,10 @@
 //! - resolves `export` from the YAML plus the standard `OTEL_EXPORTER_OTLP_*`
 //!   variables ([`ExportSettings::resolve`]);
 //! - queues spans without ever blocking the producer ([`SpanQueue::try_send`]):
-//!   a full queue drops the span and counts it. Unless spans are also printed,
+//!   a full queue drops the span and counts it. The queue is bounded in spans
+//!   (`queue_size`) and, together with the batches being sent or retried, in
+//!   bytes (`max_queue_bytes`), so long URLs and a slow collector cannot take
+//!   the agent's memory past its configuration. Unless spans are also printed,
 //!   each is encoded as it is queued, on the producer's thread, and only its
 //!   bytes wait ([`PendingSpan`]);
 //! - sends batches of at most `max_batch_size`, when full or after
@@ -58,6 +61,7 @@
 )]
 
 mod batch_send;
+mod budget;
 mod exporter;
 mod grpc;
 mod http;
@@ -187,13 +191,24 @@ fn start_inner(
     lines: Option<Box<dyn std::io::Write + Send>>,
 ) -> (SpanQueue, ExporterHandle) {
     let metrics = Arc::new(metrics::Metrics::new(registry));
+    let budget = Arc::new(budget::ByteBudget::new(
+        settings.max_queue_bytes,
+        metrics.queue_bytes.clone(),
+    ));
     let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
     let (shutdown_tx, shutdown_rx) = watch::channel(None);
-    let exporter = Exporter::new(rx, settings, lines, metrics.clone(), shutdown_rx);
+    let exporter = Exporter::new(
+        rx,
+        settings,
+        lines,
+        metrics.clone(),
+        budget.clone(),
+        shutdown_rx,
+    );
     let encode_ahead = !exporter.prints_lines();
     let task = tokio::spawn(exporter.run());
     (
-        SpanQueue::new(tx, metrics.clone(), encode_ahead),
+        SpanQueue::new(tx, metrics.clone(), budget, encode_ahead),
         ExporterHandle {
             shutdown: shutdown_tx,
             task,

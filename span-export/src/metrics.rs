@@ -9,8 +9,11 @@ use std::sync::Mutex;
 /// `wirespan_spans_dropped_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
-    /// The queue was full when the span was offered.
+    /// The queue held `queue_size` spans when the span was offered.
     QueueFull,
+    /// The export path held so many bytes that the span would have taken it
+    /// over `max_queue_bytes`.
+    QueueBytesFull,
     /// The receiver answered with a non-retryable error.
     ExportFailed,
     /// Retryable failures went on for longer than the retry budget.
@@ -22,8 +25,9 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
+        DropReason::QueueBytesFull,
         DropReason::ExportFailed,
         DropReason::RetryExhausted,
         DropReason::RejectedByReceiver,
@@ -33,6 +37,7 @@ impl DropReason {
     pub fn label(self) -> &'static str {
         match self {
             DropReason::QueueFull => "queue_full",
+            DropReason::QueueBytesFull => "queue_bytes_full",
             DropReason::ExportFailed => "export_failed",
             DropReason::RetryExhausted => "retry_exhausted",
             DropReason::RejectedByReceiver => "rejected_by_receiver",
@@ -52,10 +57,12 @@ pub(crate) enum RequestResult {
 #[derive(Debug)]
 pub(crate) struct Metrics {
     exported: Counter,
-    dropped: [Counter; 5],
+    dropped: [Counter; DropReason::ALL.len()],
     requests: [Counter; 3],
     batches_split: Counter,
     queue: Gauge,
+    /// Bytes held against `max_queue_bytes`; kept by [`crate::budget::ByteBudget`].
+    pub(crate) queue_bytes: Gauge,
     /// Spans accepted and not yet exported or dropped. Raised before a span
     /// enters the channel, so it never under-counts what is in flight.
     outstanding: AtomicI64,
@@ -99,6 +106,11 @@ impl Metrics {
             queue: r.gauge(
                 "wirespan_export_queue_spans",
                 "Spans waiting for export: queued, or in a batch being sent or retried.",
+                &[],
+            ),
+            queue_bytes: r.gauge(
+                "wirespan_export_queue_bytes",
+                "Bytes of the spans waiting for export (protobuf size plus queue slot), at most export.max_queue_bytes.",
                 &[],
             ),
             outstanding: AtomicI64::new(0),

@@ -48,6 +48,10 @@ pub struct ExportSettings {
     pub stdout: bool,
     /// Spans waiting in the queue; beyond it new spans are dropped and counted.
     pub queue_size: usize,
+    /// Most bytes of spans held from queuing until their batch is settled
+    /// ([`crate::SpanQueue::try_send`] says how a span is counted); beyond it
+    /// new spans are dropped and counted.
+    pub max_queue_bytes: usize,
     /// Most spans in one batch (one export request, unless over `max_request_bytes`).
     pub max_batch_size: usize,
     /// Largest export request (protobuf bytes before compression); a batch
@@ -77,6 +81,11 @@ impl ExportSettings {
                 "export.queue_size must be at least 1",
             ));
         }
+        if cfg.max_queue_bytes == 0 {
+            return Err(ExportError::InvalidSetting(
+                "export.max_queue_bytes must be above zero",
+            ));
+        }
         if cfg.max_batch_size == 0 {
             return Err(ExportError::InvalidSetting(
                 "export.max_batch_size must be at least 1",
@@ -98,6 +107,7 @@ impl ExportSettings {
             stdout: cfg.stdout || otlp.is_none(),
             otlp,
             queue_size: cfg.queue_size,
+            max_queue_bytes: cfg.max_queue_bytes,
             max_batch_size: cfg.max_batch_size,
             max_request_bytes: cfg.max_request_bytes,
             batch_timeout: cfg.batch_timeout,

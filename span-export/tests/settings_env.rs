@@ -51,6 +51,7 @@ fn nothing_configured_means_stdout_only() {
     assert!(s.stdout);
     assert_eq!((s.queue_size, s.max_batch_size), (8192, 512));
     assert_eq!(s.max_request_bytes, 3 * 1024 * 1024);
+    assert_eq!(s.max_queue_bytes, 16 * 1024 * 1024);
     assert_eq!(s.batch_timeout, Duration::from_secs(1));
     // Empty variables count as unset.
     let s = resolve(

@@ -7,7 +7,9 @@
 mod common;
 
 use common::*;
-use span_export::{format_span_line, span, start_with_line_writer, status, ExportSettings, Status};
+use span_export::{
+    format_span_line, span, start_with_line_writer, status, ExportSettings, PendingSpan, Status,
+};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -169,6 +171,43 @@ async fn full_queue_drops_and_counts() {
     assert_balanced(&metrics, 10);
 }
 
+// Spans printed to stdout wait as built; each counts against
+// `max_queue_bytes` as its protobuf size plus its queue slot, until its batch
+// is printed. Current-thread runtime: the exporter runs only when awaited.
+#[tokio::test]
+async fn full_queue_bytes_drop_and_count_until_a_batch_gives_them_back() {
+    let res = resource(1, "svc", 1);
+    let held = |n| server_span(&res, n).encoded_len() + std::mem::size_of::<PendingSpan>();
+    // Room for spans 0..3 and not for span 3 (ids of equal length: equal sizes).
+    let bound = held(0) + held(1) + held(2);
+    assert_eq!(held(3), held(0));
+    let buf = Buffer::default();
+    let metrics = self_metrics::Registry::new();
+    let mut settings = stdout_settings(100);
+    settings.max_queue_bytes = bound;
+    settings.max_batch_size = 3;
+    let (queue, handle) = start_with_line_writer(settings, &metrics, Box::new(buf.clone()));
+    let accepted: Vec<bool> = (0..5)
+        .map(|n| queue.try_send(server_span(&res, n)))
+        .collect();
+    assert_eq!(accepted, [true, true, true, false, false]);
+    assert_eq!(dropped(&metrics, "queue_bytes_full"), 2);
+    assert_eq!(dropped(&metrics, "queue_full"), 0);
+    assert_eq!(metrics.sum("wirespan_export_queue_bytes"), bound as i128);
+    assert_balanced(&metrics, 5);
+
+    // The full batch is printed, and its bytes are free again.
+    wait_for("the batch printed", || buf.text().lines().count() == 3).await;
+    assert_eq!(metrics.sum("wirespan_export_queue_bytes"), 0);
+    assert!(queue.try_send(server_span(&res, 5)));
+    assert_eq!(metrics.sum("wirespan_export_queue_bytes"), held(5) as i128);
+
+    let report = handle.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.exported, report.dropped), (4, 2));
+    assert_eq!(metrics.sum("wirespan_export_queue_bytes"), 0);
+    assert_balanced(&metrics, 6);
+}
+
 #[tokio::test]
 async fn metrics_are_registered_with_prometheus_names() {
     let metrics = self_metrics::Registry::new();
@@ -177,6 +216,7 @@ async fn metrics_are_registered_with_prometheus_names() {
     let text = metrics.render();
     for reason in [
         "queue_full",
+        "queue_bytes_full",
         "export_failed",
         "retry_exhausted",
         "rejected_by_receiver",
@@ -196,6 +236,7 @@ async fn metrics_are_registered_with_prometheus_names() {
     }
     assert!(text.contains("# TYPE wirespan_spans_exported_total counter"));
     assert!(text.contains("# TYPE wirespan_export_queue_spans gauge"));
+    assert!(text.contains("# TYPE wirespan_export_queue_bytes gauge"));
     handle.shutdown(Duration::from_secs(1)).await;
 }
 
