@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use conn_tracker::*;
 use protocol_parsers::ExchangeEnd;
-use test_support::hpack::{block, Rep};
+use test_support::hpack::{block, Name, Rep};
 use test_support::http2::{frame, preface, FrameType, END_HEADERS, END_STREAM};
 
 use Direction::{Egress, Ingress};
@@ -311,4 +311,67 @@ fn h2c_upgrade_on_the_server_side() {
         ]
     );
     assert!(sink.muted.is_empty());
+}
+
+/// A client that fills its request-direction HPACK table (4,096 bytes, the
+/// default): `n` requests, each adding a distinct 200-byte header.
+fn fill_request_table(t: &mut ConnectionTable, sink: &mut Rec, fd: i32, n: u32) {
+    let k = key(7, fd);
+    t.open(info(k, fd as u64, Role::Unknown, 1), sink);
+    let mut f = Feeder::new(k, fd as u64);
+    f.send(t, sink, Egress, &client_start());
+    f.send(t, sink, Ingress, &frame(FrameType::Settings, 0, 0, &[]));
+    for i in 0..n {
+        let stream = 2 * i + 1;
+        let value = format!("{i:0200}");
+        let reqs = block(&[
+            Rep::Indexed(2),
+            Rep::Indexed(4),
+            Rep::Indexed(6),
+            Rep::Inc(Name::Lit("x-fill"), &value),
+        ]);
+        f.send(
+            t,
+            sink,
+            Egress,
+            &frame(FrameType::Headers, END_STREAM | END_HEADERS, stream, &reqs),
+        );
+        let resp = frame(
+            FrameType::Headers,
+            END_STREAM | END_HEADERS,
+            stream,
+            &status_200(),
+        );
+        f.send(t, sink, Ingress, &resp);
+    }
+}
+
+/// HPACK tables live as long as their connection (up to 64 KiB each way),
+/// so they count against `memory_limit_bytes` like buffered input: the
+/// connections holding the most are evicted when the total is over.
+#[test]
+fn hpack_tables_count_against_the_memory_limit() {
+    let mut lim = limits();
+    lim.memory_limit_bytes = 10 * 1024;
+    let mut t = ConnectionTable::new(lim);
+    let mut sink = Rec::default();
+    fill_request_table(&mut t, &mut sink, 1, 30);
+    // A full 4,096-byte table (its entries and their slots), nothing else held.
+    let one = t.buffered_bytes();
+    assert!((4096..=5 * 1024).contains(&one), "{one}");
+    fill_request_table(&mut t, &mut sink, 2, 30);
+    assert_eq!(t.buffered_bytes(), 2 * one);
+    assert_eq!(sink.count("evicted_memory"), 0);
+    // A third full table is over the limit: one connection goes.
+    fill_request_table(&mut t, &mut sink, 3, 30);
+    assert_eq!(sink.count("evicted_memory"), 1);
+    assert!(t.buffered_bytes() <= 10 * 1024, "{}", t.buffered_bytes());
+    assert_eq!(t.len(), 2);
+    // Every request before the eviction was parsed whole.
+    assert!(
+        sink.exchanges.len() >= 3 * 30 - 30,
+        "{}",
+        sink.exchanges.len()
+    );
+    t.check_invariants().unwrap();
 }

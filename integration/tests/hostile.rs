@@ -164,6 +164,23 @@ fn server_proc(server: &Server) -> Proc {
     }
 }
 
+/// Raises this process's RLIMIT_NOFILE to at least `want` (root may raise
+/// the hard limit too), for tests that hold many sockets themselves.
+fn raise_nofile(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain calls with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            lim.rlim_cur = want;
+            lim.rlim_max = lim.rlim_max.max(want);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// Raises RLIMIT_NOFILE for the 10,000-connection test (root may raise the
 /// hard limit too).
 const RAISE_NOFILE: &str = r#"
@@ -785,6 +802,68 @@ fn http2_garbage_oversized_frames_and_hpack_bomb_are_counted() {
     });
     env.wait_counter(&m, &[(PARSE, "hpack_error")], 2.0);
     env.exact_request(&server, 200, "http2");
+    env.finish();
+}
+
+/// 4b. HTTP/2 connections whose HPACK tables are filled and kept: 1,500
+///    connections, each sending one header block whose literal fields fill
+///    the 4,096-byte dynamic table the connection starts with, held open.
+///    Both ends are traced, so the agent keeps ~6,000 decoder tables' worth
+///    of bytes (~12 MiB) if it keeps them all: over `memory_limit_bytes`
+///    (8 MiB). The tables count against that bound, so the largest holders
+///    are evicted (counted `evicted_memory`) and RSS stays within the bound.
+#[test]
+fn http2_hpack_tables_count_against_the_memory_limit() {
+    let name = "http2_hpack_tables_count_against_the_memory_limit";
+    require_root(name);
+    let _g = serial();
+    raise_nofile(4096);
+    let server = http11_server();
+    let sink = sink_server();
+    let mut env = Env::start(name, &[server.port, sink.port]);
+    env.warm_up(&server);
+    const N: u64 = 1_500;
+    env.open_connections = 2 * N + DEFAULT_OPEN_CONNECTIONS;
+    let before = env.agent.settled_metrics();
+    let fill: Vec<String> = (0..4).map(|k| format!("{k}{}", "v".repeat(999))).collect();
+    let mut reps = vec![
+        hpack::Rep::Indexed(2),
+        hpack::Rep::Indexed(6),
+        hpack::Rep::Indexed(4),
+    ];
+    reps.extend(
+        fill.iter()
+            .map(|v| hpack::Rep::Inc(hpack::Name::Lit("x-fill"), v)),
+    );
+    let mut bytes = http2::preface();
+    bytes.extend(http2::settings(&[]));
+    // Not END_STREAM: the stream stays open, the connection too.
+    bytes.extend(http2::headers(1, &hpack::block(&reps), false));
+    let sampler = RssSampler::start(env.agent.pid());
+    let mut held = Vec::new();
+    for _ in 0..N {
+        let mut c = TcpStream::connect(("127.0.0.1", sink.port)).expect("connect");
+        c.write_all(&bytes).expect("send");
+        held.push(c);
+    }
+    env.wait_counter(
+        &before,
+        &[("wirespan_connection_events_total", "evicted_memory")],
+        1.0,
+    );
+    let max = sampler.finish();
+    env.check("1,500 HTTP/2 connections with full HPACK tables", max);
+    let m = env.agent.metrics();
+    let evicted = m.get(
+        "wirespan_connection_events_total",
+        &[("reason", "evicted_memory")],
+    ) - before.get(
+        "wirespan_connection_events_total",
+        &[("reason", "evicted_memory")],
+    );
+    eprintln!("{name}: {evicted} connections evicted for memory with {N} connections open");
+    drop(held);
+    env.exact_request(&server, 200, "hpack-tables");
     env.finish();
 }
 

@@ -11,4 +11,6 @@ mod hunt;
 mod session;
 mod streams;
 
-pub use session::{Fatal as Http2Error, HpackRefs, Http2Limits, Http2Session};
+pub use session::{
+    Fatal as Http2Error, HpackRefs, Http2Limits, Http2Session, HPACK_ACCOUNTING_STEP,
+};

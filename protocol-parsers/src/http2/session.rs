@@ -98,6 +98,9 @@ impl From<frame::Error> for Fatal {
     }
 }
 
+/// The steps in which [`Http2Session::held_bytes`] counts HPACK decoders.
+pub const HPACK_ACCOUNTING_STEP: usize = 1024;
+
 /// One direction of the connection.
 #[derive(Debug)]
 struct Dir {
@@ -118,6 +121,10 @@ struct Dir {
     pending_frame_size: Option<u32>,
     pending_table_size: Option<usize>,
     decoder: Decoder,
+    /// `decoder.held_bytes(HPACK_ACCOUNTING_STEP)` after its last block:
+    /// only decoding changes it, and the memory bound reads it after every
+    /// call.
+    hpack_held: usize,
 }
 
 impl Dir {
@@ -135,6 +142,7 @@ impl Dir {
             max_frame_size,
             pending_frame_size: None,
             pending_table_size: None,
+            hpack_held: decoder.held_bytes(HPACK_ACCOUNTING_STEP),
             decoder,
         }
     }
@@ -316,6 +324,16 @@ impl Http2Session {
         self.dirs.iter().map(Dir::buffered).sum()
     }
 
+    /// What the connection table's memory bound counts: the input bytes held
+    /// ([`buffered_bytes`](Self::buffered_bytes)) and both HPACK decoders
+    /// ([`Decoder::held_bytes`]: tables of up to 64 KiB each, kept for the
+    /// connection's life), the decoders in steps of [`HPACK_ACCOUNTING_STEP`]
+    /// so that a full table whose entries turn over does not move the
+    /// table's memory index on every header block.
+    pub fn held_bytes(&self) -> usize {
+        self.dirs.iter().map(|d| d.buffered() + d.hpack_held).sum()
+    }
+
     /// Parsing stopped after a fatal error.
     pub fn is_failed(&self) -> bool {
         self.failed
@@ -361,6 +379,7 @@ impl Http2Session {
             d.hunt = Vec::new();
             d.hdr_len = 0;
             d.decoder = Decoder::new();
+            d.hpack_held = 0;
         }
     }
 
@@ -589,10 +608,12 @@ impl Http2Session {
         };
         let mut fields = Fields::default();
         // Decoded even for streams we do not track: the table must stay in sync.
-        let stats = d
+        let decoded = d
             .decoder
-            .decode_wanted(bytes, Fields::wants, |n, v| fields.on_field(n, v))
-            .map_err(Fatal::Hpack)?;
+            .decode_wanted(bytes, Fields::wants, |n, v| fields.on_field(n, v));
+        // The table may have changed even when the block failed part way.
+        d.hpack_held = d.decoder.held_bytes(HPACK_ACCOUNTING_STEP);
+        let stats = decoded.map_err(Fatal::Hpack)?;
         d.block.clear();
         for _ in 0..stats.unknown_refs {
             sink.issue(ParseIssue::HpackUnknownIndex);

@@ -115,6 +115,19 @@ impl Decoder {
         &self.table
     }
 
+    /// Memory this decoder holds, each part rounded up to a multiple of
+    /// `step` (so that a full table whose entries turn over keeps one
+    /// figure): its dynamic table ([`DynamicTable::held_bytes`]) and its
+    /// buffers for Huffman-decoded strings, which keep the capacity of the
+    /// longest string seen.
+    #[inline]
+    pub fn held_bytes(&self, step: usize) -> usize {
+        let step = step.max(1);
+        let table = self.table.held_bytes();
+        let strings = self.name_buf.capacity() + self.value_buf.capacity();
+        table.div_ceil(step) * step + strings.div_ceil(step) * step
+    }
+
     /// Decodes one complete header block, calling `field(name, value)` for each
     /// field that could be resolved.
     pub fn decode(

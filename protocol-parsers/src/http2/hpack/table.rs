@@ -56,6 +56,9 @@ pub struct DynamicTable {
     entries: VecDeque<Entry>,
     /// Sum of entry sizes (a lower bound if any entry is `Unknown`).
     size: usize,
+    /// Of `size`, what placeholders count beyond their 32 bytes (they hold
+    /// no value): `size - unknown_excess` is what the entries take in memory.
+    unknown_excess: usize,
     /// Current maximum size as set by size updates.
     max_size: usize,
     /// False when joining midway until a size update tells us the maximum.
@@ -70,6 +73,7 @@ impl DynamicTable {
         DynamicTable {
             entries: VecDeque::new(),
             size: 0,
+            unknown_excess: 0,
             max_size: DEFAULT_TABLE_SIZE,
             max_size_known: true,
             unknown_tail: false,
@@ -100,6 +104,12 @@ impl DynamicTable {
 
     pub fn max_size(&self) -> usize {
         self.max_size
+    }
+
+    /// Memory the entries take (their bytes, plus 32 bytes each for slot and
+    /// allocation): up to [`RETAIN_CAP`] and then some, per table.
+    pub fn held_bytes(&self) -> usize {
+        self.size.saturating_sub(self.unknown_excess)
     }
 
     pub fn has_unknown_tail(&self) -> bool {
@@ -168,6 +178,9 @@ impl DynamicTable {
                 size: ENTRY_OVERHEAD,
             });
         } else {
+            if let Entry::Unknown { size } = entry {
+                self.unknown_excess += size - ENTRY_OVERHEAD;
+            }
             self.size += esize;
             self.entries.push_front(entry);
         }
@@ -177,6 +190,7 @@ impl DynamicTable {
     fn clear_all(&mut self) {
         self.entries.clear();
         self.size = 0;
+        self.unknown_excess = 0;
         self.unknown_tail = false;
     }
 
@@ -190,9 +204,14 @@ impl DynamicTable {
         let protocol_limit = self.max_size_known && self.max_size <= RETAIN_CAP;
         while self.size > limit {
             match self.entries.pop_back() {
+                Some(Entry::Unknown { size }) => {
+                    self.size = self.size.saturating_sub(size);
+                    self.unknown_excess -= size - ENTRY_OVERHEAD;
+                }
                 Some(e) => self.size = self.size.saturating_sub(e.size()),
                 None => {
                     self.size = 0;
+                    self.unknown_excess = 0;
                     break;
                 }
             }
@@ -233,8 +252,32 @@ mod tests {
         assert_eq!(t.size(), 80);
         assert!(matches!(t.get(1), Lookup::Field(b"bbbb", b"2222")));
         assert!(matches!(t.get(2), Lookup::Invalid));
+        assert_eq!(t.held_bytes(), 80);
         t.insert(&[b'x'; 90], b""); // larger than the table: empties it
         assert!(t.is_empty());
+        assert_eq!(t.held_bytes(), 0);
+    }
+
+    #[test]
+    fn held_bytes_follow_what_is_kept() {
+        let mut t = DynamicTable::new_unknown();
+        t.insert(b"name", b"value"); // 9 + 32
+        t.insert_unknown(1000); // a placeholder: its slot only
+        assert_eq!(t.size(), 41 + 1032);
+        assert_eq!(t.held_bytes(), 41 + 32);
+        // Past what we keep: a placeholder too, and the oldest go.
+        let big = vec![b'v'; RETAIN_CAP];
+        t.insert(b"k", &big);
+        assert_eq!(t.held_bytes(), 41 + 32 + 32);
+        for _ in 0..3000 {
+            t.insert(b"some-header", b"some value of a header");
+        }
+        assert!(t.size() <= RETAIN_CAP);
+        let expected: usize = t
+            .iter()
+            .map(|e| e.map_or(ENTRY_OVERHEAD, |(n, v)| n.len() + v.len() + ENTRY_OVERHEAD))
+            .sum();
+        assert_eq!(t.held_bytes(), expected);
     }
 
     #[test]
