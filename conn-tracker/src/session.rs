@@ -79,12 +79,13 @@ impl Session {
         }
     }
 
-    /// Bytes held by the parser or the detection buffers, HTTP/2's HPACK
-    /// tables included: what `connections.memory_limit_bytes` bounds.
+    /// Bytes held by the parser or the detection buffers, request heads
+    /// waiting for their response and HTTP/2's HPACK tables included: what
+    /// `connections.memory_limit_bytes` bounds.
     pub(crate) fn buffered_bytes(&self) -> usize {
         match &self.parser {
             Parser::Detecting(d) => d.buffered_bytes(),
-            Parser::Http1(h) => h.buffered_bytes(),
+            Parser::Http1(h) => h.held_bytes(),
             Parser::Http2(h) => h.held_bytes(),
             Parser::Muted => 0,
         }

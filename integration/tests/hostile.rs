@@ -805,16 +805,13 @@ fn http2_garbage_oversized_frames_and_hpack_bomb_are_counted() {
     env.finish();
 }
 
-/// 4b. HTTP/2 connections whose HPACK tables are filled and kept: 1,500
-///    connections, each sending one header block whose literal fields fill
-///    the 4,096-byte dynamic table the connection starts with, held open.
-///    Both ends are traced, so the agent keeps ~6,000 decoder tables' worth
-///    of bytes (~12 MiB) if it keeps them all: over `memory_limit_bytes`
-///    (8 MiB). The tables count against that bound, so the largest holders
-///    are evicted (counted `evicted_memory`) and RSS stays within the bound.
-#[test]
-fn http2_hpack_tables_count_against_the_memory_limit() {
-    let name = "http2_hpack_tables_count_against_the_memory_limit";
+/// 4b. What a connection holds while it waits counts against
+///    `memory_limit_bytes` (8 MiB here), not only its partial input: `n`
+///    connections to a server that never answers each send `bytes` and stay
+///    open, both ends traced. The largest holders are evicted (counted
+///    `evicted_memory`), RSS stays within the bound, and a normal request
+///    after is exact.
+fn held_while_waiting_is_bounded(name: &'static str, n: u64, bytes: &[u8], what: &str) {
     require_root(name);
     let _g = serial();
     raise_nofile(4096);
@@ -822,9 +819,51 @@ fn http2_hpack_tables_count_against_the_memory_limit() {
     let sink = sink_server();
     let mut env = Env::start(name, &[server.port, sink.port]);
     env.warm_up(&server);
-    const N: u64 = 1_500;
-    env.open_connections = 2 * N + DEFAULT_OPEN_CONNECTIONS;
+    env.open_connections = 2 * n + DEFAULT_OPEN_CONNECTIONS;
     let before = env.agent.settled_metrics();
+    let sampler = RssSampler::start(env.agent.pid());
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let mut c = TcpStream::connect(("127.0.0.1", sink.port)).expect("connect");
+        c.write_all(bytes).expect("send");
+        held.push(c);
+    }
+    let evicted = [("wirespan_connection_events_total", "evicted_memory")];
+    let m = env.wait_counter(&before, &evicted, 1.0);
+    let max = sampler.finish();
+    env.check(what, max);
+    let l = [("reason", "evicted_memory")];
+    eprintln!(
+        "{name}: {} connection ends evicted for memory, {n} connections open",
+        m.get(evicted[0].0, &l) - before.get(evicted[0].0, &l)
+    );
+    drop(held);
+    // Closing them ends each waiting request as a span with no response:
+    // let those be exported (or dropped and counted) before the normal
+    // request, which must not wait behind them in a full export queue.
+    let gauge = |m: &Metrics, name: &str| m.get(name, &[]);
+    let mut now = env.agent.metrics();
+    let drained = wait_until(Duration::from_secs(60), || {
+        now = env.agent.metrics();
+        gauge(&now, "wirespan_export_queue_spans") == 0.0
+            && gauge(&now, "wirespan_connections") <= gauge(&before, "wirespan_connections")
+    });
+    assert!(
+        drained,
+        "{name}: after the connections closed: {} connections, {} spans queued\n{}",
+        gauge(&now, "wirespan_connections"),
+        gauge(&now, "wirespan_export_queue_spans"),
+        env.agent.diagnostics()
+    );
+    env.exact_request(&server, 200, "held-while-waiting");
+    env.finish();
+}
+
+/// HTTP/2: 1,500 connections, each sending one header block whose literal
+/// fields fill the 4,096-byte HPACK table the connection starts with: ~6,000
+/// decoder tables' worth (~12 MiB) if the agent kept them all.
+#[test]
+fn http2_hpack_tables_count_against_the_memory_limit() {
     let fill: Vec<String> = (0..4).map(|k| format!("{k}{}", "v".repeat(999))).collect();
     let mut reps = vec![
         hpack::Rep::Indexed(2),
@@ -839,32 +878,27 @@ fn http2_hpack_tables_count_against_the_memory_limit() {
     bytes.extend(http2::settings(&[]));
     // Not END_STREAM: the stream stays open, the connection too.
     bytes.extend(http2::headers(1, &hpack::block(&reps), false));
-    let sampler = RssSampler::start(env.agent.pid());
-    let mut held = Vec::new();
-    for _ in 0..N {
-        let mut c = TcpStream::connect(("127.0.0.1", sink.port)).expect("connect");
-        c.write_all(&bytes).expect("send");
-        held.push(c);
-    }
-    env.wait_counter(
-        &before,
-        &[("wirespan_connection_events_total", "evicted_memory")],
-        1.0,
+    held_while_waiting_is_bounded(
+        "http2_hpack_tables_count_against_the_memory_limit",
+        1_500,
+        &bytes,
+        "1,500 HTTP/2 connections with full HPACK tables",
     );
-    let max = sampler.finish();
-    env.check("1,500 HTTP/2 connections with full HPACK tables", max);
-    let m = env.agent.metrics();
-    let evicted = m.get(
-        "wirespan_connection_events_total",
-        &[("reason", "evicted_memory")],
-    ) - before.get(
-        "wirespan_connection_events_total",
-        &[("reason", "evicted_memory")],
+}
+
+/// HTTP/1.1 pipelining: 40 connections, each sending 64 requests
+/// (`max_pending_requests`) with 8 KiB targets and getting no answer: ~40
+/// MiB of waiting heads, counted at both ends.
+#[test]
+fn pipelined_heads_count_against_the_memory_limit() {
+    let target = format!("/{}", "q".repeat(8 * 1024));
+    let one = format!("GET {target} HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\n\r\n");
+    held_while_waiting_is_bounded(
+        "pipelined_heads_count_against_the_memory_limit",
+        40,
+        one.repeat(64).as_bytes(),
+        "40 connections with 64 pipelined 8 KiB requests each",
     );
-    eprintln!("{name}: {evicted} connections evicted for memory with {N} connections open");
-    drop(held);
-    env.exact_request(&server, 200, "hpack-tables");
-    env.finish();
 }
 
 /// 5. 10,000 concurrent idle connections (an asyncio client to an asyncio

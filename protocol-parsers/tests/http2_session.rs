@@ -733,3 +733,27 @@ fn request_started_gives_each_stream_as_its_headers_complete() {
     assert_eq!(sink.exchanges.len(), 1);
     assert_eq!(sink.exchanges[0].ordinal, 3);
 }
+
+/// Open streams hold their request heads: those count toward `held_bytes`
+/// (what the connection table bounds) in whole 4 KiB steps, and are given
+/// back as the streams finish. No field here enters the HPACK table.
+#[test]
+fn open_streams_heads_count_toward_held_bytes() {
+    let path = format!("/{}", "s".repeat(1000));
+    let mut chunks = Vec::new();
+    for i in 0..10u32 {
+        chunks.push((Q, headers(2 * i + 1, &req_block("GET", &path, "h"), true)));
+    }
+    let (s, _) = run(session(), &conv(chunks), false);
+    assert_eq!(s.open_streams(), 10);
+    assert_eq!(s.buffered_bytes(), 0);
+    // Ten heads of ~1 KiB of text each: counted as 8 KiB.
+    assert_eq!(s.held_bytes(), 8 * 1024);
+    let mut answers = Vec::new();
+    for i in 0..10u32 {
+        answers.push((R, headers(2 * i + 1, &resp_block("200"), true)));
+    }
+    let (s, sink) = run(s, &answers, false);
+    assert_eq!(sink.exchanges.len(), 10);
+    assert_eq!(s.held_bytes(), 0);
+}

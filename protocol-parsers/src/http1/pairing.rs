@@ -128,6 +128,8 @@ pub(crate) struct Pairing {
     queue: VecDeque<Entry>,
     /// `Req` entries in the queue.
     waiting: usize,
+    /// Bytes of their heads' text.
+    head_bytes: usize,
     responses_lost: bool,
     pipelined: bool,
     next_id: u64,
@@ -162,6 +164,7 @@ impl Pairing {
         }
         self.next_id += 1;
         req.id = self.next_id;
+        self.head_bytes += req.head.text().len();
         self.queue.push_back(Entry::Req(req));
         self.waiting += 1;
         Some(self.next_id)
@@ -191,9 +194,15 @@ impl Pairing {
         })
     }
 
+    /// Bytes of the waiting requests' heads.
+    pub(crate) fn head_bytes(&self) -> usize {
+        self.head_bytes
+    }
+
     /// All waiting requests, oldest first (the connection ended).
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = PendingRequest> + '_ {
         self.waiting = 0;
+        self.head_bytes = 0;
         self.queue.drain(..).filter_map(|e| match e {
             Entry::Req(r) => Some(r),
             _ => None,
@@ -202,8 +211,9 @@ impl Pairing {
 
     fn pop_front(&mut self) -> Option<Entry> {
         let e = self.queue.pop_front();
-        if matches!(e, Some(Entry::Req(_))) {
+        if let Some(Entry::Req(r)) = &e {
             self.waiting -= 1;
+            self.head_bytes = self.head_bytes.saturating_sub(r.head.text().len());
         }
         e
     }

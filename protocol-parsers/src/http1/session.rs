@@ -190,6 +190,15 @@ impl Http1Session {
         self.req.buffered() + self.resp.buffered() + self.leftover.len()
     }
 
+    /// What the connection table's memory bound counts: the bytes buffered,
+    /// and the heads of requests waiting for their response in whole
+    /// [`HELD_HEADS_STEP`](crate::HELD_HEADS_STEP)s (pipelining can queue
+    /// `max_pending_requests` of them).
+    pub fn held_bytes(&self) -> usize {
+        let heads = self.pairing.head_bytes();
+        self.buffered_bytes() + heads - heads % crate::HELD_HEADS_STEP
+    }
+
     fn request_mut(&mut self, id: u64) -> Option<&mut PendingRequest> {
         match &mut self.inflight {
             Some(InFlight { req: Some(r), .. }) if r.id == id => Some(r),

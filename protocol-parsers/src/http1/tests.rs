@@ -563,3 +563,27 @@ fn large_bodies_are_announced_once_and_may_then_arrive_as_a_gap() {
     t.data(REQ, 9, &post);
     assert_eq!(t.sink.body_ahead[1], (REQ, 39_900));
 }
+
+/// Pipelined requests waiting for their responses hold their heads: those
+/// count toward `held_bytes` (what the connection table bounds) in whole
+/// 4 KiB steps, and are given back as the responses pair them.
+#[test]
+fn pipelined_heads_count_toward_held_bytes() {
+    let mut t = T::new();
+    let target = format!("/{}", "p".repeat(2000));
+    let one = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+    t.data(REQ, 1, one.as_bytes());
+    // One small waiting head counts nothing: no churn per request.
+    assert_eq!(t.s.held_bytes(), 0);
+    for ts in 2..=10 {
+        t.data(REQ, ts, one.as_bytes());
+    }
+    // Ten heads of ~2 KiB each: 20 KiB of text, counted as 16 KiB.
+    assert_eq!(t.s.buffered_bytes(), 0);
+    assert_eq!(t.s.held_bytes(), 16 * 1024);
+    for ts in 11..=20 {
+        t.data(RESP, ts, &ok("hi"));
+    }
+    assert_eq!(t.sink.exchanges.len(), 10);
+    assert_eq!(t.s.held_bytes(), 0);
+}

@@ -325,13 +325,17 @@ impl Http2Session {
     }
 
     /// What the connection table's memory bound counts: the input bytes held
-    /// ([`buffered_bytes`](Self::buffered_bytes)) and both HPACK decoders
+    /// ([`buffered_bytes`](Self::buffered_bytes)), the open streams' request
+    /// heads in whole [`HELD_HEADS_STEP`](crate::HELD_HEADS_STEP)s, and both
+    /// HPACK decoders
     /// ([`Decoder::held_bytes`]: tables of up to 64 KiB each, kept for the
     /// connection's life), the decoders in steps of [`HPACK_ACCOUNTING_STEP`]
     /// so that a full table whose entries turn over does not move the
     /// table's memory index on every header block.
     pub fn held_bytes(&self) -> usize {
-        self.dirs.iter().map(|d| d.buffered() + d.hpack_held).sum()
+        let heads = self.streams.head_bytes();
+        let dirs: usize = self.dirs.iter().map(|d| d.buffered() + d.hpack_held).sum();
+        dirs + heads - heads % crate::HELD_HEADS_STEP
     }
 
     /// Parsing stopped after a fatal error.

@@ -235,6 +235,8 @@ struct Stream {
 #[derive(Debug)]
 pub(super) struct Streams {
     open: Vec<Stream>,
+    /// Bytes of the open streams' request heads' text.
+    head_bytes: usize,
     max: usize,
     /// Highest client stream id opened: request HEADERS at or below it for a
     /// stream we no longer track are trailers of a finished stream.
@@ -245,6 +247,7 @@ impl Streams {
     pub fn new(max: usize) -> Self {
         Streams {
             open: Vec::new(),
+            head_bytes: 0,
             max,
             max_client_id: 0,
         }
@@ -252,6 +255,23 @@ impl Streams {
 
     pub fn len(&self) -> usize {
         self.open.len()
+    }
+
+    /// Bytes of the open streams' request heads.
+    pub fn head_bytes(&self) -> usize {
+        self.head_bytes
+    }
+
+    fn push(&mut self, s: Stream) {
+        self.head_bytes += s.request.text().len();
+        self.open.push(s);
+    }
+
+    /// Takes the stream at `pos` out, order not kept.
+    fn take(&mut self, pos: usize) -> Stream {
+        let s = self.open.swap_remove(pos);
+        self.head_bytes = self.head_bytes.saturating_sub(s.request.text().len());
+        s
     }
 
     fn find(&mut self, id: u32) -> Option<&mut Stream> {
@@ -263,13 +283,13 @@ impl Streams {
             sink.issue(ParseIssue::Http2TooManyStreams);
             return;
         }
-        self.open.push(s);
+        self.push(s);
     }
 
     /// Stream 1 after an h2c upgrade: the HTTP/1.1 request, already complete.
     pub fn open_upgraded(&mut self, request: RequestHead, ts: u64) {
         self.max_client_id = 1;
-        self.open.push(new_stream(1, request, ts, ts, true));
+        self.push(new_stream(1, request, ts, ts, true));
     }
 
     /// A complete header block on `id`.
@@ -436,7 +456,7 @@ impl Streams {
     /// Emits stream `id` (if open) with `end`.
     pub fn finish(&mut self, id: u32, end: ExchangeEnd, ts: u64, sink: &mut impl ExchangeSink) {
         if let Some(pos) = self.open.iter().position(|s| s.id == id) {
-            let s = self.open.swap_remove(pos);
+            let s = self.take(pos);
             sink.exchange(into_exchange(s, end, ts));
         }
     }
@@ -474,6 +494,7 @@ impl Streams {
         while i < self.open.len() {
             if pred(&self.open[i]) {
                 let s = self.open.remove(i);
+                self.head_bytes = self.head_bytes.saturating_sub(s.request.text().len());
                 sink.exchange(into_exchange(s, end, ts));
             } else {
                 i += 1;
