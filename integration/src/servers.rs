@@ -73,6 +73,24 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// Killing nginx's master alone would leave its worker running,
+    /// reparented to init and still listening: the server's children go
+    /// too, after the master (which would otherwise respawn them).
+    fn drop(&mut self) {
+        let kids = children(self.pid());
+        if let Ok(None) = self.process.child.try_wait() {
+            self.process.child.kill().ok();
+            self.process.child.wait().ok();
+        }
+        for kid in kids {
+            // SAFETY: plain kill(2) on a pid that was our server's child a
+            // moment ago; a worker outlives its master, so it is still its.
+            unsafe { libc::kill(kid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
 fn temp(prefix: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(prefix)
