@@ -270,8 +270,13 @@ impl Streams {
     /// Takes the stream at `pos` out, order not kept.
     fn take(&mut self, pos: usize) -> Stream {
         let s = self.open.swap_remove(pos);
-        self.head_bytes = self.head_bytes.saturating_sub(s.request.text().len());
+        self.untrack(&s);
         s
+    }
+
+    /// `s` has left `open`: its head no longer counts.
+    fn untrack(&mut self, s: &Stream) {
+        self.head_bytes = self.head_bytes.saturating_sub(s.request.text().len());
     }
 
     fn find(&mut self, id: u32) -> Option<&mut Stream> {
@@ -493,8 +498,9 @@ impl Streams {
         let mut i = 0;
         while i < self.open.len() {
             if pred(&self.open[i]) {
+                // In order (`remove`, not `take`): emitted by stream id.
                 let s = self.open.remove(i);
-                self.head_bytes = self.head_bytes.saturating_sub(s.request.text().len());
+                self.untrack(&s);
                 sink.exchange(into_exchange(s, end, ts));
             } else {
                 i += 1;
